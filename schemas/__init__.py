@@ -1,0 +1,1 @@
+"""pandera schemas for import_order / update-order rows. Imports nothing from ``pipeline``."""
