@@ -7,7 +7,8 @@
     │   └── DriftError                 the input changed since the batch started (resume refused)
     ├── ApiError                       Chargebee answered with an error (or did not answer)
     │   ├── TransientApiError          retry with backoff: 429, 5xx, timeouts, dropped connections
-    │   │   └── RateLimitedError       429; carries ``retry_after`` seconds when sent
+    │   │   ├── RateLimitedError       429; carries ``retry_after`` seconds when sent
+    │   │   └── ThrottleBudgetExceeded the run spent its whole 429 wait budget; stop, resume later
     │   ├── PermanentApiError          other 4xx: recorded against the row, never retried blindly
     │   └── AuthError                  401/403: the whole run stops at once
     └── Interrupted                    Ctrl-C: in-flight rows were drained (exit 130)
@@ -125,6 +126,10 @@ class RateLimitedError(TransientApiError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+
+class ThrottleBudgetExceeded(TransientApiError):
+    """The run has waited out 429s for longer than ``max_throttle_wait``; it stops (resumable)."""
 
 
 class PermanentApiError(ApiError):
