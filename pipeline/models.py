@@ -201,16 +201,32 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """Exit codes of DESIGN.md: 0 done, 1 invalid/failed rows, 3 in doubt, 130 interrupted."""
-        return exit_code_for(self.counts, interrupted=self.interrupted)
+        """Exit codes of DESIGN.md: 0 done, 1 invalid/failed rows, 3 in doubt, 130 interrupted.
+
+        A dry run or a canary stop leaves rows ``pending`` on purpose; that alone is not a failure.
+        """
+        return exit_code_for(
+            self.counts,
+            interrupted=self.interrupted,
+            pending_ok=self.dry_run or self.canary_stopped,
+        )
 
 
-def exit_code_for(counts: Mapping[str, int], *, interrupted: bool = False) -> int:
-    """Map a batch's state counts to the documented exit code."""
+def exit_code_for(
+    counts: Mapping[str, int], *, interrupted: bool = False, pending_ok: bool = False
+) -> int:
+    """Map a batch's state counts to the documented exit code.
+
+    130 interrupted; 3 rows in doubt (``in_flight``); 1 rows invalid, failed, in conflict, left
+    retryable, or still pending when they should have been sent; 0 every row done.
+    """
     if interrupted:
         return 130
     if counts.get("in_flight", 0):
         return 3
-    if any(counts.get(state, 0) for state in ("invalid", "failed", "retryable", "conflict")):
+    unfinished: tuple[str, ...] = ("invalid", "failed", "retryable", "conflict")
+    if not pending_ok:
+        unfinished += ("pending",)
+    if any(counts.get(state, 0) for state in unfinished):
         return 1
     return 0

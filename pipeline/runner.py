@@ -1,0 +1,219 @@
+"""One run of a batch: prepare the input, plan it into the ledger, send, report.
+
+``run_batch`` is the library's sync entry point (``anyio.run`` inside). Planning happens fully
+before the first request, so unusable input stops the run with nothing sent, and succeeded rows
+are skipped before they cost any rate-limit budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import httpx
+
+from pipeline.client import ChargebeeClient
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.ledger import Ledger
+from pipeline.load import input_sha256
+from pipeline.models import Operation, RunSummary, SourceRow
+from pipeline.prepare import prepare_rows
+from pipeline.progress import Progress, make_progress
+from pipeline.ratelimit import RateLimiter
+from pipeline.retry import RetryPolicy
+from pipeline.sender import Sender, SendStats
+
+Command = Literal["run", "retry", "update"]
+RowSource = Iterable[list[SourceRow]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What the user asked for on the command line."""
+
+    command: Command
+    batch: str
+    source: Path | None = None
+    """Input file; optional only for ``retry``."""
+    operation: Operation = "import"
+    dry_run: bool = False
+    """Validate and plan; send nothing."""
+    canary: int | None = None
+    """Send this many rows, then stop for review."""
+    write_reports: bool = True
+
+
+def run_batch(
+    settings: Settings,
+    request: RunRequest,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+    rows: RowSource | None = None,
+) -> RunSummary:
+    """Prepare, plan, send and report one batch; return what happened.
+
+    Args:
+        settings: resolved settings (config file < env < flags).
+        request: the command's intent.
+        transport: an httpx transport seam for tests (default: real network).
+        progress: where progress goes (default: from ``settings.quiet``/``log_json``).
+        rows: prepared rows instead of reading ``request.source`` (``update`` plans its own).
+
+    Raises:
+        InputError, ConfigError, LedgerError, DriftError: nothing was sent.
+        AuthError: the key was refused; the run stopped at once.
+    """
+    if request.canary is not None and request.canary < 1:
+        raise ConfigError("--canary must be at least 1")
+    if not request.dry_run:
+        settings.check_target()
+        settings.require_api_key()
+    progress = progress or make_progress(quiet=settings.quiet, log_json=settings.log_json)
+    started = time.monotonic()
+    with Ledger(settings.ledger_path) as ledger:
+        run_id = _open_and_plan(ledger, settings, request, rows)
+        stats = SendStats()
+        try:
+            if not request.dry_run:
+                stats = anyio.run(_send, ledger, settings, request, run_id, progress, transport)
+        finally:
+            progress.close()
+            counts = ledger.counts(request.batch)
+            duration = time.monotonic() - started
+            status = "interrupted" if stats.interrupted else "finished"
+            ledger.finish_run(
+                run_id,
+                status=status,
+                summary={"counts": counts, "sent": stats.sent, "throttled": stats.throttled},
+            )
+        if stats.auth_error is not None:
+            raise stats.auth_error
+        report_dir = _reports(ledger, settings, request)
+    return RunSummary(
+        batch=request.batch,
+        operation=request.operation,
+        run_id=run_id,
+        counts=counts,
+        sent=stats.sent,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        already_present=stats.already_present,
+        throttled=stats.throttled,
+        duration_s=duration,
+        achieved_per_minute=(stats.sent / duration * 60.0) if duration > 0 else 0.0,
+        interrupted=stats.interrupted,
+        dry_run=request.dry_run,
+        canary_stopped=stats.canary_stopped,
+        report_dir=str(report_dir) if report_dir else None,
+        notes=tuple(stats.notes) + ((stats.stop_reason,) if stats.stop_reason else ()),
+    )
+
+
+def _open_and_plan(
+    ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
+) -> int:
+    if request.source is None:
+        if request.command != "retry" and rows is None:
+            raise ConfigError(f"{request.command} needs an input file")
+        if ledger.get_batch(request.batch) is None:
+            raise ConfigError(f"no batch named {request.batch!r} in {settings.ledger_path}")
+        run_id = ledger.start_run(
+            request.batch, command=request.command, settings_summary=_settings_summary(settings)
+        )
+        if request.command == "retry":
+            ledger.requeue(request.batch)
+        return run_id
+    chunks = _first_chunk_eagerly(
+        rows if rows is not None else prepare_rows(request.source, settings)
+    )
+    ledger.open_batch(
+        request.batch,
+        operation=request.operation,
+        source_file=str(request.source),
+        input_sha256=input_sha256(request.source),
+        config_fingerprint=settings.fingerprint(),
+        allow_drift=settings.allow_drift or request.command == "retry",
+    )
+    run_id = ledger.start_run(
+        request.batch, command=request.command, settings_summary=_settings_summary(settings)
+    )
+    keys: set[str] = set()
+    for chunk in chunks:
+        ledger.plan(request.batch, chunk, operation=request.operation, run_id=run_id)
+        if request.command == "retry":
+            keys.update(row.row_key for row in chunk)
+    if request.command == "retry":
+        ledger.requeue(request.batch, row_keys=keys)
+    return run_id
+
+
+def _first_chunk_eagerly(chunks: RowSource) -> Iterator[list[SourceRow]]:
+    """Pull the first chunk now, so file-level InputErrors surface before the ledger is touched."""
+    iterator = iter(chunks)
+    first = next(iterator, None)
+
+    def rest() -> Iterator[list[SourceRow]]:
+        if first is not None:
+            yield first
+        yield from iterator
+
+    return rest()
+
+
+async def _send(
+    ledger: Ledger,
+    settings: Settings,
+    request: RunRequest,
+    run_id: int,
+    progress: Progress,
+    transport: httpx.AsyncBaseTransport | None,
+) -> SendStats:
+    limiter = RateLimiter(
+        settings.effective_rate,
+        burst=settings.burst,
+        concurrency=settings.concurrency,
+        max_throttle_wait=settings.max_throttle_wait,
+    )
+    async with ChargebeeClient(settings, transport=transport) as client:
+        sender = Sender(
+            ledger=ledger,
+            client=client,
+            limiter=limiter,
+            policy=RetryPolicy.from_settings(settings),
+            batch=request.batch,
+            run_id=run_id,
+            operation=request.operation,
+            concurrency=settings.concurrency,
+            progress=progress,
+            canary=request.canary,
+        )
+        return await sender.run()
+
+
+def _settings_summary(settings: Settings) -> dict[str, object]:
+    """What the ledger keeps about the settings of a run: never the API key."""
+    return {
+        "site_kind": settings.site_kind if settings.base_url_override or settings.site else None,
+        "rate_per_minute": settings.effective_rate,
+        "concurrency": settings.concurrency,
+        "events_disabled": settings.events_disabled,
+        "business_entity_id": settings.business_entity_id,
+        "mapping": str(settings.mapping_path) if settings.mapping_path else None,
+        "fingerprint": settings.fingerprint(),
+    }
+
+
+def _reports(ledger: Ledger, settings: Settings, request: RunRequest) -> Path | None:
+    if not request.write_reports:
+        return None
+    from pipeline.report import default_report_dir, write_reports
+
+    out = default_report_dir(settings, request.batch)
+    write_reports(ledger, request.batch, out, settings=settings)
+    return out
