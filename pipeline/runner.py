@@ -11,10 +11,9 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
-import httpx
 
 from pipeline.client import ChargebeeClient
 from pipeline.config import Settings
@@ -27,6 +26,9 @@ from pipeline.progress import Progress, make_progress
 from pipeline.ratelimit import RateLimiter
 from pipeline.retry import RetryPolicy
 from pipeline.sender import Sender, SendStats
+
+if TYPE_CHECKING:
+    import httpx
 
 Command = Literal["run", "retry", "update"]
 RowSource = Iterable[list[SourceRow]]
