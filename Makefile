@@ -38,7 +38,7 @@ test-fast: install  ## pytest without the drills
 	$(BIN)/pytest -q -m "not drill and not browser"
 
 demo: install  ## real import of sample_data/ against a local sandbox; writes reports to .demo/
-	$(BIN)/python -m sample_data.demo
+	$(BIN)/python sample_data/demo.py
 
 sandbox: install  ## start the local Chargebee sandbox on 127.0.0.1:8080
 	$(BIN)/order-import sandbox --port 8080
