@@ -1,0 +1,260 @@
+"""Client-side rate limiting: requests/minute budget, concurrency cap, one global pause on 429.
+
+Imports only ``pipeline.errors`` and anyio. Time comes from an injectable ``Clock`` so tests run
+on virtual time. The guarantee: no rolling 60-second window ever holds more sends than the
+configured per-minute limit (a sliding-window log enforces it; the token bucket only smooths).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import anyio
+
+from pipeline.errors import ThrottleBudgetExceeded
+
+__all__ = [
+    "DEFAULT_WINDOW_S",
+    "Clock",
+    "MonotonicClock",
+    "RateLimiter",
+]
+
+DEFAULT_WINDOW_S = 61.0
+"""Length of the sliding window we enforce: Chargebee counts 60 s; +1 s absorbs the delay
+between our send stamp and the server's arrival stamp (DESIGN: ``N/61`` keeps every 60 s window
+under N)."""
+SLOWDOWN_FACTOR = 0.8
+"""Multiplicative decrease of the rate on a 429 (once per pause, not once per 429)."""
+RATE_FLOOR = 0.1
+"""The rate never drops below this share of the configured rate."""
+RECOVERY_STEP = 0.01
+"""Additive increase per success, as a share of the configured rate."""
+BACKOFF_BASE_S = 2.0
+"""First pause after a 429 without ``Retry-After``; doubles per consecutive 429."""
+BACKOFF_MAX_S = 60.0
+"""Cap of that pause; Chargebee's block clears "in approximately a minute" (FACTS §1.1)."""
+BACKOFF_JITTER = 0.25
+"""± share of random jitter on that pause."""
+MIN_SLEEP_S = 0.001
+
+
+class Clock(Protocol):
+    """Time source and sleeper; the test seam (virtual time in tests)."""
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep this many seconds."""
+        ...
+
+
+class MonotonicClock:
+    """The real clock: anyio's event-loop time and ``anyio.sleep``."""
+
+    def now(self) -> float:
+        """Event-loop monotonic time in seconds."""
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await anyio.sleep(seconds)
+
+
+class RateLimiter:
+    """Per-minute budget + concurrency cap + global 429 pause with slow-down and recovery.
+
+    ``slot()`` admits a request when (1) a concurrency slot is free, (2) no 429 pause is in
+    force, (3) the token bucket (rate = current rate spread over the window, ``burst`` tokens)
+    has a token, and (4) fewer than ``floor(per_minute)`` sends happened in the last
+    ``window_s`` seconds. (4) is the hard cap; (3) keeps sends evenly spaced.
+
+    Args:
+        per_minute: the configured limit (requests per rolling minute).
+        burst: token-bucket capacity: sends that may go back to back after an idle spell.
+        concurrency: requests in flight at once.
+        clock: time source; default the event loop's monotonic clock.
+        max_throttle_wait: total seconds of 429 pauses allowed before ``ThrottleBudgetExceeded``.
+        window_s: enforced window length (default 61 s: 60 s plus 1 s of delivery slack).
+        rng: random source for backoff jitter (seed it in tests).
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst: int = 5,
+        concurrency: int = 16,
+        clock: Clock | None = None,
+        max_throttle_wait: float = 1800.0,
+        window_s: float = DEFAULT_WINDOW_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        if per_minute <= 0 or burst < 1 or concurrency < 1 or window_s < 60.0:
+            raise ValueError("per_minute > 0, burst >= 1, concurrency >= 1, window_s >= 60")
+        self._configured = float(per_minute)
+        self._rate = float(per_minute)
+        self._cap = max(1, math.floor(per_minute))
+        self._burst = burst
+        self._window = window_s
+        self._clock: Clock = clock or MonotonicClock()
+        self._rng = rng or random.Random()
+        self._max_wait = max_throttle_wait
+        self._slots = anyio.Semaphore(concurrency)
+        self._gate = anyio.Lock()
+        self._tokens = float(burst)
+        self._refilled_at: float | None = None
+        self._sends: deque[float] = deque()
+        self._pause_until = -math.inf
+        self._last_throttle = -math.inf
+        self._consecutive = 0
+        self._throttles = 0
+        self._paused_s = 0.0
+        self._in_flight = 0
+        self._exhausted: str | None = None
+
+    # -- read-only state -------------------------------------------------------------------
+
+    @property
+    def configured_rate(self) -> float:
+        """The configured requests per minute."""
+        return self._configured
+
+    @property
+    def current_rate(self) -> float:
+        """The rate in force now (lowered after 429s, recovering on successes)."""
+        return self._rate
+
+    @property
+    def throttle_count(self) -> int:
+        """How many 429s were reported through ``throttled``."""
+        return self._throttles
+
+    @property
+    def total_pause_s(self) -> float:
+        """Seconds of global pause imposed by 429s so far (overlapping pauses counted once)."""
+        return self._paused_s
+
+    @property
+    def in_flight(self) -> int:
+        """Requests currently inside ``slot()``."""
+        return self._in_flight
+
+    # -- admission ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for a concurrency slot and a send permit, then run the body (one HTTP attempt).
+
+        Raises:
+            ThrottleBudgetExceeded: the 429 wait budget was spent (by any worker).
+        """
+        async with self._slots:
+            async with self._gate:
+                await self._admit()
+            self._in_flight += 1
+            try:
+                yield
+            finally:
+                self._in_flight -= 1
+
+    async def _admit(self) -> None:
+        while True:
+            if self._exhausted is not None:
+                raise self._budget_error()
+            now = self._clock.now()
+            self._refill(now)
+            horizon = now - self._window
+            while self._sends and self._sends[0] <= horizon:
+                self._sends.popleft()
+            if self._pause_until > now:
+                wait = self._pause_until - now
+            elif self._tokens < 1.0:
+                wait = (1.0 - self._tokens) / self._per_second()
+            elif len(self._sends) >= self._cap:
+                wait = self._sends[0] - horizon
+            else:
+                self._tokens -= 1.0
+                self._sends.append(now)
+                return
+            await self._clock.sleep(max(wait, MIN_SLEEP_S))
+
+    def _per_second(self) -> float:
+        return self._rate / self._window
+
+    def _refill(self, now: float) -> None:
+        if self._refilled_at is None:
+            self._refilled_at = now
+        elif now > self._refilled_at:
+            gained = (now - self._refilled_at) * self._per_second()
+            self._tokens = min(float(self._burst), self._tokens + gained)
+            self._refilled_at = now
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def throttled(self, retry_after: float | None) -> None:
+        """A 429 arrived: pause every worker, slow down, count it, and check the budget.
+
+        The pause lasts ``retry_after`` seconds when the server sent it, else an exponential
+        backoff with jitter (2 s, 4 s ... 60 s). 429s that arrive while a pause is already in
+        force only extend it (one pause, not one per worker) and do not slow down again.
+
+        Raises:
+            ThrottleBudgetExceeded: total pause time is now above ``max_throttle_wait``.
+        """
+        now = self._clock.now()
+        self._refill(now)
+        self._throttles += 1
+        self._consecutive += 1
+        already_paused = self._pause_until > now
+        if retry_after is not None and retry_after >= 0:
+            wait = float(retry_after)
+        else:
+            backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** (self._consecutive - 1))
+            wait = backoff * (1.0 + self._rng.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
+        until = now + wait
+        if until > self._pause_until:
+            self._paused_s += until - max(now, self._pause_until)
+            self._pause_until = until
+        if not already_paused:
+            self._rate = max(self._configured * RATE_FLOOR, self._rate * SLOWDOWN_FACTOR)
+        # No burst straight after the pause: the bucket starts empty when it ends.
+        self._tokens = 0.0
+        self._refilled_at = max(now, self._pause_until)
+        self._last_throttle = now
+        if self._paused_s > self._max_wait:
+            self._exhausted = (
+                f"429 pauses total {self._paused_s:.0f} s, over the max_throttle_wait budget "
+                f"of {self._max_wait:.0f} s"
+            )
+            raise self._budget_error()
+
+    def _budget_error(self) -> ThrottleBudgetExceeded:
+        # A fresh instance per raise: several workers may raise it concurrently.
+        return ThrottleBudgetExceeded(
+            self._exhausted or "429 wait budget exceeded",
+            status_code=429,
+            api_error_code="api_request_limit_exceeded",
+        )
+
+    def succeeded(self) -> None:
+        """A request succeeded: raise the rate by 1% of the configured rate (additive increase).
+
+        Recovery starts only one window after the last 429, because the server's own 60 s count
+        still holds the requests that tripped it.
+        """
+        self._consecutive = 0
+        if self._rate >= self._configured:
+            return
+        now = self._clock.now()
+        if now - self._last_throttle < self._window:
+            return
+        self._refill(now)
+        self._rate = min(self._configured, self._rate + self._configured * RECOVERY_STEP)
