@@ -1,0 +1,205 @@
+"""Vectorised date parsing: text cells → Unix seconds, with explicit time zones and Excel serials.
+
+Imports nothing from the package but ``errors``. Parsing is done once per column with pandas'
+vectorised parsers (never value by value); the result is checked afterwards by the schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ConfigError
+
+Ambiguous = Literal[
+    "earlier",  # a repeated wall-clock time (DST ends) is the first occurrence
+    "later",  # ... the second occurrence
+    "error",  # ... is reported as an error for that cell
+]
+Nonexistent = Literal[
+    "shift_forward",  # a skipped wall-clock time (DST starts) moves to the end of the gap
+    "error",  # ... is reported as an error for that cell
+]
+
+SERIAL_LIMIT = 1_000_000
+"""Numeric cells below this are Excel serial days (year ≤ 4637); at or above, Unix seconds."""
+_NUMERIC = r"^[+-]?\d+(?:\.\d+)?$"
+_OFFSET = (
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+    r"\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
+)
+_NS_PER_DAY = 86_400 * 10**9
+_EXCEL_1900 = np.datetime64("1899-12-30T00:00:00", "ns")
+_EXCEL_1900_EARLY = np.datetime64("1899-12-31T00:00:00", "ns")
+_EXCEL_1904 = np.datetime64("1904-01-01T00:00:00", "ns")
+
+
+@dataclass(frozen=True, slots=True)
+class DatePolicy:
+    """How one date column's text becomes Unix seconds."""
+
+    formats: tuple[str, ...] = ()
+    """strptime formats tried in order (e.g. ``%d/%m/%Y %H:%M``); ISO 8601 is always tried last."""
+    timezone: str = "UTC"
+    """IANA zone of wall-clock values without an offset (values with an offset keep theirs)."""
+    ambiguous: Ambiguous = "earlier"
+    nonexistent: Nonexistent = "shift_forward"
+    excel_date_system: int = 1900
+    """1900 or 1904: the epoch of numeric Excel serial dates."""
+
+    def __post_init__(self) -> None:
+        zone(self.timezone)
+        if self.excel_date_system not in (1900, 1904):
+            raise ConfigError(
+                f"excel_date_system must be 1900 or 1904, not {self.excel_date_system}"
+            )
+
+
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name, or a ConfigError naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {name!r}", hint="use an IANA name such as Europe/Berlin or UTC"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDates:
+    """Result of parsing one column."""
+
+    seconds: pd.Series
+    """Nullable Int64 Unix seconds; NA where the cell was empty or failed."""
+    errors: pd.Series
+    """Object series: a reason string where a non-empty cell failed, else None."""
+
+
+def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
+    """Parse a column of date text to Unix seconds (vectorised; see DatePolicy for the rules).
+
+    Accepted, per cell: Unix seconds (number ≥ 1,000,000), an Excel serial day number
+    (< 1,000,000; 1900 or 1904 system), ISO 8601 with an offset (kept), or wall-clock text in
+    one of ``policy.formats`` / ISO 8601 without offset, read in ``policy.timezone``.
+    """
+    original_index = values.index
+    values = values.reset_index(drop=True)  # positions and labels coincide below
+    text = values.astype("str").str.strip()
+    present = values.notna() & (text != "")
+    result = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
+    done = np.zeros(len(values), dtype=bool)
+    reasons = np.full(len(values), None, dtype=object)
+
+    numeric = (present & text.str.match(_NUMERIC)).to_numpy(dtype=bool)
+    if numeric.any():
+        number = pd.to_numeric(text[numeric]).to_numpy(dtype=np.float64)
+        unix = np.abs(number) >= SERIAL_LIMIT
+        idx = np.flatnonzero(numeric)
+        result[idx[unix]] = np.floor(number[unix]).astype(np.int64)
+        done[idx[unix]] = True
+        serial_idx = idx[~unix]
+        if serial_idx.size:
+            serial_wall, bad = _excel_serial(number[~unix], policy.excel_date_system)
+            ok_idx = serial_idx[~bad]
+            reasons[serial_idx[bad]] = "Excel serial 60 is 29 Feb 1900, a day that never existed"
+            local = pd.Series(serial_wall[~bad], index=ok_idx)
+            _localize_into(local, policy, result, done, reasons, rounded=True)
+
+    offset = (present & ~pd.Series(numeric, index=values.index) & text.str.match(_OFFSET)).to_numpy(
+        dtype=bool
+    )
+    if offset.any():
+        cleaned = text[offset].str.replace(r"\s*UTC$", "Z", regex=True)
+        parsed = pd.to_datetime(cleaned, format="ISO8601", utc=True, errors="coerce")
+        ok = parsed.notna().to_numpy(dtype=bool)
+        idx = np.flatnonzero(offset)
+        result[idx[ok]] = _epoch_seconds(parsed[ok].dt.tz_localize(None).to_numpy())
+        done[idx[ok]] = True
+
+    rest = present.to_numpy(dtype=bool) & ~done & ~numeric & ~offset
+    if rest.any():
+        remaining = text[rest]
+        wall = pd.Series(pd.NaT, index=remaining.index, dtype="datetime64[ns]")
+        for fmt in (*policy.formats, "ISO8601"):
+            todo = wall.isna()
+            if not todo.any():
+                break
+            parsed = pd.to_datetime(remaining[todo], format=fmt, errors="coerce")
+            if getattr(parsed.dt, "tz", None) is not None:  # pragma: no cover - %z formats
+                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+            wall[todo] = parsed.astype("datetime64[ns]")
+        got = wall.notna()
+        _localize_into(wall[got], policy, result, done, reasons, rounded=False)
+    unparsed = present.to_numpy(dtype=bool) & ~done & pd.isna(reasons)
+    expected = ", ".join(policy.formats) if policy.formats else "ISO 8601 or Unix seconds"
+    reasons[unparsed] = f"is not a date in the expected format ({expected})"
+    seconds = pd.Series(
+        pd.array(np.where(done, result, 0), dtype="Int64"), index=values.index
+    ).where(done, pd.NA)
+    seconds.index = original_index
+    return ParsedDates(seconds.astype("Int64"), pd.Series(reasons, index=original_index))
+
+
+def _excel_serial(number: np.ndarray, system: int) -> tuple[np.ndarray, np.ndarray]:
+    """Serial day numbers → naive datetime64[ns]; marks the fictitious 1900-02-29 (serial 60)."""
+    offset_ns = np.round(number * _NS_PER_DAY).astype("timedelta64[ns]")
+    if system == 1904:
+        return _EXCEL_1904 + offset_ns, np.zeros(len(number), dtype=bool)
+    early = number < 60
+    bad = (number >= 60) & (number < 61)
+    base = np.where(early, _EXCEL_1900_EARLY, _EXCEL_1900)
+    return base + offset_ns, bad
+
+
+def _localize_into(
+    naive: pd.Series,
+    policy: DatePolicy,
+    result: np.ndarray,
+    done: np.ndarray,
+    reasons: np.ndarray,
+    *,
+    rounded: bool,
+) -> None:
+    """Read naive wall-clock times in the policy's zone and store their Unix seconds."""
+    if naive.empty:
+        return
+    naive = naive.astype("datetime64[ns]")
+    if rounded:
+        naive = naive.dt.round("s")
+    # A bool array marks each value as DST (True: the first, earlier occurrence) or not.
+    flags = np.full(len(naive), policy.ambiguous == "earlier", dtype=np.bool_)
+    local = naive.dt.tz_localize(
+        policy.timezone,
+        ambiguous="NaT" if policy.ambiguous == "error" else flags,
+        nonexistent="NaT" if policy.nonexistent == "error" else "shift_forward",
+    )
+    ok = local.notna().to_numpy(dtype=bool)
+    pos = naive.index.to_numpy()
+    idx = np.asarray(pos, dtype=np.int64)
+    utc = local[ok].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    result[idx[ok]] = _epoch_seconds(utc)
+    done[idx[ok]] = True
+    if (~ok).any():
+        for position in idx[~ok]:
+            wall = naive.loc[position]
+            reasons[position] = _gap_or_fold(wall, policy.timezone)
+
+
+def _gap_or_fold(wall: pd.Timestamp, timezone: str) -> str:
+    """Explain why a wall-clock time has no single instant in a zone."""
+    try:
+        wall.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
+    except Exception as exc:  # pandas raises pytz-named exception types
+        if "Nonexistent" in type(exc).__name__ or "nonexistent" in str(exc).lower():
+            return f"{wall} does not exist in {timezone} (clocks jump forward)"
+    return f"{wall} happens twice in {timezone} (clocks go back); it is ambiguous"
+
+
+def _epoch_seconds(naive_utc: np.ndarray) -> np.ndarray:
+    """datetime64 (UTC, naive) → int64 Unix seconds, rounded down."""
+    nanos = naive_utc.astype("datetime64[ns]").astype(np.int64)
+    return np.floor_divide(nanos, 10**9)
