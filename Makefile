@@ -21,13 +21,13 @@ install: $(STAMP)  ## create .venv/ with the order-import command and dev tools
 dev: install  ## alias of install
 
 lint: install  ## ruff (lint + format check) and mypy strict
-	$(BIN)/ruff check pipeline schemas sandbox tests bench
-	$(BIN)/ruff format --check pipeline schemas sandbox tests bench
+	$(BIN)/ruff check pipeline schemas sandbox tests bench sample_data
+	$(BIN)/ruff format --check pipeline schemas sandbox tests bench sample_data
 	$(BIN)/mypy
 
 fmt: install  ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix pipeline schemas sandbox tests bench
-	$(BIN)/ruff format pipeline schemas sandbox tests bench
+	$(BIN)/ruff check --fix pipeline schemas sandbox tests bench sample_data
+	$(BIN)/ruff format pipeline schemas sandbox tests bench sample_data
 
 types: lint  ## alias: mypy runs as part of lint
 
