@@ -1,0 +1,138 @@
+"""Planning one chunk of source rows against the ledger: the resume rules, in one place.
+
+Part of the ledger (the only code that writes SQL); called by ``Ledger.plan`` inside a write
+transaction. Succeeded and in-flight rows are never touched, so a resume spends no rate budget
+on rows that are already in Chargebee.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+from pipeline.keys import canonical_json
+from pipeline.models import Operation, SourceRow
+
+_INSERT = (
+    "INSERT INTO rows (batch, row_key, operation, source_file, sheet, source_line, raw, params, "
+    "content_hash, order_id, state, issues, updated_at, last_run_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_REFRESH = (
+    "UPDATE rows SET operation = ?, source_file = ?, sheet = ?, source_line = ?, raw = ?, "
+    "params = ?, content_hash = ?, order_id = ?, state = ?, issues = ?, updated_at = ?, "
+    "last_run_id = ? WHERE batch = ? AND row_key = ?"
+)
+_REQUEUE_FROM = frozenset({"failed", "retryable", "conflict"})
+
+
+def _digest(row: SourceRow) -> tuple[str, str]:
+    """(params JSON, content hash) of a source row."""
+    params = canonical_json(row.params)
+    return params, hashlib.sha256(params.encode("utf-8")).hexdigest()  # == keys.content_hash
+
+
+def _raw_and_issues(row: SourceRow) -> tuple[str, str]:
+    """(raw JSON, issues JSON) of a source row."""
+    raw = json.dumps(dict(row.raw), ensure_ascii=False, separators=(",", ":"), default=str)
+    if not row.issues:
+        return raw, "[]"
+    return raw, json.dumps([asdict(i) for i in row.issues], ensure_ascii=False, default=str)
+
+
+def plan_chunk(
+    conn: sqlite3.Connection,
+    batch: str,
+    chunk: list[SourceRow],
+    operation: Operation,
+    run_id: int,
+) -> Counter[str]:
+    """Apply the planning rules to ``chunk``; returns PlanStats field counts."""
+    stats: Counter[str] = Counter(total=len(chunk))
+    by_key = {row.row_key: row for row in chunk}  # a key repeated in one chunk: last wins
+    keys = list(by_key)
+    existing: dict[str, tuple[str, str]] = {
+        key: (state, digest)
+        for key, state, digest in conn.execute(
+            f"SELECT row_key, state, content_hash FROM rows WHERE batch = ? "
+            f"AND row_key IN ({','.join('?' * len(keys))})",
+            (batch, *keys),
+        )
+    }
+    now = time.time()
+    inserts: list[tuple[Any, ...]] = []
+    refreshes: list[tuple[Any, ...]] = []
+    for key, row in by_key.items():
+        old = existing.get(key)
+        if old is not None and old[0] == "succeeded":
+            stats["unchanged_succeeded"] += 1
+            continue
+        if old is not None and old[0] == "in_flight":
+            stats["in_doubt"] += 1
+            continue
+        params, digest = _digest(row)
+        new_state = "pending" if row.is_valid else "invalid"
+        if old is None:
+            raw, issues = _raw_and_issues(row)
+            stats["new" if new_state == "pending" else "invalid"] += 1
+            inserts.append(
+                (
+                    batch,
+                    key,
+                    operation,
+                    row.source_file,
+                    row.sheet,
+                    row.source_line,
+                    raw,
+                    params,
+                    digest,
+                    row.order_id,
+                    new_state,
+                    issues,
+                    now,
+                    run_id,
+                )
+            )
+            continue
+        state, old_digest = old
+        if state in _REQUEUE_FROM and old_digest == digest:
+            stats["still_retryable" if state == "retryable" else "still_failed"] += 1
+            continue
+        if state == "pending" and new_state == "pending" and old_digest == digest:
+            stats["still_pending"] += 1  # same payload: nothing to refresh
+            continue
+        raw, issues = _raw_and_issues(row)
+        if new_state == "invalid":
+            stats["invalid"] += 1
+        elif state == "pending":
+            stats["still_pending"] += 1
+        else:
+            stats["requeued_changed"] += 1
+        refreshes.append(
+            (
+                operation,
+                row.source_file,
+                row.sheet,
+                row.source_line,
+                raw,
+                params,
+                digest,
+                row.order_id,
+                new_state,
+                issues,
+                now,
+                run_id,
+                batch,
+                key,
+            )
+        )
+    if inserts:
+        conn.executemany(_INSERT, inserts)
+    if refreshes:
+        conn.executemany(_REFRESH, refreshes)
+    return stats

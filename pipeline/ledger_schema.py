@@ -1,0 +1,186 @@
+"""The ledger's SQLite schema: DDL, numbered migrations, and opening a file safely.
+
+Part of the ledger (the only code that writes SQL). ``open_connection`` returns a connection in
+WAL mode with ``synchronous=FULL``, at the current schema version, or raises ``LedgerError``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.errors import LedgerError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
+BUSY_TIMEOUT_MS = 5_000
+
+_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE batches (
+    name               TEXT PRIMARY KEY,
+    operation          TEXT NOT NULL,
+    source_file        TEXT NOT NULL,
+    input_sha256       TEXT NOT NULL,
+    config_fingerprint TEXT NOT NULL,
+    created_at         REAL NOT NULL,
+    updated_at         REAL NOT NULL,
+    tool_version       TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch       TEXT NOT NULL REFERENCES batches(name),
+    command     TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    finished_at REAL,
+    status      TEXT NOT NULL DEFAULT 'running',
+    counts      TEXT NOT NULL DEFAULT '{}',
+    settings    TEXT NOT NULL DEFAULT '{}',
+    summary     TEXT NOT NULL DEFAULT '{}',
+    rate        REAL,
+    throttled   INTEGER NOT NULL DEFAULT 0,
+    tool_version TEXT NOT NULL
+);
+CREATE INDEX runs_batch ON runs (batch, id);
+CREATE TABLE rows (
+    batch           TEXT NOT NULL,
+    row_key         TEXT NOT NULL,
+    operation       TEXT NOT NULL,
+    source_file     TEXT NOT NULL,
+    sheet           TEXT,
+    source_line     INTEGER NOT NULL,
+    raw             TEXT NOT NULL,
+    params          TEXT NOT NULL,
+    content_hash    TEXT NOT NULL,
+    order_id        TEXT,
+    state           TEXT NOT NULL CHECK (state IN
+                    ('invalid','pending','in_flight','succeeded','failed','retryable','conflict')),
+    resolution      TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    http_status     INTEGER,
+    api_error_code  TEXT,
+    error_code      TEXT,
+    param           TEXT,
+    message         TEXT,
+    latency_ms      REAL,
+    issues          TEXT NOT NULL DEFAULT '[]',
+    idempotency_key TEXT,
+    updated_at      REAL NOT NULL,
+    last_run_id     INTEGER,
+    PRIMARY KEY (batch, row_key)
+);
+CREATE INDEX rows_batch_state ON rows (batch, state);
+CREATE TABLE attempts (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch          TEXT NOT NULL,
+    row_key        TEXT NOT NULL,
+    run_id         INTEGER NOT NULL,
+    started_at     REAL NOT NULL,
+    latency_ms     REAL,
+    http_status    INTEGER,
+    api_error_code TEXT,
+    kind           TEXT NOT NULL,
+    outcome        TEXT NOT NULL
+);
+CREATE INDEX attempts_batch ON attempts (batch, id);
+"""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statement by statement (``executescript`` would commit the open transaction)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _V1)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
+"""Schema migrations by the version they produce; applied in order, each in one transaction."""
+
+
+def open_connection(
+    path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000, max_pages: int | None = None
+) -> sqlite3.Connection:
+    """Open (creating if needed) a ledger at ``path`` and bring its schema up to date.
+
+    Args:
+        path: the ledger file, or ``":memory:"``.
+        busy_timeout: seconds to wait for another process's write lock before giving up.
+        max_pages: cap on the file's size in pages (a seam: tests simulate a full disk).
+
+    Raises:
+        LedgerError: not a database, not an order-import ledger, a newer schema than this
+            version reads, unreadable, locked, or the disk refused the write.
+    """
+    where = str(path)
+    try:
+        conn = sqlite3.connect(
+            where, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise LedgerError(f"{where}: cannot open the ledger ({exc})") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if where != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise LedgerError(f"{where}: the ledger could not switch to WAL mode ({mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        _upgrade(conn, where)
+        if max_pages is not None:
+            conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+    except LedgerError:
+        conn.close()
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise LedgerError(f"{where}: cannot use the ledger ({exc})") from None
+    return conn
+
+
+def _upgrade(conn: sqlite3.Connection, where: str) -> None:
+    version = _current_version(conn, where)
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{where}: ledger schema version {version} is newer than this order-import reads "
+            f"(up to {SCHEMA_VERSION})",
+            hint="upgrade order-import, or use a different --ledger file",
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[target](conn)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(target),),
+            )
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _current_version(conn: sqlite3.Connection, where: str) -> int:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise LedgerError(
+            f"{where}: this SQLite file is not an order-import ledger (no meta table)",
+            hint="point --ledger at a new file or at an existing order-import ledger",
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row[0]) if row else 0
+    except ValueError:
+        raise LedgerError(f"{where}: unreadable ledger schema version {row[0]!r}") from None
