@@ -1,0 +1,438 @@
+"""ChargebeeClient: headers, auth, form bodies, error translation, key never in errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from pipeline.client import (
+    USER_AGENT,
+    ApiResponse,
+    ChargebeeClient,
+    error_from_response,
+    parse_retry_after,
+)
+from pipeline.config import Settings, load_settings
+from pipeline.encode import to_form
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    PermanentApiError,
+    RateLimitedError,
+    TransientApiError,
+)
+
+KEY = "test_SeCrEtKeY123"
+BASE = "http://127.0.0.1:9/api/v2"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+pytestmark = pytest.mark.anyio
+
+
+def make_settings(**flags: Any) -> Settings:
+    """Settings for the loopback base URL with the test key."""
+    return load_settings(
+        flags, environ={"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": flags.pop("base", BASE)}
+    )
+
+
+def client_for(handler: Handler, **flags: Any) -> ChargebeeClient:
+    """A client whose requests go to ``handler`` instead of the network."""
+    return ChargebeeClient(make_settings(**flags), transport=httpx.MockTransport(handler))
+
+
+def order_ok(request: httpx.Request) -> httpx.Response:
+    """Answer like import_order does."""
+    return httpx.Response(200, json={"order": {"id": "o1", "status": "queued"}})
+
+
+def cb_error(status: int, code: str, *, param: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A Chargebee-shaped error body (FACTS §2.1), legacy fields included."""
+    body = {
+        "message": f"{param or code} : problem",
+        "type": "invalid_request",
+        "api_error_code": code,
+        "error_code": extra.pop("error_code", code),
+        "error_msg": "problem",
+        "http_status_code": status,
+    }
+    if param:
+        body["param"] = param
+        body["error_param"] = param
+    body.update(extra)
+    return body
+
+
+async def test_import_sends_exact_headers_auth_and_sdk_form_body() -> None:
+    """import_order POSTs the SDK's form body with basic auth, event and idempotency headers."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, json={"order": {"id": "o1"}}, headers={"chargebee-idempotency-replayed": "true"}
+        )
+
+    params = {
+        "id": "o1",
+        "shipping_address": {"city": "Oslo"},
+        "order_line_items": [{"id": "li1", "status": "shipped"}],
+        "is_resent": False,
+    }
+    async with client_for(handler, business_entity_id="be-1") as client:
+        response = await client.import_order(params, idempotency_key="k-1")
+    assert isinstance(response, ApiResponse)
+    assert (response.status, response.body, response.replayed) == (
+        200,
+        {"order": {"id": "o1"}},
+        True,
+    )
+    assert response.latency_ms >= 0
+    assert response.started_at > 1.6e9
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == f"{BASE}/orders/import_order"
+    token = base64.b64encode(f"{KEY}:".encode()).decode()
+    expected = {
+        "accept": "application/json",
+        "user-agent": USER_AGENT,
+        "authorization": f"Basic {token}",
+        "chargebee-event-email": "all-disabled",
+        "chargebee-event-webhook": "all-disabled",
+        "chargebee-business-entity-id": "be-1",
+        "chargebee-idempotency-key": "k-1",
+        "content-type": "application/x-www-form-urlencoded",
+    }
+    for name, value in expected.items():
+        assert request.headers[name] == value, name
+    assert parse_qsl(request.content.decode()) == to_form(params)
+    assert USER_AGENT.startswith("order-import/")
+
+
+async def test_events_header_off_and_no_entity_header_by_default() -> None:
+    """With events enabled and no entity, those headers are absent."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return order_ok(request)
+
+    async with client_for(handler, events_disabled=False) as client:
+        await client.import_order({"id": "o1"}, idempotency_key="k")
+    names = {k.lower() for k in seen[0].headers}
+    assert "chargebee-event-email" not in names
+    assert "chargebee-event-webhook" not in names
+    assert "chargebee-business-entity-id" not in names
+
+
+async def test_each_request_gets_its_own_idempotency_key() -> None:
+    """A new headers dict per call: the second call never carries the first call's key."""
+    keys: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("chargebee-idempotency-key"))
+        return order_ok(request)
+
+    async with client_for(handler) as client:
+        await client.import_order({"id": "a"}, idempotency_key="key-a")
+        await client.import_order({"id": "b"}, idempotency_key="key-b")
+        await client.retrieve_order("a")
+    assert keys == ["key-a", "key-b", None]
+
+
+async def test_update_order_path_is_escaped() -> None:
+    """update_order posts to /orders/{id} with the id path-escaped."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return order_ok(request)
+
+    async with client_for(handler) as client:
+        await client.update_order("a/b c", {"status": "shipped"}, idempotency_key="k")
+    assert seen[0].url.raw_path == b"/api/v2/orders/a%2Fb%20c"
+    assert seen[0].content == b"status=shipped"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "kind", "code", "param"),
+    [
+        (
+            400,
+            cb_error(400, "duplicate_entry", param="id"),
+            {},
+            PermanentApiError,
+            "duplicate_entry",
+            "id",
+        ),
+        (
+            404,
+            cb_error(404, "resource_not_found", param="invoice_id"),
+            {},
+            PermanentApiError,
+            "resource_not_found",
+            "invoice_id",
+        ),
+        (
+            422,
+            cb_error(422, "unable_to_process_request"),
+            {},
+            PermanentApiError,
+            "unable_to_process_request",
+            None,
+        ),
+        (
+            401,
+            cb_error(401, "api_authentication_failed"),
+            {},
+            AuthError,
+            "api_authentication_failed",
+            None,
+        ),
+        (
+            403,
+            cb_error(403, "api_authorization_failed"),
+            {},
+            AuthError,
+            "api_authorization_failed",
+            None,
+        ),
+        (
+            429,
+            cb_error(429, "api_request_limit_exceeded"),
+            {"Retry-After": "7"},
+            RateLimitedError,
+            "api_request_limit_exceeded",
+            None,
+        ),
+        (500, cb_error(500, "internal_error"), {}, TransientApiError, "internal_error", None),
+        (503, cb_error(503, "site_not_ready"), {}, TransientApiError, "site_not_ready", None),
+        (502, "<html>502 Bad Gateway</html>", {}, TransientApiError, "internal_error", None),
+        (
+            503,
+            "<html>503 Service Unavailable</html>",
+            {},
+            TransientApiError,
+            "internal_temporary_error",
+            None,
+        ),
+        (504, "upstream 504 gateway timeout", {}, TransientApiError, "gateway_timeout", None),
+        (404, "<html>not here</html>", {}, PermanentApiError, "internal_error", None),
+    ],
+)
+async def test_error_answers_map_to_the_tree(
+    status: int, body: Any, headers: dict[str, str], kind: type, code: str, param: str | None
+) -> None:
+    """Each status/body shape becomes the right exception class with code and param."""
+    content = json.dumps(body).encode() if isinstance(body, dict) else body.encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=content, headers=headers)
+
+    async with client_for(handler) as client:
+        with pytest.raises(kind) as info:
+            await client.import_order({"id": "o1"}, idempotency_key="k")
+    err = info.value
+    assert type(err) is kind
+    assert isinstance(err, ApiError)
+    assert (err.status_code, err.api_error_code, err.param) == (status, code, param)
+    if isinstance(body, dict):
+        assert err.error_code == body["error_code"]
+        assert err.error_type == "invalid_request"
+        assert err.message == body["message"]
+    if isinstance(err, RateLimitedError):
+        assert err.retry_after == 7.0
+
+
+def test_error_from_response_legacy_only_body_and_missing_retry_after() -> None:
+    """A body with only legacy fields still yields code/param; 429 without header → None."""
+    err = error_from_response(
+        400,
+        {"error_code": "param_required", "error_msg": "x : cannot be blank", "error_param": "x"},
+        {},
+    )
+    assert (err.api_error_code, err.param, err.message) == (
+        "param_required",
+        "x",
+        "x : cannot be blank",
+    )
+    limited = error_from_response(429, b"", {})
+    assert isinstance(limited, RateLimitedError)
+    assert limited.retry_after is None
+    assert error_from_response(429, b"", {"retry-after": "2"}).retry_after == 2.0  # type: ignore[attr-defined]
+
+
+def test_parse_retry_after_forms() -> None:
+    """Seconds, decimals and HTTP dates parse; junk and negatives don't break it."""
+    assert parse_retry_after("12") == 12.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0
+    future = parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT")
+    assert future is not None
+    assert future > 1e9
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (httpx.ConnectError("refused"), "connection_error"),
+        (httpx.RemoteProtocolError("peer closed"), "connection_error"),
+        (httpx.ReadError("reset"), "connection_error"),
+        (httpx.ReadTimeout("slow"), "timeout"),
+        (httpx.ConnectTimeout("slow"), "timeout"),
+    ],
+)
+async def test_transport_failures_are_transient(exc: Exception, code: str) -> None:
+    """Dropped connections and timeouts become TransientApiError(status None), chained."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    async with client_for(handler) as client:
+        with pytest.raises(TransientApiError) as info:
+            await client.import_order({"id": "o1"}, idempotency_key="k")
+    assert type(info.value) is TransientApiError
+    assert (info.value.status_code, info.value.api_error_code) == (None, code)
+    assert info.value.__cause__ is exc
+
+
+async def test_api_key_never_appears_in_errors() -> None:
+    """A key echoed in an error body, a URL or a transport error is scrubbed from str(err)."""
+    token = base64.b64encode(f"{KEY}:".encode()).decode()
+    bodies = [
+        json.dumps(cb_error(400, "invalid_request", message=f"bad key {KEY} / {token}")),
+        f"<html>https://{KEY}@host/ 503</html>",
+    ]
+    for status, body in zip((400, 503), bodies, strict=True):
+
+        def handler(
+            request: httpx.Request, body: str = body, status: int = status
+        ) -> httpx.Response:
+            return httpx.Response(status, content=body.encode())
+
+        async with client_for(handler) as client:
+            with pytest.raises((PermanentApiError, TransientApiError)) as info:
+                await client.import_order({"id": "o1"}, idempotency_key="k")
+        assert KEY not in str(info.value)
+        assert token not in str(info.value)
+        assert KEY not in repr(info.value.args)
+        assert "***" in str(info.value)
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach https://{KEY}:@127.0.0.1/")
+
+    async with client_for(failing) as client:
+        with pytest.raises(TransientApiError) as info:
+            await client.import_order({"id": "o1"}, idempotency_key="k")
+    assert KEY not in str(info.value)
+
+
+async def test_retrieve_returns_none_only_for_resource_not_found() -> None:
+    """404 resource_not_found → None; 404 site_not_found raises; 200 → the order dict."""
+    answers = {
+        "/api/v2/orders/missing": httpx.Response(404, json=cb_error(404, "resource_not_found")),
+        "/api/v2/orders/nosite": httpx.Response(404, json=cb_error(404, "site_not_found")),
+        "/api/v2/orders/o1": httpx.Response(200, json={"order": {"id": "o1"}}),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "GET"
+        return answers[request.url.path]
+
+    async with client_for(handler) as client:
+        assert await client.retrieve_order("missing") is None
+        assert await client.retrieve_order("o1") == {"id": "o1"}
+        with pytest.raises(PermanentApiError):
+            await client.retrieve_order("nosite")
+
+
+async def test_list_orders_follows_next_offset_until_absent() -> None:
+    """list_orders pages with limit/offset and filters, stopping when next_offset is absent."""
+    queries: list[list[tuple[str, str]]] = []
+    pages = {
+        None: {"list": [{"order": {"id": "a"}}, {"order": {"id": "b"}}], "next_offset": "p2"},
+        "p2": {"list": [{"order": {"id": "c"}}]},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = list(request.url.params.multi_items())
+        queries.append(query)
+        return httpx.Response(200, json=pages[request.url.params.get("offset")])
+
+    async with client_for(handler) as client:
+        ids = [o["id"] async for o in client.list_orders({"status": {"is": "queued"}}, limit=2)]
+    assert ids == ["a", "b", "c"]
+    assert queries[0] == [("status[is]", "queued"), ("limit", "2")]
+    assert queries[1] == [("status[is]", "queued"), ("limit", "2"), ("offset", "p2")]
+
+
+async def test_exports_and_public_download_without_auth() -> None:
+    """export_orders posts filters; retrieve_export reads it; download sends NO Authorization."""
+    seen: list[httpx.Request] = []
+    export = {
+        "id": "e1",
+        "status": "completed",
+        "download": {"download_url": "http://127.0.0.1:9/dl/e1.zip"},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/dl/e1.zip":
+            return httpx.Response(200, content=b"PK\x03\x04zip")
+        return httpx.Response(200, json={"export": export})
+
+    async with client_for(handler) as client:
+        started = await client.export_orders(
+            {"order": {"status": {"in": ["queued"]}}}, idempotency_key="x1"
+        )
+        again = await client.retrieve_export("e1")
+        data = await client.download(again["download"]["download_url"])
+        with pytest.raises(PermanentApiError):
+            await client.download("http://example.com/e1.zip")
+    assert started == again == export
+    assert data == b"PK\x03\x04zip"
+    assert parse_qsl(seen[0].content.decode()) == [("order[status][in]", '["queued"]')]
+    assert seen[0].headers["chargebee-idempotency-key"] == "x1"
+    assert seen[1].method == "GET"
+    assert seen[1].url.path == "/api/v2/exports/e1"
+    assert "authorization" not in {k.lower() for k in seen[2].headers}
+    assert len(seen) == 3
+
+
+def test_refuses_unsafe_targets_and_missing_key() -> None:
+    """No key, plain http to a remote host, or a live site without --live: ConfigError."""
+    with pytest.raises(ConfigError):
+        ChargebeeClient(load_settings({}, environ={"CHARGEBEE_BASE_URL": BASE}))
+    with pytest.raises(ConfigError):
+        ChargebeeClient(make_settings(base="http://example.com/api/v2"))
+    with pytest.raises(ConfigError):
+        ChargebeeClient(make_settings(base="https://acme.chargebee.com/api/v2"))
+
+
+async def test_rejects_overlong_idempotency_keys() -> None:
+    """Keys over Chargebee's 100-character limit are refused before sending."""
+    async with client_for(order_ok) as client:
+        with pytest.raises(ValueError):
+            await client.import_order({"id": "o1"}, idempotency_key="k" * 101)
+
+
+async def test_non_json_success_body_is_transient() -> None:
+    """A 200 with an HTML body (a proxy page) is not taken as success."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<html>ok</html>")
+
+    async with client_for(handler) as client:
+        with pytest.raises(TransientApiError) as info:
+            await client.import_order({"id": "o1"}, idempotency_key="k")
+    assert info.value.api_error_code == "invalid_response"
