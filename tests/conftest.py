@@ -1,11 +1,55 @@
-"""Shared fixtures. The live sandbox fixture lives in ``tests/sandbox_server.py``."""
+"""Shared fixtures: the anyio backend and live sandboxes (real uvicorn on 127.0.0.1, ephemeral port).
+
+Sandbox fixtures (see docs/sandbox.md for every knob):
+
+* ``sandbox`` — a started ``sandbox.server.SandboxServer`` with the default config but limits OFF
+  (``rate_limit_per_minute=None, concurrency_limit=None``) so tests run fast. Use ``sandbox.base_url``
+  (``http://127.0.0.1:PORT/api/v2``) as the Chargebee base URL and ``sandbox.api_key``
+  (``test_sandbox_key``) as the key; ``sandbox.state()`` returns ``GET /__sandbox/state``.
+* ``make_sandbox(**config_kwargs) -> SandboxServer`` — a factory for sandboxes with other knobs
+  (``SandboxConfig`` fields, e.g. ``make_sandbox(rate_limit_per_minute=5, window_s=2)``); each is
+  started on its own ephemeral port. Limits are OFF unless passed explicitly. All are stopped at
+  teardown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
+
+from sandbox.config import SandboxConfig
+from sandbox.server import SandboxServer
+
+FAST_LIMITS: dict[str, Any] = {"rate_limit_per_minute": None, "concurrency_limit": None}
+"""Limits off: what the ``sandbox`` fixture and ``make_sandbox`` use unless told otherwise."""
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Run anyio tests on asyncio only (the tool's runtime)."""
     return "asyncio"
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Factory ``make_sandbox(**SandboxConfig kwargs) -> started SandboxServer`` (limits off by
+    default); every sandbox it made is stopped at teardown."""
+    servers: list[SandboxServer] = []
+
+    def factory(**config_kwargs: Any) -> SandboxServer:
+        config = SandboxConfig(**{**FAST_LIMITS, **config_kwargs})
+        server = SandboxServer(config).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sandbox(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    """A started sandbox with default knobs and limits off; stopped at teardown."""
+    return make_sandbox()

@@ -1,0 +1,372 @@
+"""The sandbox ASGI app: routing, auth, event headers, limits, idempotency, faults, control.
+
+Raw ASGI (no framework) for speed. ``create_app(config)`` is the only entry point; ``app.store``
+is the in-memory store for in-process inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sandbox import errors, handlers
+from sandbox.config import SandboxConfig, runtime_changes
+from sandbox.errors import SandboxError
+from sandbox.exports import Exports
+from sandbox.forms import fingerprint, parse_form
+from sandbox.limits import Concurrency, OrderLocks, RateWindow
+from sandbox.store import Store
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[[handlers.Sandbox, handlers.ApiRequest], dict[str, Any]]
+
+API_PREFIX = "/api/v2"
+CONTROL_PREFIX = "/__sandbox"
+EVENT_HEADERS = {
+    "chargebee-event-actions": ("email", "webhook"),
+    "chargebee-event-email": ("email",),
+    "chargebee-event-webhook": ("webhook",),
+}
+"""Event headers (only ``all-disabled`` allowed) → the channels each suppresses."""
+_JSON = [(b"content-type", b"application/json;charset=utf-8")]
+
+
+class ConnectionDropped(Exception):
+    """Raised mid-response to make the server abort the connection (``drop_after_commit``)."""
+
+
+def _route(method: str, path: str) -> tuple[Handler, str | None, bool]:
+    """(handler, path id, is_write) for an API path below ``/api/v2``; 404/405 otherwise."""
+    parts = path.split("/")[1:]
+    table: dict[str, Handler] = {}
+    path_id: str | None = None
+    if parts == ["orders", "import_order"]:
+        table = {"POST": handlers.import_order}
+    elif parts == ["orders"]:
+        table = {"POST": handlers.create_order, "GET": handlers.list_orders}
+    elif len(parts) == 2 and parts[0] == "orders" and parts[1]:
+        table, path_id = {"POST": handlers.update_order, "GET": handlers.retrieve_order}, parts[1]
+    elif len(parts) == 3 and parts[0] == "orders" and parts[2] == "delete" and parts[1]:
+        table, path_id = {"POST": handlers.delete_order}, parts[1]
+    elif parts == ["exports", "orders"]:
+        table = {"POST": handlers.export_orders}
+    elif len(parts) == 2 and parts[0] == "exports" and parts[1]:
+        table, path_id = {"GET": handlers.retrieve_export}, parts[1]
+    if not table:
+        raise SandboxError(
+            404, "resource_not_found", f"Sorry, {API_PREFIX}{path} is not an API path"
+        )
+    handler = table.get(method)
+    if handler is None:
+        raise SandboxError(405, "http_method_not_supported", f"{method} is not supported here")
+    return handler, path_id, method == "POST"
+
+
+async def _send(
+    send: Send, status: int, body: bytes, headers: dict[str, str] | None = None
+) -> None:
+    raw = [*_JSON, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw.extend((k.encode(), v.encode()) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class SandboxApp:
+    """The ASGI callable. Attributes ``config``, ``store``, ``exports`` are live state.
+
+    Args:
+        config: Knobs; runtime ones can change later through ``reconfigure``.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.store = Store(config)
+        self.exports = Exports()
+        self.window = RateWindow(config.rate_limit_per_minute, config.window_s)
+        self.concurrency = Concurrency(config.concurrency_limit)
+        self.locks = OrderLocks()
+        self.rng = random.Random(config.fault_seed)
+        self.reconfigure()
+
+    def reconfigure(self, **knobs: Any) -> SandboxConfig:
+        """Change runtime knobs (fault_rate, latency_ms, limits, windows...); returns the config."""
+        config = self.config.replace(**runtime_changes(knobs))
+        if config.fault_seed != self.config.fault_seed:
+            self.rng = random.Random(config.fault_seed)
+        self.config = self.store.config = config
+        self.window.limit, self.window.window_s = config.rate_limit_per_minute, config.window_s
+        self.window.count_rejected = config.count_rejected_requests
+        self.concurrency.limit = config.concurrency_limit
+        return config
+
+    def reset(self) -> None:
+        """Forget orders, keys, exports, counters, logs and the limit window."""
+        self.store.reset()
+        self.exports.clear()
+        self.window.clear()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path.startswith(API_PREFIX + "/"):
+            await self._api(scope, receive, send)
+        elif path.startswith(CONTROL_PREFIX + "/"):
+            await self._control(scope, receive, send)
+        else:
+            err = SandboxError(404, "resource_not_found", f"Sorry, {path} is not an API path")
+            await _send(send, 404, _dumps(err.body()))
+
+    # -- API ----------------------------------------------------------------------------
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        arrival = time.time()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await _read_body(receive)
+        method: str = scope["method"]
+        key = headers.get("chargebee-idempotency-key") if method == "POST" else None
+        entry: dict[str, Any] = {
+            "t": arrival,
+            "method": method,
+            "path": scope["path"],
+            "status": None,
+            "idempotency_key": key,
+            "replayed": False,
+            "business_entity_id": headers.get("chargebee-business-entity-id"),
+        }
+        counts = self.store.counts
+        counts["requests"] += 1
+        self.store.requests.append(entry)
+        extra: dict[str, str] = {}
+        try:
+            status, payload, extra = await self._serve(scope, headers, body, key, entry)
+        except SandboxError as err:
+            status, payload, extra = err.status, _dumps(err.body()), err.headers
+        except ConnectionDropped:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_JSON, (b"content-length", b"4096")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"order":', "more_body": True})
+            raise
+        entry["status"] = status
+        counts[f"status_{status // 100}xx" if status != 429 else "status_429"] += 1
+        await _send(send, status, payload, extra)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        body: bytes,
+        key: str | None,
+        entry: dict[str, Any],
+    ) -> tuple[int, bytes, dict[str, str]]:
+        method: str = scope["method"]
+        path = scope["path"][len(API_PREFIX) :]
+        handler, path_id, is_write = _route(method, path)
+        if not self._authorized(headers.get("authorization")):
+            raise errors.auth_failed()
+        suppressed_by = _event_headers(headers)
+        business_entity = headers.get("chargebee-business-entity-id")
+        if business_entity is not None and len(business_entity) > 50:
+            raise errors.wrong_value(
+                "chargebee-business-entity-id", "cannot be more than 50 characters"
+            )
+        if key is not None and (len(key) > 100 or not key):
+            raise errors.wrong_value("chargebee-idempotency-key", "must be 1 to 100 characters")
+        if not self.concurrency.enter():
+            self.store.counts["concurrency_limited"] += 1
+            raise errors.rate_limited(1)
+        try:
+            retry_after = self.window.admit()
+            if retry_after is not None:
+                self.store.counts["rate_limited"] += 1
+                raise errors.rate_limited(retry_after)
+            if method == "GET":
+                pairs = parse_qsl(
+                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+                )
+            elif "json" in headers.get("content-type", ""):
+                pairs = []  # Chargebee ignores JSON bodies: the first required param reads as blank
+            else:
+                pairs = parse_form(body)
+            req = handlers.ApiRequest(
+                dict(pairs),
+                path_id,
+                business_entity,
+                f"{scope.get('scheme', 'http')}://{headers.get('host', '127.0.0.1')}",
+                suppressed_by,
+            )
+            lock = self._lock_key(handler, req) if is_write else None
+            if lock is not None and not self.locks.acquire(lock):
+                self.store.counts["lock_timeouts"] += 1
+                raise errors.lock_timeout(lock)
+            try:
+                if self.config.latency_ms:
+                    await asyncio.sleep(self.config.latency_ms / 1000)
+                return self._run(handler, req, method, key, pairs, entry, is_write)
+            finally:
+                if lock is not None:
+                    self.locks.release(lock)
+        finally:
+            self.concurrency.leave()
+
+    def _run(
+        self,
+        handler: Handler,
+        req: handlers.ApiRequest,
+        method: str,
+        key: str | None,
+        pairs: list[tuple[str, str]],
+        entry: dict[str, Any],
+        is_write: bool,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Idempotency, faults and the handler itself: no awaits, so it is atomic."""
+        fp = fingerprint(method, entry["path"], pairs) if key is not None else ""
+        if key is not None:
+            record = self.store.idempotent(key)
+            if record is not None:
+                if record.fingerprint != fp:
+                    self.store.counts["idempotency_conflicts"] += 1
+                    raise errors.idempotency_mismatch(key)
+                self.store.counts["replays"] += 1
+                entry["replayed"] = True
+                return record.status, record.body, {"chargebee-idempotency-replayed": "true"}
+        fault = self._draw_fault(is_write)
+        if fault == "before_commit":
+            self.store.counts["fault_before_commit"] += 1
+            raise errors.temporary_error()
+        sb = handlers.Sandbox(self.config, self.store, self.exports)
+        payload = _dumps(handler(sb, req))
+        if key is not None:
+            self.store.remember(key, fp, 200, payload)
+        if fault == "after_commit":
+            self.store.counts["fault_after_commit"] += 1
+            raise errors.internal_error()
+        if fault == "drop_after_commit":
+            self.store.counts["fault_drop_after_commit"] += 1
+            raise ConnectionDropped(entry["path"])
+        return 200, payload, {}
+
+    def _draw_fault(self, is_write: bool) -> str | None:
+        config = self.config
+        if config.fault_rate <= 0 or not (is_write or config.fault_on_reads):
+            return None
+        if self.rng.random() >= config.fault_rate:
+            return None
+        return self.rng.choice(config.faults)
+
+    @staticmethod
+    def _lock_key(handler: Handler, req: handlers.ApiRequest) -> str | None:
+        if handler is handlers.import_order:
+            return req.form.get("id") or None
+        return req.path_id if handler is not handlers.export_orders else None
+
+    def _authorized(self, header: str | None) -> bool:
+        if header is None or not header.lower().startswith("basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, _, _password = decoded.partition(":")
+        return user == self.config.api_key
+
+    # -- control ------------------------------------------------------------------------
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        path: str = scope["path"][len(CONTROL_PREFIX) :]
+        method: str = scope["method"]
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if path == "/state" and method == "GET":
+            flags = {k: query.get(k, "true") != "false" for k in ("orders", "events", "requests")}
+            await _send(send, 200, _dumps(self.store.state(**flags)))
+        elif path == "/reset" and method == "POST":
+            self.reset()
+            await _send(send, 200, b'{"reset":true}')
+        elif path == "/config" and method in ("GET", "POST"):
+            try:
+                if method == "POST":
+                    self.reconfigure(**json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                await _send(send, 400, _dumps({"message": str(exc)}))
+                return
+            await _send(send, 200, _dumps({"config": dataclasses.asdict(self.config)}))
+        elif path.startswith("/downloads/") and path.endswith(".zip") and method == "GET":
+            job = self.exports.by_token(path[len("/downloads/") : -len(".zip")])
+            if job is None or job.completed_at is None:
+                await _send(send, 404, b'{"message":"no such download"}')
+            elif time.time() > job.completed_at + 4 * 3600:
+                await _send(send, 403, b'{"message":"download link expired"}')
+            else:
+                data = job.zip_bytes or b""
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/zip"),
+                            (b"content-length", str(len(data)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": data})
+        else:
+            await _send(send, 404, _dumps({"message": f"unknown control endpoint {method} {path}"}))
+
+
+def _event_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Check the event headers; return channel → suppressing header."""
+    suppressed: dict[str, str] = {}
+    for name, channels in EVENT_HEADERS.items():
+        value = headers.get(name)
+        if value is None:
+            continue
+        if value != "all-disabled":
+            raise errors.wrong_value(
+                name, f"invalid value {value!r}; the only allowed value is all-disabled"
+            )
+        for channel in channels:
+            suppressed.setdefault(channel, name)
+    return suppressed
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def create_app(config: SandboxConfig | None = None) -> SandboxApp:
+    """Build the sandbox ASGI app (``app.store`` is its in-memory store)."""
+    return SandboxApp(config or SandboxConfig())

@@ -1,0 +1,41 @@
+"""Form-urlencoded bodies and query strings as Chargebee sends them (deepObject, column-major).
+
+``shipping_address[city]=X`` is a sub-object field; ``order_line_items[id][0]=li1`` is column-major.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
+
+_BRACKETS = re.compile(r"^([A-Za-z0-9_]+)((?:\[[^\[\]]*\])*)$")
+
+
+def parse_form(raw: bytes) -> list[tuple[str, str]]:
+    """Decode an ``application/x-www-form-urlencoded`` body into ordered (key, value) pairs.
+
+    Invalid UTF-8 is replaced rather than refused, like a lenient web stack; blank values are kept.
+    """
+    if not raw:
+        return []
+    return parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def to_dict(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Pairs → dict; a repeated key keeps its last value."""
+    return dict(pairs)
+
+
+def split_key(key: str) -> tuple[str, list[str]] | None:
+    """``"a[b][0]"`` → ``("a", ["b", "0"])``; None when the key is not well-formed."""
+    match = _BRACKETS.match(key)
+    if match is None:
+        return None
+    parts = match.group(2)
+    return match.group(1), [p for p in re.findall(r"\[([^\[\]]*)\]", parts)] if parts else []
+
+
+def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
+    """A canonical text of a request for idempotency comparison (parameter order ignored)."""
+    body = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    return f"{method} {path}?{body}"

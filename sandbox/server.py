@@ -1,0 +1,204 @@
+"""Run the sandbox under uvicorn: ``SandboxServer`` (background thread, for tests and drills) and
+``serve_forever`` (foreground, for ``order-import sandbox`` and ``python -m sandbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from sandbox.app import ConnectionDropped, SandboxApp, create_app
+from sandbox.config import SandboxConfig
+
+_START_TIMEOUT_S = 10.0
+
+
+class _DropFilter(logging.Filter):
+    """Keep uvicorn quiet about connections the sandbox drops on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionDropped)
+
+
+_error_log = logging.getLogger("uvicorn.error")
+if not any(isinstance(f, _DropFilter) for f in _error_log.filters):
+    _error_log.addFilter(_DropFilter())
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn(app: SandboxApp, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="httptools",
+        loop="asyncio",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        backlog=2048,
+    )
+    return uvicorn.Server(config)
+
+
+class SandboxServer:
+    """A sandbox on ``host:port`` served from a background thread.
+
+    Args:
+        config: Sandbox knobs (default: a test site's limits).
+        host: Interface to bind (keep 127.0.0.1).
+        port: 0 picks a free ephemeral port.
+
+    Use as ``with SandboxServer(cfg) as sb: httpx.get(sb.base_url + "/orders", auth=(key, ""))``.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.config = config or SandboxConfig()
+        self.host = host
+        self.port = port
+        self.app = create_app(self.config)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def store(self) -> Any:
+        """The in-memory store (read it only while no request is running)."""
+        return self.app.store
+
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (control endpoints live below it)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/api/v2``: what a client uses as its Chargebee base URL."""
+        return f"{self.root_url}/api/v2"
+
+    @property
+    def api_key(self) -> str:
+        """The API key this sandbox accepts."""
+        return self.app.config.api_key
+
+    def start(self) -> SandboxServer:
+        """Serve in a background thread; return once it accepts connections."""
+        if self._thread is not None:
+            return self
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        server = _uvicorn(self.app, self.host, self.port)
+        thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            name=f"sandbox-{self.port}",
+            daemon=True,
+        )
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise RuntimeError(f"sandbox did not start on {self.root_url}")
+            time.sleep(0.005)
+        self._server, self._thread, self._sock = server, thread, sock
+        return self
+
+    def stop(self, *, close_store: bool = True) -> None:
+        """Stop serving (in-flight requests get up to 2 s) and flush the state file."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=_START_TIMEOUT_S)
+        if self._sock is not None:
+            self._sock.close()  # asyncio closed it already; this is idempotent
+        self._server = self._thread = self._sock = None
+        if close_store:
+            self.app.store.close()
+
+    def restart(self, downtime_s: float = 0.0) -> SandboxServer:
+        """Stop, stay down (connections refused) for ``downtime_s``, start on the same port.
+
+        The store, counters and limit windows are kept, as after a Chargebee outage.
+        """
+        self.stop(close_store=False)
+        time.sleep(downtime_s)
+        return self.start()
+
+    def state(self, **flags: bool) -> dict[str, Any]:
+        """``GET /__sandbox/state`` (flags ``orders``/``events``/``requests`` may be False)."""
+        query = "&".join(f"{k}={'true' if v else 'false'}" for k, v in flags.items())
+        return self._control("GET", f"/__sandbox/state?{query}")
+
+    def reset(self) -> None:
+        """``POST /__sandbox/reset``: forget everything."""
+        self._control("POST", "/__sandbox/reset")
+
+    def reconfigure(self, **knobs: Any) -> dict[str, Any]:
+        """``POST /__sandbox/config``: change runtime knobs (fault_rate, latency_ms, limits...)."""
+        return self._control("POST", "/__sandbox/config", knobs)
+
+    def _control(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.root_url + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    config: SandboxConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve in the foreground until Ctrl-C / SIGTERM, then flush the state file.
+
+    Args:
+        config: Sandbox knobs.
+        host: Interface to bind.
+        port: Port (0 = ephemeral).
+        on_ready: Called with the base URL once the socket is bound (before serving).
+    """
+    app = create_app(config)
+    sock = _bind(host, port)
+    port = sock.getsockname()[1]
+    server = _uvicorn(app, host, port)
+    if on_ready is not None:
+        on_ready(f"http://{host}:{port}/api/v2")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.store.close()
