@@ -1,0 +1,1 @@
+"""Hostile input files for the CLI: generated at test time, never committed."""
