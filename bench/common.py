@@ -90,9 +90,10 @@ class SandboxProcess:
         """The API base URL the CLI takes in ``CHARGEBEE_BASE_URL``."""
         return f"{self.origin}/api/v2"
 
-    def state(self) -> dict[str, Any]:
+    def state(self, *, orders: bool = True) -> dict[str, Any]:
         """The sandbox's ``GET /__sandbox/state`` (orders, counts, request log)."""
-        result: dict[str, Any] = http_json(f"{self.origin}/__sandbox/state", timeout=60.0)
+        query = "" if orders else "?orders=false&events=false"
+        result: dict[str, Any] = http_json(f"{self.origin}/__sandbox/state{query}", timeout=60.0)
         return result
 
     def configure(self, **knobs: Any) -> None:
@@ -145,6 +146,7 @@ def sandbox_process(
     """
     port = free_port()
     cmd = [sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", api_key]
+    cmd += ["--rate-limit", "0", "--concurrency-limit", "0"]  # off unless knobs set them
     out: Any = subprocess.DEVNULL
     log = None
     if log_dir is not None:
