@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 import httpx
 import pytest
 
@@ -436,3 +437,133 @@ async def test_non_json_success_body_is_transient() -> None:
         with pytest.raises(TransientApiError) as info:
             await client.import_order({"id": "o1"}, idempotency_key="k")
     assert info.value.api_error_code == "invalid_response"
+
+
+# -- integration: the real client against the real sandbox over HTTP ---------------------------
+
+
+def sandbox_client_for(server: Any, key: str | None = None, **flags: Any) -> ChargebeeClient:
+    """A real ChargebeeClient (real network transport) pointed at a running sandbox."""
+    settings = load_settings(
+        flags,
+        environ={"CHARGEBEE_API_KEY": key or server.api_key, "CHARGEBEE_BASE_URL": server.base_url},
+    )
+    return ChargebeeClient(settings)
+
+
+def valid_params(n: int, **overrides: Any) -> dict[str, Any]:
+    """Nested import_order params the sandbox accepts."""
+    params: dict[str, Any] = {
+        "id": f"IT-{n}",
+        "invoice_id": f"INV-IT-{n}",
+        "status": "delivered",
+        "created_at": 1_600_000_000 + n,
+        "order_date": 1_600_000_000 + n,
+        "shipping_date": 1_600_086_400 + n,
+        "shipping_address": {"first_name": "Zoë", "city": "Kraków", "country": "PL"},
+    }
+    params.update(overrides)
+    return params
+
+
+async def test_sandbox_import_replay_and_duplicate(sandbox: Any) -> None:
+    """Import lands; same key+body replays; a new key for the same id is duplicate_entry on id."""
+    async with sandbox_client_for(sandbox) as client:
+        first = await client.import_order(valid_params(1), idempotency_key="it-k1")
+        again = await client.import_order(valid_params(1), idempotency_key="it-k1")
+        with pytest.raises(PermanentApiError) as info:
+            await client.import_order(valid_params(1), idempotency_key="it-k2")
+    assert first.status == 200
+    assert first.body["order"]["id"] == "IT-1"
+    assert first.body["order"]["shipping_address"]["city"] == "Kraków"
+    assert not first.replayed
+    assert again.replayed
+    assert again.body == first.body
+    assert (info.value.status_code, info.value.api_error_code, info.value.param) == (
+        400,
+        "duplicate_entry",
+        "id",
+    )
+    ids = [o["id"] for o in sandbox.state()["orders"]]
+    assert ids.count("IT-1") == 1
+
+
+async def test_sandbox_rejects_a_wrong_key_with_auth_error(sandbox: Any) -> None:
+    """401 from the sandbox becomes AuthError, and the wrong key is not in the message."""
+    async with sandbox_client_for(sandbox, key="wrong_key_XYZ") as client:
+        with pytest.raises(AuthError) as info:
+            await client.import_order(valid_params(2), idempotency_key="it-k")
+    assert info.value.status_code == 401
+    assert "wrong_key_XYZ" not in str(info.value)
+
+
+async def test_sandbox_429_carries_retry_after(make_sandbox: Callable[..., Any]) -> None:
+    """Past the sandbox's per-window limit, a 429 arrives as RateLimitedError with retry_after."""
+    server = make_sandbox(rate_limit_per_minute=2, window_s=30)
+    async with sandbox_client_for(server) as client:
+        await client.import_order(valid_params(3), idempotency_key="it-a")
+        await client.import_order(valid_params(4), idempotency_key="it-b")
+        with pytest.raises(RateLimitedError) as info:
+            await client.import_order(valid_params(5), idempotency_key="it-c")
+    assert info.value.status_code == 429
+    assert info.value.api_error_code == "api_request_limit_exceeded"
+    assert info.value.retry_after is not None
+    assert 1.0 <= info.value.retry_after <= 30.0
+
+
+async def test_sandbox_faults_are_transient(make_sandbox: Callable[..., Any]) -> None:
+    """A 503 before commit and a dropped connection after commit both raise TransientApiError."""
+    server = make_sandbox(fault_rate=1.0, faults=("before_commit",))
+    async with sandbox_client_for(server) as client:
+        with pytest.raises(TransientApiError) as info:
+            await client.import_order(valid_params(6), idempotency_key="it-f1")
+        assert info.value.status_code == 503
+        server.reconfigure(faults=["drop_after_commit"])
+        with pytest.raises(TransientApiError) as dropped:
+            await client.import_order(valid_params(7), idempotency_key="it-f2")
+    assert dropped.value.status_code is None
+    assert dropped.value.api_error_code in ("connection_error", "timeout")
+
+
+async def test_sandbox_update_retrieve_and_list_paging(sandbox: Any) -> None:
+    """retrieve: dict or None on 404; update applies; list follows next_offset across pages."""
+    async with sandbox_client_for(sandbox) as client:
+        for n in range(10, 15):
+            await client.import_order(valid_params(n), idempotency_key=f"it-l{n}")
+        assert await client.retrieve_order("NOPE") is None
+        found = await client.retrieve_order("IT-10")
+        updated = await client.update_order(
+            "IT-10", {"tracking_id": "TRK-1"}, idempotency_key="it-u"
+        )
+        listed = [
+            o["id"] async for o in client.list_orders({"id": {"starts_with": "IT-1"}}, limit=2)
+        ]
+        pages = await client.list_orders_page({"id": {"in": ["IT-11", "IT-12"]}}, limit=1)
+    assert found is not None
+    assert found["id"] == "IT-10"
+    assert updated.body["order"]["tracking_id"] == "TRK-1"
+    assert sorted(listed) == ["IT-10", "IT-11", "IT-12", "IT-13", "IT-14"]
+    assert len(pages[0]) == 1
+    assert pages[1] is not None
+    gets = [
+        r
+        for r in sandbox.state()["requests"]
+        if r.get("method") == "GET" and "orders" in str(r.get("path"))
+    ]
+    assert len(gets) >= 3 + 2  # three list pages at least, plus the retrievals
+
+
+async def test_sandbox_export_and_public_download(make_sandbox: Callable[..., Any]) -> None:
+    """An export completes and its public download URL is fetched (no-auth: MockTransport test)."""
+    server = make_sandbox(export_delay_s=0.0)
+    async with sandbox_client_for(server) as client:
+        await client.import_order(valid_params(20), idempotency_key="it-e")
+        export = await client.export_orders({"order": {"id": {"is": "IT-20"}}})
+        for _ in range(50):  # bounded poll; the sandbox completes at once with delay 0
+            export = await client.retrieve_export(export["id"])
+            if export["status"] != "in_process":
+                break
+            await anyio.sleep(0.05)
+        assert export["status"] == "completed"
+        data = await client.download(export["download"]["download_url"])
+    assert data[:2] == b"PK"
