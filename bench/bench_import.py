@@ -1,0 +1,190 @@
+"""Import throughput: the real ``order-import run`` CLI against a sandbox subprocess, side by side
+with a plain loop over the official ``chargebee`` SDK on the same sandbox, and CLI CPU per row.
+
+Figures: end-to-end rows/s (start-up, validation, ledger, sending, reports), the send phase's
+rows/s as the sandbox saw it, the SDK loop's rows/s, their ratio, and CPU per row (whole CLI
+process, and the send path alone = run minus a dry run of the same file).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BENCH_KEY,
+    ChildRun,
+    Figure,
+    SandboxProcess,
+    api_requests,
+    cli_env,
+    figure,
+    run_child,
+    sandbox_process,
+)
+from tests.orders_factory import order_row, write_orders
+
+GOAL_RATIO = 25.0
+GOAL_CPU_MS = 1.0
+CLI_TIMEOUT_S = 300.0
+SDK_TIME_LIMIT_S = 60.0
+
+
+def cli_run(box: SandboxProcess, source: Path, work: Path, batch: str, *more: str) -> ChildRun:
+    """One ``order-import run`` subprocess (limits off client-side: --rate 1e6)."""
+    cmd = [
+        sys.executable, "-m", "pipeline", "run", str(source), "--batch", batch, "--quiet",
+        "--ledger", str(work / f"{batch}.sqlite"), "--report-dir", str(work / f"r-{batch}"),
+        "--rate", "1000000", *more,
+    ]  # fmt: skip
+    done = run_child(cmd, env=cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"order-import run exited {done.returncode}: {done.stderr[-500:]}")
+    return done
+
+
+def sdk_params(row: dict[str, str]) -> dict[str, Any]:
+    """The factory row as SDK params (nested address dict, like a developer would write it)."""
+    params: dict[str, Any] = {k: v for k, v in row.items() if "[" not in k}
+    params["shipping_address"] = {
+        "first_name": row["shipping_address[first_name]"],
+        "city": row["shipping_address[city]"],
+        "country": row["shipping_address[country]"],
+    }
+    return params
+
+
+def sdk_loop(box: SandboxProcess, prefix: str, count: int) -> tuple[int, float]:
+    """Plain loop over ``chargebee`` SDK v3 ``Order.import_order``; (rows done, seconds)."""
+    from chargebee import Chargebee
+
+    Chargebee.verify_ca_certs = False  # lets the SDK speak plain http to 127.0.0.1
+    cb = Chargebee(
+        api_key=box.api_key,
+        site="127",
+        chargebee_domain=f"0.0.1:{box.port}",
+        protocol="http",
+    )
+    started = time.perf_counter()
+    done = 0
+    for i in range(count):
+        if time.perf_counter() - started > SDK_TIME_LIMIT_S:
+            break
+        cb.Order.import_order(sdk_params(order_row(i, prefix=prefix)))
+        done += 1
+    return done, time.perf_counter() - started
+
+
+def send_phase_rate(box: SandboxProcess, since: float) -> tuple[int, float]:
+    """(import_order POSTs after ``since``, their rate per second at the sandbox)."""
+    posts = [
+        r["t"]
+        for r in api_requests(box.state(orders=False), path_part="import_order")
+        if r["t"] >= since
+    ]
+    span = (max(posts) - min(posts)) if len(posts) > 1 else 0.0
+    return len(posts), (len(posts) - 1) / span if span > 0 else 0.0
+
+
+def created(box: SandboxProcess) -> int:
+    """Orders the sandbox created so far (exact counter)."""
+    return int(box.state(orders=False)["counts"]["imports_created"])
+
+
+def measure(
+    box: SandboxProcess, work: Path, latency: int, rows: int, sdk_rows: int, concurrency: int
+) -> list[Figure]:
+    """CLI and SDK at one latency, side by side; checks every row landed once."""
+    box.configure(latency_ms=latency)
+    tag = f"L{latency}C{concurrency}"
+    source = write_orders(work / f"{tag}.csv", rows, prefix=tag)
+    before = created(box)
+    since = time.time()
+    cli = cli_run(box, source, work, tag, "--concurrency", str(concurrency))
+    sent, send_rate = send_phase_rate(box, since)
+    landed = created(box) - before
+    if landed != rows:
+        raise RuntimeError(f"{tag}: sandbox created {landed} orders for {rows} rows")
+    sdk_done, sdk_s = sdk_loop(box, f"S{tag}", sdk_rows)
+    sdk_rate = sdk_done / sdk_s
+    cli_rate = rows / cli.wall_s
+    ratio = cli_rate / sdk_rate
+    where = f"{latency} ms latency, concurrency {concurrency}"
+    return [
+        figure(
+            f"import rows/s, {where}",
+            cli_rate,
+            "rows/s",
+            note=f"{rows} rows end to end (start-up, validation, ledger, reports); exit 0, "
+            f"{landed} created once",
+        ),
+        figure(
+            f"send phase at the sandbox, {where}",
+            send_rate,
+            "req/s",
+            note=f"{sent} import_order POSTs seen by the sandbox",
+        ),
+        figure(
+            f"official SDK plain loop, {latency} ms latency",
+            sdk_rate,
+            "rows/s",
+            note=f"{sdk_done} rows in {sdk_s:.1f}s, chargebee SDK Order.import_order",
+        ),
+        figure(
+            f"ratio order-import / SDK loop, {where}",
+            ratio,
+            "x",
+            goal=f">= {GOAL_RATIO:.0f}x" if latency == 100 else None,
+            met=ratio >= GOAL_RATIO if latency == 100 else None,
+            note="end-to-end CLI rows/s over SDK rows/s, same sandbox, same run",
+        ),
+    ]
+
+
+def measure_cpu(box: SandboxProcess, work: Path, rows: int) -> list[Figure]:
+    """CLI CPU per row: the whole process, and the send path (run minus a dry run)."""
+    box.configure(latency_ms=0)
+    source = write_orders(work / "cpu.csv", rows, prefix="CPU")
+    dry = cli_run(box, source, work, "cpu-dry", "--dry-run")
+    real = cli_run(box, source, work, "cpu-run", "--concurrency", "16")
+    total_ms = real.cpu_s / rows * 1000
+    send_ms = max(real.cpu_s - dry.cpu_s, 0.0) / rows * 1000
+    return [
+        figure(
+            "client CPU per imported row, send path",
+            send_ms,
+            "ms",
+            goal=f"<= {GOAL_CPU_MS:g} ms",
+            met=send_ms <= GOAL_CPU_MS,
+            note=f"(CPU of run − CPU of --dry-run on the same {rows} rows) / rows; "
+            "RUSAGE_CHILDREN user+sys",
+        ),
+        figure(
+            "CLI CPU per row, whole process",
+            total_ms,
+            "ms",
+            note=f"{real.cpu_s:.2f}s CPU for {rows} rows incl. interpreter start-up, "
+            f"validation, ledger and reports (dry run alone {dry.cpu_s:.2f}s)",
+        ),
+    ]
+
+
+def run(quick: bool = False) -> list[Figure]:
+    """All import figures in one run: 0 ms and 100 ms latency, then CPU per row."""
+    rows = 600 if quick else 3000
+    sdk_small, sdk_big = (15, 40) if quick else (40, 150)
+    figures: list[Figure] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-import-") as tmp,
+        sandbox_process(api_key=BENCH_KEY, latency_ms=0) as box,
+    ):
+        work = Path(tmp)
+        figures += measure(box, work, 0, rows, sdk_big, 32)
+        figures += measure(box, work, 100, rows, sdk_small, 32)
+        if not quick:
+            figures += measure(box, work, 100, rows, sdk_small, 16)
+        figures += measure_cpu(box, work, rows)
+    return figures

@@ -1,0 +1,180 @@
+"""Rate adherence, measured AT THE SANDBOX: the real send path (RateLimiter + ChargebeeClient +
+send_with_retries, 16 workers) posting import_order as fast as the limiter allows, at 150, 1,000
+and 3,500 requests per minute.
+
+Time-scaled so all three run in minutes: the limiter gets a clock that runs ``scale`` times
+faster than real time (its 61 s window becomes 61/scale real seconds), and the sandbox enforces
+the same limit over a 60/scale-second window. Requests per window, the share of the limit
+achieved and the 429s are read from the sandbox's own request log.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from bench.common import Figure, api_requests, figure, max_in_window, sandbox_process
+from pipeline.client import ChargebeeClient
+from pipeline.config import load_settings
+from pipeline.errors import ApiError
+from pipeline.ratelimit import RateLimiter
+from pipeline.retry import RetryPolicy, send_with_retries
+from tests.orders_factory import BASE_TS
+
+LIMITS = (150, 1000, 3500)
+WORKERS = 16
+GOAL_SHARE = 0.97
+GOAL_429_SHARE = 0.01
+
+
+class ScaledClock:
+    """A clock running ``scale`` times faster than the event loop's (sleeps shrink to match)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def now(self) -> float:
+        """Scaled monotonic seconds."""
+        return anyio.current_time() * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of scaled time."""
+        await anyio.sleep(seconds / self.scale)
+
+
+@dataclass(frozen=True)
+class RateCase:
+    """One limit and its time scale."""
+
+    per_minute: int
+    scale: float
+    windows: float
+    """Run length in (scaled) minutes."""
+
+    @property
+    def window_real_s(self) -> float:
+        """One scaled minute in real seconds."""
+        return 60.0 / self.scale
+
+
+def params(tag: str, i: int) -> dict[str, Any]:
+    """A valid import_order payload with a unique id."""
+    return {
+        "id": f"{tag}-{i:06d}",
+        "invoice_id": f"INV-{tag}-{i}",
+        "status": "delivered",
+        "created_at": BASE_TS,
+        "order_date": BASE_TS,
+        "shipping_date": BASE_TS + 86_400,
+    }
+
+
+async def drive(base_url: str, key: str, case: RateCase, tag: str) -> tuple[int, int]:
+    """Send as fast as the scaled limiter allows until the run's end; (sent, api errors)."""
+    settings = load_settings(
+        {"concurrency": WORKERS},
+        environ={"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url},
+    )
+    limiter = RateLimiter(
+        case.per_minute, concurrency=WORKERS, clock=ScaledClock(case.scale), max_throttle_wait=600
+    )
+    policy = RetryPolicy(max_attempts=3, max_elapsed=30.0)
+    deadline = time.monotonic() + case.windows * case.window_real_s
+    counter = iter(range(10_000_000))
+    sent = errors = 0
+
+    async with ChargebeeClient(settings) as client:
+
+        async def worker() -> None:
+            nonlocal sent, errors
+            for i in counter:
+                if time.monotonic() >= deadline:
+                    return
+                try:
+                    await send_with_retries(
+                        lambda i=i: client.import_order(
+                            params(tag, i), idempotency_key=f"{tag}-{i}"
+                        ),
+                        limiter=limiter,
+                        policy=policy,
+                    )
+                    sent += 1
+                except ApiError:
+                    errors += 1
+
+        with anyio.fail_after(case.windows * case.window_real_s + 60):
+            async with anyio.create_task_group() as group:
+                for _ in range(WORKERS):
+                    group.start_soon(worker)
+    return sent, errors
+
+
+def measure(case: RateCase) -> list[Figure]:
+    """One limit: run, then read the sandbox's request log."""
+    tag = f"RT{case.per_minute}"
+    with sandbox_process(
+        rate_limit_per_minute=case.per_minute, window_s=case.window_real_s, concurrency_limit=None
+    ) as box:
+        started = time.time()
+        sent, errors = anyio.run(drive, box.base_url, box.api_key, case, tag)
+        log = [r for r in api_requests(box.state(orders=False)) if r["t"] >= started]
+    times = [r["t"] for r in log]
+    ok = [r["t"] for r in log if 200 <= r["status"] < 300]
+    throttled = sum(1 for r in log if r["status"] == 429)
+    first = min(times) if times else started
+    run_real_s = case.windows * case.window_real_s
+    in_run = [t for t in ok if t < first + run_real_s]
+    share = len(in_run) / (case.per_minute * case.windows)
+    peak = max_in_window(ok, case.window_real_s)
+    share_429 = throttled / len(log) if log else 0.0
+    where = f"{case.per_minute:,}/min"
+    scale = (
+        f"time x{case.scale:g}: 1 min = {case.window_real_s:.1f}s real, {case.windows:g} min run"
+    )
+    return [
+        figure(
+            f"achieved share of the limit, {where}",
+            share * 100,
+            "%",
+            goal=f">= {GOAL_SHARE:.0%}",
+            met=share >= GOAL_SHARE,
+            note=f"{len(in_run)} accepted in {case.windows:g} (scaled) minutes; {scale}",
+        ),
+        figure(
+            f"most requests in any 60 s window, {where}",
+            peak,
+            "req",
+            goal=f"<= {case.per_minute}",
+            met=peak <= case.per_minute,
+            note="2xx at the sandbox, sliding window (scaled)",
+        ),
+        figure(
+            f"429s, {where}",
+            throttled,
+            "req",
+            goal=f"<= {GOAL_429_SHARE:.0%} of requests",
+            met=share_429 <= GOAL_429_SHARE,
+            note=f"{share_429:.2%} of {len(log)} requests; client counted {sent} ok, "
+            f"{errors} errors",
+        ),
+    ]
+
+
+def cases(quick: bool) -> list[RateCase]:
+    """Scale each limit so the real request rate stays near what 2 shared cores sustain."""
+    target_per_s = 150.0 if quick else 100.0
+    windows = 1.5 if quick else 3.0
+    return [
+        RateCase(limit, max(1.0, round(target_per_s * 60 / limit, 2)), windows) for limit in LIMITS
+    ]
+
+
+def run(quick: bool = False) -> list[Figure]:
+    """Rate adherence at 150, 1,000 and 3,500 requests per minute."""
+    figures: list[Figure] = []
+    for case in cases(quick):
+        figures += measure(case)
+    return figures
