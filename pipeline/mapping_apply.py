@@ -220,7 +220,7 @@ def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> Mapped
         out[param] = parsed.seconds
     for param in bound.integer_params:
         text = out[param]
-        ok = text.str.match(_INTEGER).fillna(True).astype(bool)
+        ok = (text.isna() | text.str.match(_INTEGER).fillna(False)).astype(bool)
         reasons = pd.Series(None, index=text.index, dtype=object)
         reasons[~ok] = "must be a whole number in minor units (e.g. 1250 for 12.50)"
         _collect(bound, param, text, reasons, "integer", lines, issues, failed)
