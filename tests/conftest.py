@@ -1,22 +1,29 @@
-"""Shared fixtures: the anyio backend and live sandboxes (real uvicorn on 127.0.0.1, ephemeral port).
+"""Shared fixtures: the anyio backend and live sandboxes (uvicorn on 127.0.0.1, ephemeral port).
 
 Sandbox fixtures (see docs/sandbox.md for every knob):
 
 * ``sandbox`` — a started ``sandbox.server.SandboxServer`` with the default config but limits OFF
-  (``rate_limit_per_minute=None, concurrency_limit=None``) so tests run fast. Use ``sandbox.base_url``
-  (``http://127.0.0.1:PORT/api/v2``) as the Chargebee base URL and ``sandbox.api_key``
-  (``test_sandbox_key``) as the key; ``sandbox.state()`` returns ``GET /__sandbox/state``.
+  (``rate_limit_per_minute=None, concurrency_limit=None``) so tests run fast. Use
+  ``sandbox.base_url`` (``http://127.0.0.1:PORT/api/v2``) as the Chargebee base URL and
+  ``sandbox.api_key`` (``test_sandbox_key``) as the key; ``sandbox.state()`` returns
+  ``GET /__sandbox/state``.
 * ``make_sandbox(**config_kwargs) -> SandboxServer`` — a factory for sandboxes with other knobs
   (``SandboxConfig`` fields, e.g. ``make_sandbox(rate_limit_per_minute=5, window_s=2)``); each is
   started on its own ephemeral port. Limits are OFF unless passed explicitly. All are stopped at
   teardown.
+* ``sandbox_client`` — an ``httpx.Client`` on ``sandbox.base_url``, the sandbox key as Basic auth.
+* ``valid_order(**overrides) -> dict[str, str]`` — form params of a valid import_order request
+  (unique ``id`` ``ORD-<n>``, invoice ``INV-<n>``, status ``delivered``, Unix-second dates);
+  pass ``name=None`` to leave a parameter out.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from sandbox.config import SandboxConfig
@@ -53,3 +60,31 @@ def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
 def sandbox(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
     """A started sandbox with default knobs and limits off; stopped at teardown."""
     return make_sandbox()
+
+
+@pytest.fixture
+def sandbox_client(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+    """An httpx client on the ``sandbox`` fixture's base URL, authenticated with its key."""
+    with httpx.Client(base_url=sandbox.base_url, auth=(sandbox.api_key, ""), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def valid_order() -> Callable[..., dict[str, str]]:
+    """Factory of valid import_order form params; overrides replace (None removes) a param."""
+    counter = itertools.count(1)
+
+    def factory(**overrides: Any) -> dict[str, str]:
+        n = next(counter)
+        params: dict[str, Any] = {
+            "id": f"ORD-{n}",
+            "invoice_id": f"INV-{n}",
+            "status": "delivered",
+            "created_at": "1600000000",
+            "order_date": "1600000000",
+            "shipping_date": "1600086400",
+        }
+        params.update(overrides)
+        return {k: str(v) for k, v in params.items() if v is not None}
+
+    return factory
