@@ -29,6 +29,9 @@ _ROW_COLUMNS = (
     "order_id, state, resolution, attempts, http_status, api_error_code, error_code, param, "
     "message, latency_ms, issues, idempotency_key, updated_at, last_run_id"
 )
+_TALLY_COLUMNS = frozenset(
+    {"state", "resolution", "api_error_code", "error_code", "http_status", "param", "source_file"}
+)
 WORK_COLUMNS = "batch, row_key, source_line, order_id, params, content_hash, state, attempts"
 
 
@@ -159,11 +162,12 @@ class LedgerBase:
         ]
 
     def _merged(
-        self, batch: str, states: Sequence[str], columns: str, action: str
+        self, batch: str, states: Sequence[str], columns: str, action: str, extra: str = ""
     ) -> Iterator[Sequence[Any]]:
         """Rows in ``states`` by rowid: one keyset-paged stream per state, merged, deduped."""
         streams = [
-            self._state_stream(batch, state, columns, action) for state in dict.fromkeys(states)
+            self._state_stream(batch, state, columns, action, extra)
+            for state in dict.fromkeys(states)
         ]
         last = 0
         for r in heapq.merge(*streams, key=lambda r: int(r[0])):
@@ -173,14 +177,14 @@ class LedgerBase:
             yield r
 
     def _state_stream(
-        self, batch: str, state: str, columns: str, action: str
+        self, batch: str, state: str, columns: str, action: str, extra: str
     ) -> Iterator[Sequence[Any]]:
         cursor = 0
         while True:
             with self._guard(action) as conn:
                 page = conn.execute(
                     f"SELECT rowid, {columns} FROM rows WHERE batch = ? AND state = ? "
-                    "AND rowid > ? ORDER BY rowid LIMIT ?",
+                    f"AND rowid > ?{extra} ORDER BY rowid LIMIT ?",
                     (batch, state, cursor, PAGE),
                 ).fetchall()
             yield from page
@@ -222,11 +226,51 @@ class LedgerBase:
         )
         return {state: int(found.get(state, 0)) for state in ROW_STATES}
 
-    def rows(self, batch: str, *, states: Sequence[RowState] | None = None) -> Iterator[LedgerRow]:
-        """Stream every column of the batch's rows (optionally only ``states``), source order."""
+    def rows(
+        self,
+        batch: str,
+        *,
+        states: Sequence[RowState] | None = None,
+        with_issues: bool = False,
+    ) -> Iterator[LedgerRow]:
+        """Stream every column of the batch's rows, in source order.
+
+        Args:
+            batch: the batch.
+            states: only rows in these states (default: all).
+            with_issues: only rows carrying validation findings (errors or warnings).
+        """
         wanted = list(states) if states is not None else list(ROW_STATES)
-        for r in self._merged(batch, wanted, _ROW_COLUMNS, "read rows"):
+        extra = " AND issues != '[]'" if with_issues else ""
+        for r in self._merged(batch, wanted, _ROW_COLUMNS, "read rows", extra):
             yield _ledger_row(r[1:])
+
+    def tally(
+        self, batch: str, column: str, *, states: Sequence[RowState] | None = None
+    ) -> dict[str | None, int]:
+        """Rows of the batch counted by one column (``resolution``, ``api_error_code``...)."""
+        if column not in _TALLY_COLUMNS:
+            raise LedgerError(f"cannot tally rows by {column!r}")
+        wanted = list(states) if states is not None else list(ROW_STATES)
+        marks = ",".join("?" * len(wanted))
+        with self._guard("tally rows") as conn:
+            found = conn.execute(
+                f"SELECT {column}, count(*) FROM rows WHERE batch = ? AND state IN ({marks}) "
+                f"GROUP BY {column} ORDER BY count(*) DESC",
+                (batch, *wanted),
+            ).fetchall()
+        return {key: int(n) for key, n in found}
+
+    def totals_by_currency(self, batch: str) -> list[tuple[str | None, str, int, int]]:
+        """(currency_code, state, rows, sum of ``total`` in minor units) for the batch."""
+        with self._guard("sum totals") as conn:
+            found = conn.execute(
+                "SELECT json_extract(params, '$.currency_code') AS cur, state, count(*), "
+                "coalesce(sum(CAST(json_extract(params, '$.total') AS INTEGER)), 0) "
+                "FROM rows WHERE batch = ? GROUP BY cur, state ORDER BY cur, state",
+                (batch,),
+            ).fetchall()
+        return [(cur, state, int(n), int(total)) for cur, state, n, total in found]
 
     def attempts(self, batch: str) -> Iterator[Attempt]:
         """Stream the batch's attempts log in the order it was written."""
