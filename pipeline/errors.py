@@ -114,6 +114,8 @@ class ApiError(PipelineError):
         self.param = param
         self.error_code = error_code
         self.error_type = error_type
+        self.attempts: int | None = None
+        """HTTP attempts made before this error was final (set by the retry loop)."""
 
 
 class TransientApiError(ApiError):
