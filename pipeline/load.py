@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 import numpy as np
 import pandas as pd
@@ -159,21 +159,73 @@ def _looks_binary(sample: bytes) -> bool:
     return controls > max(8, len(window) // 100)
 
 
+def _decode_error_line(path: Path, encoding: str) -> int | None:
+    """The physical line holding the first byte that does not decode (text streams read ahead)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(65536), b""):
+            for i in range(0, len(block), 4096):
+                piece = block[i : i + 4096]
+                try:
+                    line += decoder.decode(piece).count("\n")
+                except UnicodeDecodeError as exc:
+                    good = piece[: max(exc.start, 0)]
+                    fresh = codecs.getincrementaldecoder(encoding)(errors="ignore")
+                    return line + fresh.decode(good).count("\n")
+    return None
+
+
+# Encodings charset-normalizer may name that are genuinely not Western European; anything else
+# it names for a non-UTF-8 sample (hp_roman8, latin-1, mac_roman...) is read as cp1252.
+NON_WESTERN = frozenset(
+    {
+        "cp1250",
+        "cp1251",
+        "cp1253",
+        "cp1254",
+        "cp1255",
+        "cp1256",
+        "cp1257",
+        "cp1258",
+        "cp866",
+        "koi8_r",
+        "koi8_u",
+        "iso8859_2",
+        "iso8859_5",
+        "iso8859_7",
+        "iso8859_8",
+        "iso8859_9",
+        "mac_cyrillic",
+        "shift_jis",
+        "cp932",
+        "euc_jp",
+        "gb2312",
+        "gbk",
+        "gb18030",
+        "big5",
+        "euc_kr",
+        "cp949",
+        "tis_620",
+        "cp874",
+    }
+)
+
+
 def _guess_single_byte(sample: bytes) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample[:65536]).best()
     guess = best.encoding if best is not None else None
-    # Legacy Western exports are overwhelmingly Windows-1252; charset-normalizer often names a
-    # sibling (latin-1, cp1250, mac_roman) for short samples, so prefer cp1252 for those.
-    western = {None, "ascii", "latin_1", "iso8859_15", "cp1250", "cp1252", "mac_roman", "cp850"}
-    if guess in western:
-        try:
-            sample.decode("cp1252")
-            return "cp1252"
-        except UnicodeDecodeError:
-            return "latin-1"
-    return str(guess)
+    if guess in NON_WESTERN:
+        return str(guess)
+    # Legacy Western exports are overwhelmingly Windows-1252; on short samples charset-normalizer
+    # often names an exotic sibling (hp_roman8, mac_roman, latin-1), so prefer cp1252.
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
 
 
 def sniff_delimiter(text: str) -> str:
@@ -315,39 +367,36 @@ class _CsvReader:
         self.chunk_rows = chunk_rows
         self.header: list[str] = []
         self.header_line = 0
-        self._fh = path.open(encoding=encoding, newline="", errors="strict")
-        self._reader = csv.reader(self._fh, delimiter=delimiter)
-        self._prev = 0
 
-    def _next(self) -> tuple[int, list[str]] | None:
-        """The next non-blank record and the physical line it starts on."""
+    def _records(self, fh: TextIO) -> Iterator[tuple[int, list[str]]]:
+        """Non-blank records with the physical line each starts on."""
+        reader = csv.reader(fh, delimiter=self.delimiter)
+        prev = 0
         while True:
-            start = self._prev + 1
+            start = prev + 1
             try:
-                record = next(self._reader)
+                record = next(reader)
             except StopIteration:
-                return None
+                return
             except UnicodeDecodeError as exc:
-                self._fh.close()
                 raise InputError(
                     f"cannot decode the text as {self.encoding} ({exc.reason})",
                     path=str(self.path),
-                    line=self._prev + 1,
+                    line=_decode_error_line(self.path, self.encoding) or prev + 1,
                     hint="pass --encoding (e.g. cp1252, utf-16, latin-1)",
                 ) from None
             except csv.Error as exc:
-                self._fh.close()
                 raise InputError(
-                    f"not readable as CSV: {exc}", path=str(self.path), line=self._prev + 1
+                    f"not readable as CSV: {exc}", path=str(self.path), line=prev + 1
                 ) from None
-            self._prev = self._reader.line_num
+            prev = reader.line_num
             if record and any(cell.strip() for cell in record):
-                return start, record
+                yield start, record
 
     def read_header(self) -> tuple[list[str], int]:
-        first = self._next()
+        with self.path.open(encoding=self.encoding, newline="", errors="strict") as fh:
+            first = next(self._records(fh), None)
         if first is None:
-            self._fh.close()
             raise InputError("the file has no header and no rows", path=str(self.path))
         self.header_line, names = first
         self.header = clean_header(names, self.path, self.header_line)
@@ -355,20 +404,20 @@ class _CsvReader:
 
     def chunks(self) -> Iterator[RawChunk]:
         width = len(self.header)
-        try:
+        with self.path.open(encoding=self.encoding, newline="", errors="strict") as fh:
+            records = self._records(fh)
+            next(records)  # the header, already read
             while True:
                 rows: list[list[str]] = []
                 lines: list[int] = []
                 issues: list[tuple[int, Issue]] = []
-                while len(rows) < self.chunk_rows:
-                    item = self._next()
-                    if item is None:
-                        break
-                    line, cells = item
+                for line, cells in records:
                     if len(cells) != width:
                         cells = fit_row(cells, width, line, issues, len(rows))
                     rows.append(cells)
                     lines.append(line)
+                    if len(rows) >= self.chunk_rows:
+                        break
                 if not rows:
                     return
                 yield RawChunk(
@@ -378,5 +427,3 @@ class _CsvReader:
                 )
                 if len(rows) < self.chunk_rows:
                     return
-        finally:
-            self._fh.close()
