@@ -224,7 +224,8 @@ class SandboxApp:
                 f"{scope.get('scheme', 'http')}://{headers.get('host', '127.0.0.1')}",
                 suppressed_by,
             )
-            lock = self._lock_key(handler, req) if is_write else None
+            locking = is_write and self.config.lock_timeout_enabled
+            lock = self._lock_key(handler, req) if locking else None
             if lock is not None and not self.locks.acquire(lock):
                 self.store.counts["lock_timeouts"] += 1
                 raise errors.lock_timeout(lock)

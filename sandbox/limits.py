@@ -51,11 +51,11 @@ class RateWindow:
         if len(stamps) < self.limit:
             stamps.append(now)
             return None
+        if self.count_rejected:
+            stamps.append(now)  # the refused request occupies the window too
         # The (len - limit)-th oldest request must leave before one more fits.
         leaves_at = stamps[len(stamps) - self.limit] + self.window_s
-        if self.count_rejected:
-            stamps.append(now)
-        return max(1, math.ceil(leaves_at - now))
+        return max(1, math.ceil(round(leaves_at - now, 6)))  # round: no 11 s for 10.0000001
 
     def clear(self) -> None:
         """Forget every admitted request."""
