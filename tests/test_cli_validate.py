@@ -1,0 +1,96 @@
+"""`order-import validate` and `mapping init` through click's CliRunner: exit codes and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_data"
+FIX = ROOT / "tests" / "fixtures" / "input"
+MAPPING = str(SAMPLES / "legacy_orders.mapping.toml")
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env={"ORDER_IMPORT_CONFIG": ""})
+    return result.exit_code, result.output
+
+
+def test_valid_file_exits_0() -> None:
+    """All rows valid: exit 0 and a summary saying so."""
+    code, out = _run("validate", str(SAMPLES / "legacy_orders.csv"), "--mapping", MAPPING)
+    assert code == 0
+    assert "600 valid, 0 invalid" in out
+
+
+def test_invalid_rows_exit_1_and_write_report(tmp_path: Path) -> None:
+    """Some rows invalid: exit 1, counts by rule, examples with line/column, validation.csv."""
+    code, out = _run(
+        "validate",
+        str(SAMPLES / "legacy_orders_with_errors.csv"),
+        "--mapping",
+        MAPPING,
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert code == 1
+    assert "16 invalid" in out
+    assert "line 5, column 'Status'" in out
+    assert (tmp_path / "validation.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("missing.csv", "missing.csv: file not found"),
+        ("empty.csv", "empty.csv: the file is empty"),
+        ("header_only.csv", "header_only.csv: no data rows"),
+        ("binary.csv", "binary.csv: looks like a binary file"),
+        ("not_a_workbook.xlsx", "not_a_workbook.xlsx: not a readable workbook"),
+    ],
+)
+def test_unusable_input_exits_2_without_traceback(name: str, needle: str) -> None:
+    """Unusable input: exit 2, one message naming the file, never a traceback."""
+    code, out = _run("validate", str(FIX / name))
+    assert code == 2
+    assert needle in out
+    assert "Traceback" not in out
+
+
+def test_bad_mapping_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    """A mapping with a bad key: exit 2 with the mapping path and key in the message."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[dates]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
+    code, out = _run("validate", str(SAMPLES / "legacy_orders.csv"), "--mapping", str(bad))
+    assert code == 2
+    assert "bad.toml: [dates]" in out
+    assert "Mars/Olympus" in out
+    assert "Traceback" not in out
+
+
+def test_encoding_error_names_line(tmp_path: Path) -> None:
+    """A wrong --encoding fails with file and line, exit 2."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"id,invoice_id\nA,B\nC,caf\xe9\n")
+    code, out = _run("validate", str(path), "--encoding", "utf-8")
+    assert code == 2
+    assert "x.csv, line 3" in out
+
+
+def test_mapping_init_matches_legacy_headers(tmp_path: Path) -> None:
+    """mapping init maps Order #, Invoice No, Ship To City... and the result validates."""
+    out_file = tmp_path / "m.toml"
+    code, out = _run("mapping", "init", str(SAMPLES / "legacy_orders.csv"), "--out", str(out_file))
+    assert code == 0, out
+    text = out_file.read_text(encoding="utf-8")
+    assert '"Order #" = "document_number"' in text
+    assert '"Invoice No" = "invoice_id"' in text
+    assert '"Ship To City" = "shipping_address.city"' in text
+    assert '"Shipped" = "shipped"' in text
+    code, out = _run("mapping", "init", str(SAMPLES / "legacy_orders.csv"), "--out", str(out_file))
+    assert code == 2
+    assert "already exists" in out
