@@ -1,0 +1,154 @@
+"""Unit tests of update's pure parts: column forms, row validation, diffing, the create guard."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, InputError
+from pipeline.models import SourceRow
+from pipeline.reconcile_ledger import KnownOrder
+from pipeline.update import diff_params, plan_update_rows, refuse_create
+from pipeline.update_rows import classify, read_update_rows
+
+
+def write(path: Path, rows: list[dict[str, str]]) -> Path:
+    """A CSV file with the union of the rows' columns."""
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_column_forms_for_params_addresses_and_line_items():
+    """API names, dotted/bracket addresses and three line-item spellings are understood."""
+    assert classify("status").kind == "param"  # type: ignore[union-attr]
+    assert classify("shipping_address[city]").param == "shipping_address.city"  # type: ignore[union-attr]
+    assert classify("shipping_address.zip").param == "shipping_address.zip"  # type: ignore[union-attr]
+    assert classify("billing_address[city]").kind == "billing"  # type: ignore[union-attr]
+    for name, field, index in (
+        ("order_line_items[status][1]", "status", 1),
+        ("order_line_items[1][sku]", "sku", 1),
+        ("line_item_id", "id", 0),
+    ):
+        column = classify(name)
+        assert column is not None
+        assert (column.kind, column.param, column.index) == ("line_item", field, index)
+    assert classify("order_id").kind == "id"  # type: ignore[union-attr]
+    assert classify("invoice_id") is None
+    assert classify("oi:row_key").kind == "ignore"  # type: ignore[union-attr]
+
+
+def test_rows_are_parsed_validated_and_keyed(tmp_path):
+    """Dates become seconds, enums are checked, billing and duplicates make rows invalid."""
+    path = write(
+        tmp_path / "fixes.csv",
+        [
+            {
+                "id": "A",
+                "status": "New",
+                "delivered_at": "2023-01-02T00:00:00Z",
+                "billing_address[city]": "",
+            },
+            {"id": "B", "status": "teleported", "delivered_at": "", "billing_address[city]": ""},
+            {"id": "C", "status": "", "delivered_at": "", "billing_address[city]": "Berlin"},
+            {"id": "A", "status": "shipped", "delivered_at": "", "billing_address[city]": ""},
+        ],
+    )
+    rows = read_update_rows(path, Settings())
+    assert rows[0].params == {"id": "A", "status": "new", "delivered_at": 1672617600}
+    assert rows[0].is_valid
+    assert [i.rule for i in rows[1].issues] == ["enum"]
+    assert rows[2].issues[0].rule == "not_updatable"
+    assert "billing_address" in rows[2].issues[0].message
+    assert rows[2].issues[0].column == "billing_address[city]"
+    assert [i.rule for i in rows[3].issues] == ["unique_in_file"]
+    assert rows[0].source_line == 2
+    assert rows[0].row_key.startswith("u:A:")
+    again = read_update_rows(path, Settings())
+    assert [r.row_key for r in again] == [r.row_key for r in rows]
+
+
+def test_unknown_or_import_only_columns_are_an_input_error(tmp_path):
+    """An invoice_id column cannot be corrected: a clear InputError naming the column."""
+    path = write(tmp_path / "fixes.csv", [{"id": "A", "invoice_id": "X"}])
+    with pytest.raises(InputError) as info:
+        read_update_rows(path, Settings())
+    assert info.value.column == "invoice_id"
+    no_id = write(tmp_path / "noid.csv", [{"status": "shipped"}])
+    with pytest.raises(InputError, match="no order id column"):
+        read_update_rows(no_id, Settings())
+
+
+def test_diff_keeps_only_changed_fields():
+    """Equal scalars, address fields and line items are dropped; the id always stays."""
+    known = KnownOrder(
+        "A",
+        params={
+            "id": "A",
+            "status": "shipped",
+            "shipped_at": 1672531200,
+            "shipping_address": {"city": "X", "zip": "1"},
+            "order_line_items": [{"id": "li_1", "status": "shipped"}],
+        },
+    )
+    requested = {
+        "id": "A",
+        "status": "shipped",
+        "shipped_at": 1672531200,
+        "tracking_id": "T",
+        "shipping_address": {"city": "X", "zip": "2"},
+        "order_line_items": [
+            {"id": "li_1", "status": "shipped"},
+            {"id": "li_2", "status": "returned"},
+        ],
+    }
+    assert diff_params(requested, known) == {
+        "id": "A",
+        "tracking_id": "T",
+        "shipping_address": {"zip": "2"},
+        "order_line_items": [{"id": "li_2", "status": "returned"}],
+    }
+    assert diff_params({"id": "Z", "status": "new"}, None) == {"id": "Z", "status": "new"}
+
+
+def test_plan_splits_unchanged_rows_and_passes_done_and_invalid_rows():
+    """Rows with nothing left to change are set apart; done and invalid rows pass through."""
+    known = {"A": KnownOrder("A", params={"id": "A", "status": "shipped"})}
+
+    def row(key: str, **params: object) -> SourceRow:
+        return SourceRow(key, "f.csv", None, 2, {}, {"id": "A", **params})
+
+    same, changed, done = (
+        row("k1", status="shipped"),
+        row("k2", status="new"),
+        row("k3", status="x"),
+    )
+    send, unchanged = plan_update_rows([same, changed, done], known, {"k3"})
+    assert [r.row_key for r in unchanged] == ["k1"]
+    assert [(r.row_key, dict(r.params)) for r in send] == [
+        ("k2", {"id": "A", "status": "new"}),
+        ("k3", {"id": "A", "status": "x"}),
+    ]
+
+
+def test_create_is_refused_from_flags_config_and_mapping(tmp_path):
+    """--operation create and endpoint/operation keys asking for create are ConfigErrors."""
+    with pytest.raises(ConfigError, match="deprecated") as info:
+        refuse_create("create")
+    assert "import_order" in str(info.value)
+    config = tmp_path / "c.toml"
+    config.write_text('[api]\nendpoint = "POST /orders"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"api\.endpoint"):
+        refuse_create(config_file=config)
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('operation = "create"\n', encoding="utf-8")
+    with pytest.raises(ConfigError):
+        refuse_create(mapping_path=mapping)
+    config.write_text('endpoint = "import_order"\n', encoding="utf-8")
+    refuse_create("update", config_file=config)  # import_order/update are fine
