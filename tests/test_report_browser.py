@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.report import write_reports
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_report import BATCH, build
+from tests.test_report import BATCH, build
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium")
