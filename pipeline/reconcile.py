@@ -18,7 +18,7 @@ import anyio
 
 from pipeline.client import ChargebeeClient
 from pipeline.config import Settings
-from pipeline.errors import ApiError, AuthError, ConfigError, PermanentApiError
+from pipeline.errors import ApiError, AuthError, ConfigError
 from pipeline.ledger import Ledger
 from pipeline.ratelimit import RateLimiter
 from pipeline.reconcile_compare import (
@@ -181,6 +181,13 @@ def _plan(ledger: Ledger, batch: str) -> _Plan:
     return _Plan(info.operation, expected, other, foreign, window)
 
 
+def poll_interval(settings: Settings) -> float:
+    """Seconds between export polls: the setting, but never under 10 s off loopback."""
+    if settings.site_kind != "loopback":
+        return max(settings.export_poll_seconds, MIN_LIVE_POLL_S)
+    return settings.export_poll_seconds
+
+
 async def _fetch(
     settings: Settings,
     plan: _Plan,
@@ -195,10 +202,9 @@ async def _fetch(
         concurrency=1,
         max_throttle_wait=settings.max_throttle_wait,
     )
-    poll = settings.export_poll_seconds
-    if settings.site_kind != "loopback" and poll < MIN_LIVE_POLL_S:
-        notes.append(f"export polls spaced {MIN_LIVE_POLL_S:.0f} s (Chargebee's minimum)")
-        poll = MIN_LIVE_POLL_S
+    poll = poll_interval(settings)
+    if poll != settings.export_poll_seconds:
+        notes.append(f"export polls spaced {poll:.0f} s (Chargebee's minimum)")
     async with ChargebeeClient(settings, transport=transport) as client:
         fetcher = Fetcher(client, limiter, RetryPolicy.from_settings(settings), sleep=sleep)
         orders: list[dict[str, Any]] | None = None
@@ -210,7 +216,7 @@ async def _fetch(
                 source = "export"
             except AuthError:
                 raise
-            except (PermanentApiError, ApiError) as err:
+            except ApiError as err:
                 if via == "export":
                     raise
                 notes.append(f"export unusable ({err.message}); used GET /orders instead")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.config import load_settings
+from pipeline.update import update_batch
 from tests.orders_factory import write_orders
 
 KEY = "update_test_key"
@@ -179,3 +182,52 @@ def test_create_is_refused_pointing_to_import_order(server, workdir):
     assert result.exit_code == 2
     assert "import_order" in result.output
     assert server.state()["counts"]["requests"] == 0
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Real HTTP to the sandbox, keeping every request's method, path and form body."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.seen: list[tuple[str, str, dict[str, list[str]]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Record the request, then send it for real."""
+        body = parse_qs((await request.aread()).decode("utf-8"))
+        self.seen.append((request.method, request.url.path, body))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the real transport."""
+        await self.inner.aclose()
+
+
+def test_request_bodies_carry_only_the_changed_fields(server, workdir):
+    """On the wire, an update POST holds exactly the fields that differ from the ledger."""
+    import_batch(server, workdir)
+    fixes = write_csv(
+        workdir / "fixes.csv",
+        [
+            {
+                "id": "T-000001",
+                "status": "shipped",  # imported as shipped: unchanged
+                "shipment_carrier": "DHL",
+                "shipping_address.city": "Kraków",  # unchanged
+                "shipping_address.zip": "00-001",
+            }
+        ],
+    )
+    settings = load_settings(
+        {"quiet": True, "rate_per_minute": 6000.0},
+        environ={"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url},
+    )
+    transport = RecordingTransport()
+    summary = update_batch(settings, fixes, "fix1", transport=transport)
+    assert summary.exit_code == 0
+    posts = [(path, body) for method, path, body in transport.seen if method == "POST"]
+    assert posts == [
+        (
+            "/api/v2/orders/T-000001",
+            {"shipment_carrier": ["DHL"], "shipping_address[zip]": ["00-001"]},
+        )
+    ]
