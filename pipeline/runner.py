@@ -86,7 +86,7 @@ def run_batch(
                 stats = anyio.run(_send, ledger, settings, request, run_id, progress, transport)
         finally:
             progress.close()
-            counts = ledger.counts(request.batch)
+            counts: dict[str, int] = dict(ledger.counts(request.batch))
             duration = time.monotonic() - started
             status = "interrupted" if stats.interrupted else "finished"
             ledger.finish_run(
