@@ -86,7 +86,7 @@ def run_batch(
                 stats = anyio.run(_send, ledger, settings, request, run_id, progress, transport)
         finally:
             progress.close()
-            counts: dict[str, int] = dict(ledger.counts(request.batch))
+            counts = {str(k): v for k, v in ledger.counts(request.batch).items()}
             duration = time.monotonic() - started
             status = "interrupted" if stats.interrupted else "finished"
             ledger.finish_run(
