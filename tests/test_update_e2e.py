@@ -231,3 +231,28 @@ def test_request_bodies_carry_only_the_changed_fields(server, workdir):
             {"shipment_carrier": ["DHL"], "shipping_address[zip]": ["00-001"]},
         )
     ]
+
+
+def test_reconcile_expects_applied_updates_and_flags_later_tampering(server, workdir):
+    """After an update, reconcile expects the corrected values; a change behind our back shows."""
+    import_batch(server, workdir)
+    fixes = write_csv(workdir / "fixes.csv", [{"id": "T-000002", "status": "shipped"}])
+    assert invoke(server, "update", str(fixes), "--batch", "fix1", "--quiet").exit_code == 0
+    for batch in ("b1", "fix1"):
+        clean = invoke(
+            server, "reconcile", "--batch", batch, "--out", f"r-{batch}", "--via", "list"
+        )
+        assert clean.exit_code == 0, clean.output
+    with httpx.Client(base_url=server.base_url, auth=(KEY, ""), timeout=10) as client:
+        client.post("/orders/T-000002", data={"status": "on_hold"}).raise_for_status()
+    for batch in ("b1", "fix1"):
+        found = invoke(
+            server, "reconcile", "--batch", batch, "--out", f"s-{batch}", "--via", "list"
+        )
+        assert found.exit_code == 1, found.output
+        with (workdir / f"s-{batch}" / "reconciliation.csv").open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [
+            (r["category"], r["order_id"], r["field"], r["expected"], r["actual"]) for r in rows
+        ] == [("mismatch", "T-000002", "status", "shipped", "on_hold")]
+        assert "later update" in rows[0]["message"]
