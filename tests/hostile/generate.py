@@ -131,6 +131,7 @@ def workbook(
             cells: list[object] = [row[h] for h in HEADER]
             # Real date cells (stored as serial numbers) instead of Unix seconds.
             cells[HEADER.index("order_date")] = datetime(2023, 1, 1 + i, 12, 0)
+            cells[HEADER.index("shipping_date")] = datetime(2023, 1, 2 + i, 9, 30)
             if formulas:
                 cells.append(f"=SUM({i},1)")
             ws.append(cells)
@@ -247,6 +248,8 @@ def _mixed_dates(path: Path) -> None:
     data[2]["order_date"] = "2023-03-01T12:00:00+02:00"
     data[3]["order_date"] = "yesterday"
     data[4]["order_date"] = "2023/03/01 junk"
+    for row in data:
+        row["shipping_date"] = "2023-03-05"  # after every order_date above
     path.write_text(csv_text(data), encoding="utf-8")
 
 
