@@ -164,7 +164,7 @@ def _plan(ledger: Ledger, batch: str) -> _Plan:
             succeeded[oid] = (row.row_key, row.source_line, row.params)
         elif row.state != "invalid":
             other[oid] = OtherRow(row.row_key, row.source_line, row.state)
-    known = known_orders(ledger)
+    known = known_orders(ledger, order_ids=succeeded.keys())
     expected = []
     for oid, (row_key, line, params) in succeeded.items():
         entry = known.get(oid)
@@ -174,8 +174,10 @@ def _plan(ledger: Ledger, batch: str) -> _Plan:
         expected.append(Expected(row_key, line, oid, effective, updated, fields))
     foreign = frozenset(
         oid
-        for oid, k in known.items()
-        if oid not in succeeded and k.import_batch not in (None, batch)
+        for other_batch in ledger.batches()
+        if other_batch.name != batch and other_batch.operation == "import"
+        for row in ledger.rows(other_batch.name, states=("succeeded",))
+        if (oid := row.order_id) is not None and oid not in succeeded
     )
     window = int(info.created_at) - WINDOW_MARGIN_S
     return _Plan(info.operation, expected, other, foreign, window)
