@@ -1,0 +1,223 @@
+"""The sandbox's own ceiling: import requests/s with limits off, measured against a sandbox in a
+subprocess (client and server do not share a GIL), plus the server's CPU cost per request and the
+keep-alive latency (which shows whether TCP_NODELAY is in effect).
+
+Run: ``python -m bench.bench_sandbox [--quick]``. Bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlencode, urlsplit
+
+import anyio
+import httpx
+
+API_KEY = "test_sandbox_key"
+CONCURRENCY = 32
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _sandbox() -> Iterator[tuple[str, int]]:
+    """A sandbox subprocess with limits off: yields (base URL, pid)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port=0", "--rate-limit=0", "--concurrency-limit=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("Sandbox listening on "):
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        base_url = line.split()[3]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(base_url.replace("/api/v2", "/__sandbox/config"), timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield base_url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _order(n: int, prefix: str) -> dict[str, str]:
+    return {
+        "id": f"{prefix}-{n}",
+        "invoice_id": f"INV-{n}",
+        "status": "delivered",
+        "created_at": "1600000000",
+        "order_date": "1600000000",
+        "shipping_date": "1600086400",
+        "shipping_address[city]": "Lisbon",
+        "shipping_address[country]": "PT",
+    }
+
+
+async def _burst(base_url: str, count: int, max_s: float, prefix: str) -> tuple[int, float, int]:
+    """POST up to ``count`` imports with CONCURRENCY in flight (stop after ``max_s``).
+
+    Returns:
+        (requests done, wall seconds, non-200 answers)
+    """
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    done = failed = 0
+    next_n = 0
+    deadline = time.monotonic() + max_s
+    async with httpx.AsyncClient(
+        base_url=base_url, auth=(API_KEY, ""), limits=limits, timeout=30
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal done, failed, next_n
+            while next_n < count and time.monotonic() < deadline:
+                n = next_n
+                next_n += 1
+                response = await client.post("/orders/import_order", data=_order(n, prefix))
+                done += 1
+                failed += response.status_code != 200
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for _ in range(CONCURRENCY):
+                group.start_soon(worker)
+        return done, time.perf_counter() - started, failed
+
+
+async def _raw_burst(
+    base_url: str, count: int, max_s: float, prefix: str
+) -> tuple[int, float, int]:
+    """Like ``_burst`` but with a minimal keep-alive HTTP/1.1 client on asyncio streams.
+
+    httpx spends ~several ms of CPU per request; this client spends ~0.1 ms, so the wall rate it
+    reaches is the server's, not the client's.
+    """
+    url = urlsplit(base_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    auth = base64.b64encode(f"{API_KEY}:".encode()).decode()
+    head = (
+        f"POST {url.path}/orders/import_order HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Basic {auth}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n"
+    )
+    done = failed = next_n = 0
+    deadline = time.monotonic() + max_s
+
+    async def worker() -> None:
+        nonlocal done, failed, next_n
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while next_n < count and time.monotonic() < deadline:
+                n = next_n
+                next_n += 1
+                body = urlencode(_order(n, prefix)).encode()
+                writer.write(head.format(len(body)).encode() + body)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                done += 1
+                failed += status_line.split()[1] != b"200"
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return done, time.perf_counter() - started, failed
+
+
+def _latency_ms(base_url: str, count: int) -> tuple[float, float]:
+    """Sequential keep-alive requests: median ms of a POST import and of a GET retrieve."""
+    posts, gets = [], []
+    with httpx.Client(base_url=base_url, auth=(API_KEY, "")) as client:
+        for n in range(count):
+            started = time.perf_counter()
+            client.post("/orders/import_order", data=_order(n, "LAT"))
+            posts.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.get(f"/orders/LAT-{n}")
+            gets.append(time.perf_counter() - started)
+    return statistics.median(posts) * 1000, statistics.median(gets) * 1000
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    """Measure the sandbox ceiling; rows of {"benchmark", "metric", "value", "note"}."""
+    count, httpx_count, max_s = (4_000, 1_000, 15.0) if quick else (30_000, 5_000, 60.0)
+    with _sandbox() as (base_url, pid):
+        asyncio.run(_raw_burst(base_url, 500, 10.0, "WARM"))
+        cpu_before, client_before = _cpu_seconds(pid), time.process_time()
+        done, wall, failed = asyncio.run(_raw_burst(base_url, count, max_s, "RAW"))
+        server_cpu = _cpu_seconds(pid) - cpu_before
+        client_cpu = time.process_time() - client_before
+        h_done, h_wall, h_failed = anyio.run(_burst, base_url, httpx_count, max_s, "HTTPX")
+        post_ms, get_ms = _latency_ms(base_url, 100 if quick else 300)
+    if failed or h_failed:
+        raise RuntimeError(f"{failed + h_failed} imports were not answered 200")
+    per_cpu = done / server_cpu if server_cpu > 0 else float("nan")
+    return [
+        {
+            "benchmark": "sandbox ceiling",
+            "metric": "import req/s (wall, raw keep-alive client)",
+            "value": round(done / wall, 1),
+            "note": f"{done} imports, {CONCURRENCY} connections, limits off, server in a"
+            f" subprocess; client used {client_cpu / wall:.2f} of a core",
+        },
+        {
+            "benchmark": "sandbox ceiling",
+            "metric": "import req per server CPU-second",
+            "value": round(per_cpu, 1),
+            "note": f"server used {server_cpu / wall:.2f} of a core during that burst",
+        },
+        {
+            "benchmark": "sandbox ceiling",
+            "metric": "import req/s (wall, httpx.AsyncClient)",
+            "value": round(h_done / h_wall, 1),
+            "note": f"{h_done} imports, {CONCURRENCY} in flight: here the client is the limit",
+        },
+        {
+            "benchmark": "sandbox ceiling",
+            "metric": "keep-alive median ms (import / retrieve)",
+            "value": f"{post_ms:.2f} / {get_ms:.2f}",
+            "note": "sequential httpx; ~40 ms would mean Nagle + delayed ACK (no TCP_NODELAY)",
+        },
+    ]
+
+
+def _print(rows: list[dict[str, object]]) -> None:
+    width = max(len(str(row["metric"])) for row in rows)
+    print(f"{'metric':<{width}}  {'value':>14}  note")
+    for row in rows:
+        print(f"{row['metric']!s:<{width}}  {row['value']!s:>14}  {row['note']}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    _print(run(quick=parser.parse_args().quick))
