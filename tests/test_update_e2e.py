@@ -256,3 +256,24 @@ def test_reconcile_expects_applied_updates_and_flags_later_tampering(server, wor
             (r["category"], r["order_id"], r["field"], r["expected"], r["actual"]) for r in rows
         ] == [("mismatch", "T-000002", "status", "shipped", "on_hold")]
         assert "later update" in rows[0]["message"]
+
+
+def test_dry_run_sends_nothing_then_the_real_run_applies(server, workdir):
+    """--dry-run plans the corrections (pending) without a request; the real run sends them."""
+    import_batch(server, workdir)
+    fixes = write_csv(
+        workdir / "fixes.csv",
+        [{"id": "T-000003", "tracking_id": "D-1"}, {"id": "T-000005", "status": "shipped"}],
+    )
+    before = len(server.state()["requests"])
+    dry = invoke(server, "update", str(fixes), "--batch", "fix1", "--quiet", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert len(server.state()["requests"]) == before
+    status = json.loads(invoke(server, "status", "--batch", "fix1", "--json").output)
+    assert status["counts"]["pending"] == 2
+    real = invoke(server, "update", str(fixes), "--batch", "fix1", "--quiet")
+    assert real.exit_code == 0, real.output
+    # T-000005 was imported "shipped": unchanged, so only T-000003 costs a request
+    assert [p["path"] for p in update_posts(server)] == ["/api/v2/orders/T-000003"]
+    status = json.loads(invoke(server, "status", "--batch", "fix1", "--json").output)
+    assert status["counts"]["succeeded"] == 2
