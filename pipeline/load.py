@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import pandas as pd
@@ -390,7 +390,7 @@ class _CsvReader:
                     f"not readable as CSV: {exc}", path=str(self.path), line=prev + 1
                 ) from None
             prev = reader.line_num
-            if record and any(cell.strip() for cell in record):
+            if any(record):  # all-empty records (blank lines, ",,,,") carry no order
                 yield start, record
 
     def read_header(self) -> tuple[list[str], int]:
@@ -403,10 +403,49 @@ class _CsvReader:
         return self.header, self.header_line
 
     def chunks(self) -> Iterator[RawChunk]:
+        """Fast pyarrow path when the encoding allows; the exact csv path for the rest."""
+        done = 0
+        if _fast_capable(self.encoding, self.delimiter):
+            from pipeline import load_fast
+
+            try:
+                for chunk in self._fast(load_fast):
+                    done += len(chunk.frame)
+                    yield chunk
+                return
+            except load_fast.Unsafe:
+                pass  # continue exactly where the fast path stopped
+        yield from self._exact(skip=done)
+
+    def _fast(self, load_fast: Any) -> Iterator[RawChunk]:
+        tables: list[Any] = []
+        starts: list[np.ndarray] = []
+        count = 0
+        width = len(self.header)
+        for table, lines in load_fast.fast_tables(self.path, self.encoding, self.delimiter, width):
+            tables.append(table)
+            starts.append(lines)
+            count += table.num_rows
+            while count >= self.chunk_rows:
+                merged = load_fast.pa.concat_tables(tables)
+                all_lines = np.concatenate(starts)
+                head = merged.slice(0, self.chunk_rows)
+                yield RawChunk(
+                    load_fast.table_frame(head, self.header), all_lines[: self.chunk_rows]
+                )
+                tables, starts = [merged.slice(self.chunk_rows)], [all_lines[self.chunk_rows :]]
+                count -= self.chunk_rows
+        if count:
+            merged = load_fast.pa.concat_tables(tables)
+            yield RawChunk(load_fast.table_frame(merged, self.header), np.concatenate(starts))
+
+    def _exact(self, skip: int = 0) -> Iterator[RawChunk]:
         width = len(self.header)
         with self.path.open(encoding=self.encoding, newline="", errors="strict") as fh:
             records = self._records(fh)
             next(records)  # the header, already read
+            for _ in range(skip):
+                next(records)
             while True:
                 rows: list[list[str]] = []
                 lines: list[int] = []
@@ -427,3 +466,12 @@ class _CsvReader:
                 )
                 if len(rows) < self.chunk_rows:
                     return
+
+
+_FAST_CODECS = ("utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-", "cp125", "cp850", "mac-roman")
+
+
+def _fast_capable(encoding: str, delimiter: str) -> bool:
+    """ASCII-compatible encodings (quote and newline bytes mean what they say) and delimiters."""
+    name = codecs.lookup(encoding).name
+    return delimiter.isascii() and name.startswith(_FAST_CODECS)
