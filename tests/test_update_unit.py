@@ -152,3 +152,26 @@ def test_create_is_refused_from_flags_config_and_mapping(tmp_path):
         refuse_create(mapping_path=mapping)
     config.write_text('endpoint = "import_order"\n', encoding="utf-8")
     refuse_create("update", config_file=config)  # import_order/update are fine
+
+
+def test_mapping_renames_columns_and_sets_date_formats(tmp_path):
+    """--mapping: [columns] renames legacy headers, [dates] parses local wall-clock dates."""
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[columns]\n"Order Ref" = "id"\n"Carrier" = "shipment_carrier"\n'
+        '"Delivered" = "delivered_at"\n"Ship City" = "shipping_address[city]"\n'
+        '[dates]\nformats = ["%d/%m/%Y"]\ntimezone = "Europe/Berlin"\n',
+        encoding="utf-8",
+    )
+    path = write(
+        tmp_path / "fixes.csv",
+        [{"Order Ref": "A", "Carrier": "DHL", "Delivered": "02/01/2023", "Ship City": "Köln"}],
+    )
+    (row,) = read_update_rows(path, Settings(mapping_path=mapping))
+    assert row.is_valid, row.issues
+    assert row.params == {
+        "id": "A",
+        "shipment_carrier": "DHL",
+        "delivered_at": 1672614000,  # 2023-01-02 00:00 in Berlin = 2023-01-01T23:00Z
+        "shipping_address": {"city": "Köln"},
+    }
