@@ -134,6 +134,12 @@ def measure(
             note=f"{sdk_done} rows in {sdk_s:.1f}s, chargebee SDK Order.import_order",
         ),
         figure(
+            f"steady-state ratio (send phase / SDK loop), {where}",
+            send_rate / sdk_rate,
+            "x",
+            note="what a long import converges to once start-up is amortised",
+        ),
+        figure(
             f"ratio order-import / SDK loop, {where}",
             ratio,
             "x",
