@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import ConfigError
 
@@ -128,10 +130,7 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
             todo = wall.isna()
             if not todo.any():
                 break
-            parsed = pd.to_datetime(remaining[todo], format=fmt, errors="coerce")
-            if getattr(parsed.dt, "tz", None) is not None:  # pragma: no cover - %z formats
-                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            wall[todo] = parsed.astype("datetime64[ns]")
+            wall[todo] = _strptime(remaining[todo], fmt)
         got = wall.notna()
         _localize_into(wall[got], policy, result, done, reasons, rounded=False)
     unparsed = present.to_numpy(dtype=bool) & ~done & pd.isna(reasons)
@@ -142,6 +141,33 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     ).where(done, pd.NA)
     seconds.index = original_index
     return ParsedDates(seconds.astype("Int64"), pd.Series(reasons, index=original_index))
+
+
+def _strptime(text: pd.Series, fmt: str) -> pd.Series:
+    """Strict, vectorised strptime: pyarrow for canonical text, pandas for the rest.
+
+    pyarrow's strptime is fast but lenient (31/02 rolls over to 03/03), so a value counts only
+    when formatting the result gives back the exact text; the others (``5/4/2023``, bad days)
+    go through pandas' strict parser.
+    """
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    if fmt != "ISO8601" and "%z" not in fmt and "%f" not in fmt:
+        arrow = pa.array(text.astype(object).to_numpy(), type=pa.string(), from_pandas=True)
+        parsed = pc.strptime(arrow, format=fmt, unit="s", error_is_null=True)
+        same = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), arrow), False)
+        exact = same.to_numpy(zero_copy_only=False)
+        if exact.any():
+            values = parsed.to_numpy(zero_copy_only=False).astype("datetime64[ns]")
+            out[exact] = values[exact]
+        rest = ~exact
+    else:
+        rest = np.ones(len(text), dtype=bool)
+    if rest.any():
+        parsed_rest = pd.to_datetime(text[rest], format=fmt, errors="coerce")
+        if getattr(parsed_rest.dt, "tz", None) is not None:  # %z formats: keep the instant
+            parsed_rest = parsed_rest.dt.tz_convert("UTC").dt.tz_localize(None)
+        out[rest] = parsed_rest.astype("datetime64[ns]")
+    return out
 
 
 def _excel_serial(number: np.ndarray, system: int) -> tuple[np.ndarray, np.ndarray]:

@@ -229,6 +229,11 @@ def _date_policy(
         formats = [formats]
     if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
         raise ConfigError(f"{where}: [{key}.formats] must be a list of strptime formats")
+    if any("%z" in f or "%Z" in f for f in formats):
+        raise ConfigError(
+            f"{where}: [{key}.formats] must not contain %z/%Z: values with an offset "
+            "(2023-04-05T14:22:00+02:00) are recognised automatically"
+        )
     ambiguous = table.get("ambiguous", base.ambiguous)
     if ambiguous not in ("earlier", "later", "error"):
         raise ConfigError(f"{where}: [{key}.ambiguous] must be earlier, later or error")
