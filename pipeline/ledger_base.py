@@ -274,8 +274,9 @@ class LedgerBase:
 
     def attempts(self, batch: str) -> Iterator[Attempt]:
         """Stream the batch's attempts log in the order it was written."""
-        with self._write("flush attempts"):
-            self._flush_attempts()
+        if self._pending_attempts:
+            with self._write("flush attempts"):
+                self._flush_attempts()
         cursor = 0
         while True:
             with self._guard("read attempts") as conn:

@@ -379,3 +379,23 @@ def test_million_row_batch_report_is_capped(tmp_path: Path) -> None:
     assert paths.html.stat().st_size < 5_000_000
     with paths.failures_csv.open(encoding="utf-8-sig") as handle:
         assert sum(1 for _ in handle) == n // 100 + 1
+
+
+def test_reports_for_a_batch_with_nothing_sent(tmp_path: Path) -> None:
+    """A planned-only batch (no attempts, no failures) still gets every file, with zeros."""
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.open_batch(
+            BATCH, operation="import", source_file="o.csv", input_sha256="s", config_fingerprint="c"
+        )
+        run = led.start_run(BATCH, command="run", settings_summary={})
+        led.plan(BATCH, [source_row(i) for i in range(3)], operation="import", run_id=run)
+        paths = write_reports(led, BATCH, tmp_path / "o")
+        text = render_status_text(summarize(led, BATCH))
+    data = json.loads(paths.summary_json.read_text())
+    assert data["pending"] == 3
+    assert data["requests"] == 0
+    assert data["latency_ms"] == {}
+    assert paths.failures == 0
+    assert read_csv(paths.failures_csv) == []
+    assert "rows still pending" in text
+    assert paths.html.read_text().count("<svg") == 1  # only rows by state has data
