@@ -168,6 +168,11 @@ def _md(text: object) -> str:
     return re.sub(r"([\\`*_{}\[\]<>()#+!|])", r"\\\1", str(text))
 
 
+def _code(text: object) -> str:
+    """Data shown inside a Markdown code span (no escapes apply there; backticks removed)."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
 def render_summary_md(summary: BatchSummary) -> str:
     """A short Markdown summary for a ticket or a chat message."""
     s = summary
@@ -183,15 +188,15 @@ def render_summary_md(summary: BatchSummary) -> str:
         f"{s.duration_s:,.0f} s over {len(s.runs)} run(s)",
     ]
     if s.errors_by_api_code:
-        top = ", ".join(f"`{_md(c)}` {n:,}" for c, n in s.errors_by_api_code[:5])
+        top = ", ".join(f"{_code(c)} {n:,}" for c, n in s.errors_by_api_code[:5])
         lines.append(f"- Top API errors: {top}")
     if s.errors_by_rule:
-        top = ", ".join(f"`{_md(r)}` {n:,}" for r, n in s.errors_by_rule[:5])
+        top = ", ".join(f"{_code(r)} {n:,}" for r, n in s.errors_by_rule[:5])
         lines.append(f"- Top validation rules: {top}")
     lines += [
         "",
         f"Exit code {s.exit_code}. Fix the rows in failures.csv and run "
-        f"`order-import retry --batch {_md(s.batch)} failures.csv`.",
+        f"{_code(f'order-import retry --batch {s.batch} failures.csv')}.",
         "",
     ]
     return "\n".join(lines)
