@@ -49,7 +49,10 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_settings(options: dict[str, Any]) -> Settings:
     """Settings from the command's options (the config file and env underneath)."""
+    from pipeline.update import refuse_create
+
     config_file = options.pop("config_file", None)
+    refuse_create(config_file=config_file, mapping_path=options.get("mapping_path"))
     send_events = options.pop("send_events", False)
     options.pop("batch", None)
     if send_events:
@@ -75,10 +78,11 @@ def render_summary(summary: RunSummary) -> str:
     lines.extend(f"  note: {note}" for note in summary.notes)
     if summary.report_dir:
         lines.append(f"  reports: {summary.report_dir}")
+    done = "applied" if summary.operation == "update" else "imported"
     hints = {
         130: "interrupted: run the same command again to resume",
         3: "rows in doubt: run the same command again to reconcile them",
-        1: "some rows were not imported: see failures.csv in the report directory",
+        1: f"some rows were not {done}: see failures.csv in the report directory",
     }
     if summary.exit_code in hints:
         lines.append(f"  {hints[summary.exit_code]}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -79,6 +79,7 @@ def run_batch(
     progress = progress or make_progress(quiet=settings.quiet, log_json=settings.log_json)
     started = time.monotonic()
     with Ledger(settings.ledger_path) as ledger:
+        request = _resolve_operation(ledger, request)
         run_id = _open_and_plan(ledger, settings, request, rows)
         stats = SendStats()
         try:
@@ -115,6 +116,21 @@ def run_batch(
         report_dir=str(report_dir) if report_dir else None,
         notes=tuple(stats.notes) + ((stats.stop_reason,) if stats.stop_reason else ()),
     )
+
+
+def _resolve_operation(ledger: Ledger, request: RunRequest) -> RunRequest:
+    """``retry`` continues the batch's own operation (an update batch retries updates)."""
+    if request.command != "retry":
+        return request
+    info = ledger.get_batch(request.batch)
+    if info is None or info.operation == request.operation:
+        return request
+    if request.source is not None:
+        raise ConfigError(
+            f"batch {request.batch!r} is an {info.operation} batch: retry takes no file for it",
+            hint="send corrected values as a new `order-import update FILE --batch NEW`",
+        )
+    return replace(request, operation=info.operation)
 
 
 def _open_and_plan(

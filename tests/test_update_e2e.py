@@ -277,3 +277,23 @@ def test_dry_run_sends_nothing_then_the_real_run_applies(server, workdir):
     assert [p["path"] for p in update_posts(server)] == ["/api/v2/orders/T-000003"]
     status = json.loads(invoke(server, "status", "--batch", "fix1", "--json").output)
     assert status["counts"]["succeeded"] == 2
+
+
+def test_retry_of_an_update_batch_resends_updates_not_imports(server, workdir):
+    """retry --batch U continues U's own operation: POST /orders/{id}, never import_order."""
+    import_batch(server, workdir, count=3)
+    fixes = write_csv(
+        workdir / "fixes.csv",
+        [{"id": "T-000001", "tracking_id": "TRK-RETRY"}, {"id": "NOPE-1", "tracking_id": "X"}],
+    )
+    first = invoke(server, "update", str(fixes), "--batch", "u1", "--quiet", "--rate", "6000")
+    assert first.exit_code == 1, first.output  # NOPE-1 does not exist: 404, failed
+    before = len(server.state()["requests"])
+    again = invoke(server, "retry", "--batch", "u1", "--quiet", "--rate", "6000")
+    assert again.exit_code == 1, again.output
+    posted = [r["path"] for r in server.state()["requests"][before:] if r["method"] == "POST"]
+    assert posted == ["/api/v2/orders/NOPE-1"]
+    assert orders(server)["T-000001"]["tracking_id"] == "TRK-RETRY"
+    refused = invoke(server, "retry", str(fixes), "--batch", "u1", "--quiet")
+    assert refused.exit_code == 2
+    assert "update batch" in refused.output
