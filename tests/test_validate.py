@@ -1,0 +1,135 @@
+"""validate_chunk: cross-field rules (each switchable), uniqueness across chunks, Excel hints."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from pipeline.models import ValidationRules
+from pipeline.validate import FileState, SeenValues, validate_chunk
+
+T = 1_700_000_000
+
+
+def _frame(**cols: list[object]) -> pd.DataFrame:
+    base: dict[str, list[object]] = {
+        "id": [f"O-{i}" for i in range(len(next(iter(cols.values()))))],
+    }
+    base.update(cols)
+    out = {}
+    for name, values in base.items():
+        if name.endswith(("_at", "_date")):
+            out[name] = pd.array(values, dtype="Int64")
+        else:
+            out[name] = pd.Series(values, dtype="str")
+    n = len(out["id"])
+    for name in ("invoice_id", "status"):
+        out.setdefault(name, pd.Series(["INV"] * n if name == "invoice_id" else ["shipped"] * n))
+    for name in ("created_at", "order_date", "shipping_date"):
+        out.setdefault(name, pd.array([T] * n, dtype="Int64"))
+    return pd.DataFrame(out)
+
+
+def _rules(frame: pd.DataFrame, rules: ValidationRules | None = None, state=None):
+    lines = np.arange(2, len(frame) + 2)
+    keys = [f"k{i}" for i in range(len(frame))]
+    found = validate_chunk(
+        frame,
+        lines,
+        keys,
+        sources={},
+        rules=rules or ValidationRules(),
+        state=state or FileState(),
+        now=T,
+    )
+    return sorted((issue.source_line, issue.rule, issue.severity) for _, issue in found)
+
+
+def test_cancellation_reason_needs_cancelled_and_is_switchable() -> None:
+    """A reason on a shipped order is an error, unless the rule is switched off."""
+    frame = _frame(status=["shipped", "cancelled"], cancellation_reason=["others", "others"])
+    assert _rules(frame) == [(2, "cancellation_reason_status", "error")]
+    off = replace(ValidationRules(), cancellation_reason_only_with_cancelled=False)
+    assert _rules(frame, off) == []
+
+
+def test_date_order_rules() -> None:
+    """shipping_date before order_date and delivered before shipped are errors (switchable)."""
+    frame = _frame(
+        order_date=[T, T],
+        shipping_date=[T - 1, T],
+        shipped_at=[T, T + 10],
+        delivered_at=[T + 5, T + 5],
+    )
+    assert _rules(frame) == [(2, "date_order", "error"), (3, "date_order", "error")]
+    assert _rules(frame, replace(ValidationRules(), date_order=False)) == []
+
+
+def test_queued_with_fulfilment_is_a_warning() -> None:
+    """Queued orders carrying reference_id/fulfillment_status get warnings, not errors."""
+    frame = _frame(status=["queued", "shipped"], reference_id=["R1", "R2"])
+    assert _rules(frame) == [(2, "queued_fulfilment", "warning")]
+
+
+def test_document_number_series_rule() -> None:
+    """With prefix ORDER and start 1000, ORDER999 passes, ORDER1000 fails, OLD5000 passes."""
+    frame = _frame(document_number=["ORDER999", "ORDER1000", "OLD5000"])
+    rules = replace(ValidationRules(), document_number_prefix="ORDER", document_number_start=1000)
+    assert _rules(frame, rules) == [(3, "document_number_series", "error")]
+    assert _rules(frame) == []
+
+
+def test_state_code_only_for_us_ca_in_ae() -> None:
+    """state_code with country DE is an error; with US it is fine."""
+    frame = _frame(
+        **{
+            "shipping_address.state_code": ["BY", "MA"],
+            "shipping_address.country": ["DE", "US"],
+        }
+    )
+    assert _rules(frame) == [(2, "state_code_country", "error")]
+
+
+def test_uniqueness_spans_chunks() -> None:
+    """A duplicate id in a later chunk names the line of the first occurrence."""
+    state = FileState()
+    first = _frame(document_number=["D1", "D2"])
+    second = _frame(document_number=["D3", "D1"])
+    second["id"] = pd.Series(["O-9", "O-0"], dtype="str")
+    assert _rules(first, state=state) == []
+    lines = np.array([10, 11])
+    found = validate_chunk(
+        second, lines, ["k9", "k10"], sources={}, rules=ValidationRules(), state=state, now=T
+    )
+    messages = sorted((i.rule, i.message) for _, i in found)
+    assert messages == [
+        ("duplicate_document_number", "document_number repeats line 2"),
+        ("duplicate_id", "id repeats line 2"),
+    ]
+
+
+def test_seen_values_handles_in_chunk_repeats() -> None:
+    """Repeats inside one chunk point at the first line; NA values never collide."""
+    seen = SeenValues()
+    values = pd.Series(["a", "b", "a", None, None, "a"], dtype="str")
+    got = seen.check_and_add(values, np.array([2, 3, 4, 5, 6, 7])).tolist()
+    assert got == [0, 0, 2, 0, 0, 2]
+    again = seen.check_and_add(pd.Series(["b", "c"], dtype="str"), np.array([8, 9])).tolist()
+    assert again == [3, 0]
+
+
+def test_excel_hints_are_warnings() -> None:
+    """1.23457E+11 ids and 4-digit US zips are flagged as warnings."""
+    frame = _frame(
+        invoice_id=["1.23457E+11", "INV-1"],
+        **{"shipping_address.zip": ["2134", "02134"], "shipping_address.country": ["US", "US"]},
+    )
+    assert _rules(frame) == [(2, "leading_zero", "warning"), (2, "scientific_notation", "warning")]
+
+
+def test_implausible_timestamps_are_errors() -> None:
+    """Dates before min_year or too far in the future fail the timestamp_range rule."""
+    frame = _frame(created_at=[0, T + 400 * 86400, T])
+    assert _rules(frame) == [(2, "timestamp_range", "error"), (3, "timestamp_range", "error")]
