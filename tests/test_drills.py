@@ -1,0 +1,265 @@
+"""Failure drills beyond tests/test_drills_run.py: 20 random kill -9s, sandbox restarts and a 10 s
+outage, 10% 5xx with a crash, idempotency keys expiring while answers are lost, and the ledger's
+disk write failing mid-run.
+
+Each drill runs the real CLI in a subprocess against a real sandbox over HTTP and ends with the
+sandbox holding every valid row exactly once. Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.orders_factory import write_orders
+
+KEY = "drills_key_7f3a"
+pytestmark = pytest.mark.drill
+RUN_TIMEOUT_S = 180
+
+
+def env_for(server: Any) -> dict[str, str]:
+    """Environment for a CLI subprocess aimed at the sandbox (nothing inherited from the host)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
+    env.update({"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url})
+    return env
+
+
+def run_cmd(source: Path, work: Path, *more: str) -> list[str]:
+    """``order-import run`` of batch ``drill`` with its ledger and reports in ``work``."""
+    return [
+        sys.executable, "-m", "pipeline", "run", str(source), "--batch", "drill", "--quiet",
+        "--ledger", str(work / "ledger.sqlite"), "--report-dir", str(work / "reports"),
+        "--rate", "60000", *more,
+    ]  # fmt: skip
+
+
+def start(source: Path, work: Path, server: Any, *more: str, **popen: Any) -> subprocess.Popen[str]:
+    """Start a run in the background (output captured unless redirected)."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(run_cmd(source, work, *more), env=env_for(server), text=True, **popen)
+
+
+def finish(source: Path, work: Path, server: Any, *more: str) -> subprocess.CompletedProcess[str]:
+    """Run (resume) to completion, bounded."""
+    return subprocess.run(
+        run_cmd(source, work, *more),
+        env=env_for(server),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+
+
+def requests_seen(server: Any) -> int:
+    """How many requests the sandbox has logged."""
+    return len(server.state(orders=False)["requests"])
+
+
+def wait_for_requests(
+    server: Any, at_least: int, proc: subprocess.Popen[str], timeout: float = 60.0
+) -> bool:
+    """Wait (bounded) until the sandbox logged ``at_least`` requests; False if the run ended."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if requests_seen(server) >= at_least:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    raise AssertionError(f"sandbox saw fewer than {at_least} requests in {timeout}s")
+
+
+def kill9(proc: subprocess.Popen[str]) -> bool:
+    """SIGKILL the run if it is still going; True if it was killed."""
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    return killed
+
+
+def imported_ids(server: Any) -> Counter[str]:
+    """Live orders per id in the sandbox."""
+    return Counter(o["id"] for o in server.state()["orders"] if not o.get("deleted"))
+
+
+def expect_once(server: Any, prefix: str, count: int) -> None:
+    """The sandbox holds ids ``{prefix}-000000..`` exactly once each, and nothing else."""
+    assert imported_ids(server) == Counter({f"{prefix}-{i:06d}": 1 for i in range(count)})
+
+
+def assert_clean_exit(result: subprocess.CompletedProcess[str], code: int = 0) -> None:
+    """Exit code as expected and no traceback in the output."""
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text, text
+    assert result.returncode == code, text
+
+
+def test_kill_9_at_20_random_points_then_resume_lands_every_row_once(make_sandbox, tmp_path):
+    """20 kill -9s at random moments (sending, reconciling, starting), then a resume: once each."""
+    server = make_sandbox(api_key=KEY, latency_ms=60)
+    source = write_orders(tmp_path / "orders.csv", 300, prefix="K20")
+    rng = random.Random(7_2026)
+    killed = 0
+    for _ in range(20):
+        proc = start(
+            source, tmp_path, server, "--concurrency", "4",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        if wait_for_requests(server, requests_seen(server) + 1, proc):
+            time.sleep(rng.uniform(0.0, 0.25))
+        killed += kill9(proc)
+    assert killed >= 15, f"only {killed} of 20 runs were still going when killed"
+    partial = len(imported_ids(server))
+    assert 0 < partial < 300, "the kills should leave the batch part-way"
+    final = finish(source, tmp_path, server)
+    assert_clean_exit(final)
+    expect_once(server, "K20", 300)
+
+
+def test_sandbox_restarted_mid_run_every_row_lands_once(make_sandbox, tmp_path):
+    """The API restarts (1 s down, store kept) while rows are in flight: the run rides it out."""
+    server = make_sandbox(api_key=KEY, latency_ms=40)
+    source = write_orders(tmp_path / "orders.csv", 200, prefix="RS")
+    proc = start(source, tmp_path, server, "--concurrency", "8")
+    try:
+        assert wait_for_requests(server, 20, proc)
+        server.restart(downtime_s=1.0)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in out + err, err
+    assert proc.returncode == 0, out + err
+    expect_once(server, "RS", 200)
+
+
+def test_sandbox_refusing_connections_for_10_s_then_exactly_once(make_sandbox, tmp_path):
+    """10 s of refused connections mid-run: retries ride it out or the run stops cleanly; either
+    way a resume ends with every row exactly once."""
+    server = make_sandbox(api_key=KEY, latency_ms=40)
+    source = write_orders(tmp_path / "orders.csv", 150, prefix="RF")
+    proc = start(source, tmp_path, server, "--concurrency", "8")
+    try:
+        assert wait_for_requests(server, 20, proc)
+        down_at = time.monotonic()
+        server.restart(downtime_s=10.0)
+        assert time.monotonic() - down_at >= 10.0
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in out + err, err
+    assert proc.returncode in (0, 1, 3), out + err
+    if proc.returncode != 0:
+        final = finish(source, tmp_path, server)
+        assert_clean_exit(final)
+    expect_once(server, "RF", 150)
+
+
+def test_ten_percent_5xx_with_a_crash_mid_run_lands_every_row_once(make_sandbox, tmp_path):
+    """10% of writes fail (503 before commit, 500 after commit, dropped after commit) and the run
+    is killed part-way: the resume still ends with every row exactly once."""
+    server = make_sandbox(api_key=KEY, latency_ms=30, fault_rate=0.1, fault_seed=11)
+    source = write_orders(tmp_path / "orders.csv", 300, prefix="F5")
+    proc = start(source, tmp_path, server, "--concurrency", "8", stdout=subprocess.DEVNULL)
+    assert wait_for_requests(server, 80, proc)
+    kill9(proc)
+    final = finish(source, tmp_path, server, "--concurrency", "8")
+    assert_clean_exit(final)
+    expect_once(server, "F5", 300)
+    counts = server.state(orders=False)["counts"]
+    assert counts["fault_before_commit"] > 0
+    assert counts["fault_after_commit"] + counts["fault_drop_after_commit"] > 0
+
+
+def test_idempotency_keys_expire_while_answers_are_lost_and_after_a_crash(make_sandbox, tmp_path):
+    """Orders stored but their answers lost (500/dropped after commit), keys expiring in 0.2 s so
+    every retry and the resume after a kill meet an id already there: still exactly once."""
+    server = make_sandbox(
+        api_key=KEY,
+        latency_ms=30,
+        idempotency_window_s=0.2,
+        fault_rate=0.3,
+        faults=("after_commit", "drop_after_commit"),
+        fault_seed=5,
+    )
+    source = write_orders(tmp_path / "orders.csv", 120, prefix="IW")
+    proc = start(source, tmp_path, server, "--concurrency", "8", stdout=subprocess.DEVNULL)
+    assert wait_for_requests(server, 40, proc)
+    kill9(proc)
+    time.sleep(0.5)  # every idempotency key the killed run used has expired
+    final = finish(source, tmp_path, server)
+    assert_clean_exit(final)
+    expect_once(server, "IW", 120)
+    counts = server.state(orders=False)["counts"]
+    assert counts["fault_after_commit"] + counts["fault_drop_after_commit"] > 0
+    assert counts["replays"] == 0, "keys expired: nothing could be answered by replay"
+
+
+def _ignore_sigxfsz() -> None:
+    """In the child: a write past RLIMIT_FSIZE fails with EFBIG instead of killing the process."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def disk_full_run(server: Any, tmp_path: Path, prefix: str) -> tuple[Path, str, str, int]:
+    """Start a run, then forbid its files to grow (RLIMIT_FSIZE on the running CLI, SIGXFSZ
+    ignored so writes fail with EFBIG): (source, stdout, stderr, exit code)."""
+    source = write_orders(tmp_path / "orders.csv", 300, prefix=prefix)
+    proc = start(source, tmp_path, server, "--concurrency", "4", preexec_fn=_ignore_sigxfsz)
+    try:
+        assert wait_for_requests(server, 10, proc)
+        wal = tmp_path / "ledger.sqlite-wal"
+        db = tmp_path / "ledger.sqlite"
+        size = max(wal.stat().st_size if wal.exists() else 0, db.stat().st_size)
+        # From now on no file of the CLI may grow past its current size: the disk is "full".
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    return source, out, err, proc.returncode
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pipeline/sender.py: a LedgerError raised inside the worker task group escapes as an "
+    "ExceptionGroup, so cli_common.handle_errors prints a traceback instead of one line",
+)
+def test_ledger_disk_write_failing_mid_run_stops_cleanly_with_a_clear_message(
+    make_sandbox, tmp_path
+):
+    """The ledger's disk write fails mid-run: one clear line naming the ledger, no traceback,
+    a non-zero exit that is not 'interrupted', and no API key in the output."""
+    server = make_sandbox(api_key=KEY, latency_ms=50)
+    _, out, err, code = disk_full_run(server, tmp_path, "DC")
+    assert KEY not in out + err
+    assert code not in (0, 130), out + err
+    assert "ledger" in err.lower(), err
+    assert "Traceback" not in out + err, out + err
+
+
+def test_ledger_disk_write_failing_mid_run_then_resume_lands_every_row_once(make_sandbox, tmp_path):
+    """After the ledger's disk write failed mid-run (run stopped, non-zero exit), a later resume
+    without the limit completes with every row exactly once."""
+    server = make_sandbox(api_key=KEY, latency_ms=50)
+    source, out, err, code = disk_full_run(server, tmp_path, "DF")
+    assert code != 0, out + err
+    assert len(imported_ids(server)) < 300, "the ledger failure should stop the run part-way"
+    final = finish(source, tmp_path, server)
+    assert_clean_exit(final)
+    expect_once(server, "DF", 300)
