@@ -82,6 +82,7 @@ def run_batch(
         request = _resolve_operation(ledger, request)
         run_id = _open_and_plan(ledger, settings, request, rows)
         stats = SendStats()
+        send_started = time.monotonic()
         try:
             if not request.dry_run:
                 stats = anyio.run(_send, ledger, settings, request, run_id, progress, transport)
@@ -89,11 +90,18 @@ def run_batch(
             progress.close()
             counts = {str(k): v for k, v in ledger.counts(request.batch).items()}
             duration = time.monotonic() - started
+            send_seconds = time.monotonic() - send_started
+            rate = stats.sent / send_seconds * 60.0 if stats.sent and send_seconds > 0 else 0.0
             status = "interrupted" if stats.interrupted else "finished"
             ledger.finish_run(
                 run_id,
                 status=status,
-                summary={"counts": counts, "sent": stats.sent, "throttled": stats.throttled},
+                summary={
+                    "counts": counts,
+                    "sent": stats.sent,
+                    "throttled": stats.throttled,
+                    "achieved_per_minute": round(rate, 1),
+                },
             )
         if stats.auth_error is not None:
             raise stats.auth_error
@@ -109,7 +117,7 @@ def run_batch(
         already_present=stats.already_present,
         throttled=stats.throttled,
         duration_s=duration,
-        achieved_per_minute=(stats.sent / duration * 60.0) if duration > 0 else 0.0,
+        achieved_per_minute=rate,
         interrupted=stats.interrupted,
         dry_run=request.dry_run,
         canary_stopped=stats.canary_stopped,
