@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -50,7 +51,32 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn(app: SandboxApp, host: str, port: int) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a stop request wakes its main loop at once instead of at the next
+    0.1 s tick (tests start and stop hundreds of sandboxes)."""
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def request_exit(self) -> None:
+        """Ask the server to stop, from any thread."""
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+
+def _uvicorn(app: SandboxApp, host: str, port: int) -> _Server:
     config = uvicorn.Config(
         app,
         host=host,
@@ -64,7 +90,7 @@ def _uvicorn(app: SandboxApp, host: str, port: int) -> uvicorn.Server:
         timeout_graceful_shutdown=2,
         backlog=2048,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 class SandboxServer:
@@ -83,7 +109,7 @@ class SandboxServer:
         self.host = host
         self.port = port
         self.app = create_app(self.config)
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
 
@@ -132,7 +158,7 @@ class SandboxServer:
     def stop(self, *, close_store: bool = True) -> None:
         """Stop serving (in-flight requests get up to 2 s) and flush the state file."""
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
+            self._server.request_exit()
             self._thread.join(timeout=_START_TIMEOUT_S)
         if self._sock is not None:
             self._sock.close()  # asyncio closed it already; this is idempotent
