@@ -104,6 +104,8 @@ class Store:
                     self.idempotency[key] = _idem_from_json(rec)
                 self.counts.update(record.get("counts", {}))
             elif record.get("op") == "order":
+                if record.get("fresh"):
+                    self.seq.pop(record["order"]["id"], None)
                 self._put(record["order"])
                 self.auto_id = max(self.auto_id, int(record.get("auto_id", 0)))
             elif record.get("op") == "idem":
@@ -173,7 +175,10 @@ class Store:
         if fresh:
             self.seq.pop(order["id"], None)
         self._put(order)
-        self._journal({"op": "order", "order": order, "auto_id": self.auto_id})
+        record = {"op": "order", "order": order, "auto_id": self.auto_id}
+        if fresh:
+            record["fresh"] = True
+        self._journal(record)
 
     def live(self, order_id: str) -> dict[str, Any] | None:
         """The order with this id unless it is missing or deleted."""

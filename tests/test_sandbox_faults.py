@@ -158,6 +158,24 @@ def test_state_file_survives_a_clean_restart(tmp_path, valid_order):
         assert client.post(IMPORT, data=valid_order(id=None)).json()["order"]["id"] == "1"
 
 
+def test_journal_replay_matches_live_order(tmp_path, valid_order):
+    """Replaying the journal (no clean stop) rebuilds the same list order, re-imports included."""
+    state = str(tmp_path / "sandbox.state")
+    config = SandboxConfig(rate_limit_per_minute=None, concurrency_limit=None, state_file=state)
+    first = SandboxServer(config).start()
+    with _client(first) as client:
+        client.post(IMPORT, data=valid_order(id="A"))
+        client.post(IMPORT, data=valid_order(id="B"))
+        client.post("/orders/A/delete")
+        client.post(IMPORT, data=valid_order(id="A"))  # a new order reusing a deleted id
+        live = [item["order"]["id"] for item in client.get("/orders").json()["list"]]
+    first.stop(close_store=False)  # like a crash: the journal is not compacted
+    with SandboxServer(config) as second, _client(second) as client:
+        replayed = [item["order"]["id"] for item in client.get("/orders").json()["list"]]
+    first.store.journal.close()
+    assert live == replayed == ["B", "A"]
+
+
 def test_state_file_ignores_a_torn_last_line(tmp_path, valid_order):
     """A journal line cut short by a crash is ignored; everything before it loads."""
     state = tmp_path / "sandbox.state"
