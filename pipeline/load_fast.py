@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-SCAN_BLOCK = 1 << 24
+SCAN_BLOCK = 1 << 22
 _QUOTE, _LF, _CR = 0x22, 0x0A, 0x0D
 STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
 
@@ -132,7 +132,7 @@ def fast_tables(
         reader = pcsv.open_csv(
             path,
             read_options=pcsv.ReadOptions(
-                column_names=names, encoding=arrow_encoding, block_size=1 << 22
+                column_names=names, encoding=arrow_encoding, block_size=1 << 20
             ),
             parse_options=pcsv.ParseOptions(
                 delimiter=delimiter,
