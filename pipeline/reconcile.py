@@ -31,6 +31,7 @@ from pipeline.reconcile_compare import (
 )
 from pipeline.reconcile_fetch import Fetcher, Sleep
 from pipeline.reconcile_ledger import changed_fields, known_orders
+from pipeline.report import default_report_dir, write_reports
 from pipeline.retry import RetryPolicy
 from pipeline.safety import safe_cell
 
@@ -139,7 +140,7 @@ def reconcile_batch(
                 foreign_ids=plan.foreign_ids,
                 detect_extras=plan.operation == "import",
             )
-            out = out_dir or _default_dir(settings, batch)
+            out = out_dir or default_report_dir(settings, batch)
             result = _write(out, batch, plan, comparison, source, via, notes)
             status = "clean" if result.clean else "findings"
         finally:
@@ -147,6 +148,8 @@ def reconcile_batch(
             if status != "failed":
                 summary.update(comparison.counts, matched=comparison.matched, source=source)
             ledger.finish_run(run_id, status=f"reconciled: {status}", summary=summary)
+        # report.html shows the reconciliation section from reconciliation.json beside it.
+        write_reports(ledger, batch, out, settings=settings)
     return result
 
 
@@ -239,12 +242,6 @@ async def _fetch(
             orders.extend(await fetcher.by_ids(unseen))
         notes.append(f"{fetcher.requests} request(s) to Chargebee")
     return orders, source
-
-
-def _default_dir(settings: Settings, batch: str) -> Path:
-    from pipeline.report import default_report_dir
-
-    return default_report_dir(settings, batch)
 
 
 def _write(

@@ -6,6 +6,7 @@ failures.xlsx (fix and feed back to ``retry``), validation.csv, summary.json and
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -100,7 +101,9 @@ def write_reports(
         failures = write_failures(ledger, batch, paths["failures_csv"], paths["failures_xlsx"])
         findings = write_validation(ledger, batch, paths["validation_csv"])
         table, capped = _table(ledger, batch)
-        paths["html"].write_text(_render_html(summary, table, capped, settings), "utf-8")
+        reconciliation = _reconciliation(out_dir / "reconciliation.json")
+        html = _render_html(summary, table, capped, settings, reconciliation)
+        paths["html"].write_text(html, "utf-8")
         extra = {
             "generated_at": time.time(),
             "configured_rate_per_minute": settings.effective_rate if settings else None,
@@ -186,8 +189,35 @@ def _duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+RECONCILIATION_SCHEMA = "order-import/reconciliation/1"
+RECONCILIATION_CATEGORIES = ("missing", "extra", "duplicate", "mismatch")
+
+
+def _reconciliation(path: Path) -> dict[str, Any] | None:
+    """The last ``reconcile`` result written next to the reports, when there is a readable one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("schema") != RECONCILIATION_SCHEMA:
+        return None
+    examples = document.get("examples") or {}
+    document["lines"] = [
+        {"category": category, **finding}
+        for category in RECONCILIATION_CATEGORIES
+        for finding in (examples.get(category) or [])
+        if isinstance(finding, dict)
+    ]
+    document["generated"] = _clock(document.get("generated_at"))
+    return document
+
+
 def _render_html(
-    summary: BatchSummary, table: list[dict[str, Any]], capped: bool, settings: Settings | None
+    summary: BatchSummary,
+    table: list[dict[str, Any]],
+    capped: bool,
+    settings: Settings | None,
+    reconciliation: dict[str, Any] | None = None,
 ) -> str:
     runs = [
         {
@@ -215,4 +245,5 @@ def _render_html(
         table_states=sorted({line["state"] for line in table}),
         table_codes=sorted({str(line["code"]) for line in table}),
         runs=runs,
+        rec=reconciliation,
     )

@@ -138,3 +138,22 @@ def test_unknown_batch_is_a_clear_config_error(server, workdir):
     result = invoke(server, "reconcile", "--batch", "nope")
     assert result.exit_code == 2
     assert "no batch named 'nope'" in result.output
+
+
+def test_report_html_gains_an_escaped_reconciliation_section(server, workdir):
+    """reconcile re-renders report.html with its findings; data from Chargebee is escaped."""
+    imported(server, workdir, count=4)
+    with api(server) as client:
+        client.post("/orders/T-000001", data={"status": "returned"}).raise_for_status()
+        client.post(
+            "/orders/T-000002", data={"shipping_address[city]": "<script>alert(1)</script>"}
+        ).raise_for_status()
+    result, rows, _ = reconcile(server, "--via", "list")
+    assert result.exit_code == 1, result.output
+    html = (Path("recon") / "report.html").read_text(encoding="utf-8")
+    assert 'id="reconciliation"' in html
+    assert "Reconciliation with Chargebee (findings)" in html
+    assert "T-000001" in html.split('id="reconciliation"')[1]
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert any(r["order_id"] == "T-000002" for r in rows)
