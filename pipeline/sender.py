@@ -21,6 +21,7 @@ from pipeline.errors import (
     ApiError,
     AuthError,
     PermanentApiError,
+    PipelineError,
     ThrottleBudgetExceeded,
     TransientApiError,
 )
@@ -69,6 +70,18 @@ async def dispatch_update(client: ChargebeeClient, item: WorkItem, key: str) -> 
 
 
 DISPATCH: Mapping[Operation, Dispatch] = {"import": dispatch_import, "update": dispatch_update}
+
+
+def first_pipeline_error(group: BaseExceptionGroup[BaseException]) -> PipelineError | None:
+    """The first PipelineError inside a (nested) exception group, if any."""
+    for exc in group.exceptions:
+        if isinstance(exc, PipelineError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_pipeline_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def identity_mismatch(params: Mapping[str, Any], order: Mapping[str, Any]) -> list[str]:
@@ -134,15 +147,23 @@ class Sender:
     # -- phases --------------------------------------------------------------------------
 
     async def run(self) -> SendStats:
-        """Reconcile in-doubt rows, then send pending/retryable rows with a worker pool."""
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(self._watch_signals, outer)
-            try:
-                await self._reconcile_in_flight()
-                if not self._stop.is_set():
-                    await self._send_all()
-            finally:
-                outer.cancel_scope.cancel()
+        """Reconcile in-doubt rows, then send pending/retryable rows with a worker pool.
+
+        Raises:
+            PipelineError: a run-level failure in any worker (e.g. the ledger's disk write
+                failed), unwrapped from the task group so the CLI prints one clear line.
+        """
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._watch_signals, outer)
+                try:
+                    await self._reconcile_in_flight()
+                    if not self._stop.is_set():
+                        await self._send_all()
+                finally:
+                    outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise first_pipeline_error(group) or group from None
         return self.stats
 
     async def _reconcile_in_flight(self) -> None:

@@ -235,11 +235,6 @@ def disk_full_run(server: Any, tmp_path: Path, prefix: str) -> tuple[Path, str, 
     return source, out, err, proc.returncode
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/sender.py: a LedgerError raised inside the worker task group escapes as an "
-    "ExceptionGroup, so cli_common.handle_errors prints a traceback instead of one line",
-)
 def test_ledger_disk_write_failing_mid_run_stops_cleanly_with_a_clear_message(
     make_sandbox, tmp_path
 ):
