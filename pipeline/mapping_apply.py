@@ -70,6 +70,8 @@ class MappedChunk:
     issues: list[tuple[int, Issue]]
     failed: set[tuple[int, str]]
     """(position, param) cells whose text could not be parsed; schema checks skip them."""
+    texts: dict[str, pd.Series]
+    """The text of parsed params (dates, integers) before parsing, to show in reports."""
 
 
 def implicit_mapping(
@@ -214,6 +216,7 @@ def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> Mapped
     issues: list[tuple[int, Issue]] = []
     failed: set[tuple[int, str]] = set()
     out = pd.DataFrame(params, index=frame.index)
+    texts = {p: out[p] for p in (*bound.date_policies, *bound.integer_params)}
     for param, policy in bound.date_policies.items():
         parsed = parse_dates(out[param], policy)
         _collect(bound, param, out[param], parsed.errors, "date", lines, issues, failed)
@@ -230,7 +233,7 @@ def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> Mapped
     out["id"] = ids
     raw = frame[bound.data_columns]
     assert len(row_keys) == n
-    return MappedChunk(out, raw, lines, row_keys, issues, failed)
+    return MappedChunk(out, raw, lines, row_keys, issues, failed, texts)
 
 
 def _collect(

@@ -132,6 +132,7 @@ def _process(
             state=state,
             skip=mapped.failed,
             now=now,
+            display=mapped.texts,
         )
         by_row: dict[int, list[Issue]] = {}
         for pos, issue in (*chunk.issues, *mapped.issues, *found):

@@ -105,8 +105,15 @@ def _short(value: object) -> str | None:
 
 
 class _Collector:
-    def __init__(self, params: pd.DataFrame, lines: np.ndarray, sources: Mapping[str, str]):
+    def __init__(
+        self,
+        params: pd.DataFrame,
+        lines: np.ndarray,
+        sources: Mapping[str, str],
+        display: Mapping[str, pd.Series],
+    ):
         self.params = params
+        self.display = display
         self.lines = lines
         self.sources = sources
         self.issues: list[tuple[int, Issue]] = []
@@ -123,7 +130,7 @@ class _Collector:
         positions = np.flatnonzero(np.asarray(mask, dtype=bool))
         if positions.size == 0:
             return
-        values = self.params.get(param)
+        values = self.display.get(param, self.params.get(param))
         column = self.sources.get(param)
         name = form_name(param)
         for pos in positions:
@@ -155,6 +162,7 @@ def validate_chunk(
     state: FileState,
     skip: set[tuple[int, str]] | frozenset[tuple[int, str]] = frozenset(),
     now: float | None = None,
+    display: Mapping[str, pd.Series] | None = None,
 ) -> list[tuple[int, Issue]]:
     """All findings for one chunk of mapped params (positions index ``params`` rows).
 
@@ -168,9 +176,11 @@ def validate_chunk(
         state: uniqueness memory shared by the chunks of one file.
         skip: (position, param) cells that already failed parsing; not re-reported.
         now: the clock for the "future" bound (defaults to ``time.time()``).
+        display: the original text of parsed params, shown as the value in issues.
     """
     params = params.reset_index(drop=True)
-    out = _Collector(params, lines, sources)
+    shown = {k: v.reset_index(drop=True) for k, v in (display or {}).items()}
+    out = _Collector(params, lines, sources, shown)
     _schema_issues(params, out, rules, now if now is not None else time.time(), skip)
     _cross_field(params, out, rules)
     _uniqueness(params, lines, row_keys, out, rules, state)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.load import input_sha256, open_source, sniff_delimiter
+from pipeline.load import _CsvReader, input_sha256, open_source, sniff_delimiter
 from pipeline.load_excel import cell_text
 
 FIX = Path(__file__).parent / "fixtures" / "input"
@@ -154,3 +159,74 @@ def test_input_sha256_streams_whole_file(tmp_path: Path) -> None:
     path.write_bytes(b"x" * 2_999_999 + b"y")
     assert input_sha256(path) != first
     assert len(first) == 64
+
+
+cells = st.text(alphabet=st.sampled_from(list('ab é,;|\t"\n\r')), max_size=6)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    table=st.lists(st.lists(cells, min_size=3, max_size=3), min_size=1, max_size=25),
+    delimiter=st.sampled_from([",", ";", "\t", "|"]),
+    crlf=st.booleans(),
+    blanks=st.lists(st.integers(min_value=0, max_value=25), max_size=4),
+    chunk_rows=st.integers(min_value=1, max_value=7),
+)
+def test_fast_path_matches_exact_csv_path(
+    tmp_path: Path,
+    table: list[list[str]],
+    delimiter: str,
+    crlf: bool,
+    blanks: list[int],
+    chunk_rows: int,
+) -> None:
+    """pyarrow + line scan gives the same cells and start lines as Python's csv module."""
+    buffer = io.StringIO()
+    newline = "\r\n" if crlf else "\n"
+    csv.writer(buffer, delimiter=delimiter, lineterminator=newline).writerows(
+        [["h1", "h2", "h3"], ["x", "y", "z"], *table]
+    )
+    records = buffer.getvalue().split(newline)
+    # blank lines between records (only at record boundaries: split on the terminator is safe
+    # because embedded newlines are quoted and csv.writer never emits the terminator inside)
+    text = newline.join(records)
+    for pos in sorted(blanks, reverse=True):
+        cut = [m.end() for m in re.finditer(re.escape(newline), text)]
+        if cut and pos < len(cut):
+            at = cut[pos]
+            if text[:at].count('"') % 2 == 0:
+                text = text[:at] + newline + text[at:]
+    path = tmp_path / "p.csv"
+    path.write_bytes(text.encode("utf-8"))
+    fast = open_source(path, delimiter=delimiter, chunk_rows=chunk_rows)
+    got = [(c.frame.to_dict("records"), c.lines.tolist()) for c in fast.chunks()]
+    exact = _CsvReader(path, "utf-8", delimiter, 10_000)
+    exact.read_header()
+    want = [(c.frame.to_dict("records"), c.lines.tolist()) for c in exact._exact()]
+    flat_got = [(r, line) for frame, lines in got for r, line in zip(frame, lines, strict=True)]
+    flat_want = [(r, line) for frame, lines in want for r, line in zip(frame, lines, strict=True)]
+    assert flat_got == flat_want
+
+
+def test_stray_quote_falls_back_with_exact_lines(tmp_path: Path) -> None:
+    """A quote inside an unquoted cell (5" screen) hands over to csv with lines intact."""
+    path = tmp_path / "q.csv"
+    path.write_text('a,b\n1,"x\ny"\n2,5" screen\n3,z\n', encoding="utf-8")
+    chunk = next(open_source(path).chunks())
+    assert chunk.frame["b"].tolist() == ["x\ny", '5" screen', "z"]
+    assert chunk.lines.tolist() == [2, 4, 5]
+
+
+def test_ragged_row_after_first_chunk_continues_exactly(tmp_path: Path) -> None:
+    """A ragged row deep in the file switches paths without losing or repeating rows."""
+    body = "".join(f"{i},v{i}\n" for i in range(1, 50)) + "50,v50,extra\n51,v51\n"
+    path = tmp_path / "r.csv"
+    path.write_text("a,b\n" + body, encoding="utf-8")
+    chunks = list(open_source(path, chunk_rows=20).chunks())
+    ids = [a for c in chunks for a in c.frame["a"].tolist()]
+    assert ids == [str(i) for i in range(1, 52)]
+    lines = [line for c in chunks for line in c.lines.tolist()]
+    assert lines == list(range(2, 53))
+    assert [(i.source_line, i.rule) for c in chunks for _, i in c.issues] == [(51, "ragged_row")]
