@@ -137,3 +137,24 @@ def test_export_excludes_deleted_orders(make_sandbox, valid_order):
         client.post("/orders/ORD-1/delete")
         export = _wait_completed(client, client.post("/exports/orders").json()["export"]["id"])
         assert [r["id"] for r in _rows(export["download"]["download_url"])] == ["ORD-2"]
+
+
+def test_export_number_presence_and_boolean_filters(make_sandbox, valid_order):
+    """total/refundable_credits_issued number filters, is_present and is_resent work on exports."""
+    sb = make_sandbox(export_delay_s=0)
+    with _client(sb) as client:
+        client.post(IMPORT, data=valid_order(refundable_credits_issued="500"))
+        client.post(IMPORT, data=valid_order(subscription_id="sub_1"))
+
+        def exported(filters: dict) -> list[str]:
+            started = client.post("/exports/orders", data=filters)
+            assert started.status_code == 200, started.text
+            export = _wait_completed(client, started.json()["export"]["id"])
+            return [r["id"] for r in _rows(export["download"]["download_url"])]
+
+        assert exported({"order[refundable_credits_issued][gte]": "100"}) == ["ORD-1"]
+        assert exported({"total[between]": "[0,10]"}) == ["ORD-1", "ORD-2"]
+        assert exported({"order[subscription_id][is_present]": "true"}) == ["ORD-2"]
+        assert exported({"order[is_resent][is]": "false"}) == ["ORD-1", "ORD-2"]
+        for bad in ({"total[between]": "[1]"}, {"total[gt]": "x"}, {"order[is_resent][is]": "1"}):
+            assert client.post("/exports/orders", data=bad).status_code == 400

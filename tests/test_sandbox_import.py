@@ -275,3 +275,22 @@ def test_bad_api_key_is_401(sandbox, valid_order, auth):
     assert "type" not in body
     assert body["http_status_code"] == 401
     assert sandbox.state()["orders"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "param"),
+    [
+        ({"status": "cancelled", "cancelled_at": "1600000000"}, "cancellation_reason"),
+        ({"status": "shipped"}, "shipped_at"),
+        ({"delivered_at": "1600000000", "cancellation_reason": "others"}, "cancellation_reason"),
+        ({"delivered_at": "1600000000", "shipping_date": "1500000000"}, "shipping_date"),
+    ],
+)
+def test_status_rules_when_switched_on(make_sandbox, valid_order, overrides, param):
+    """status_rules=True: cancelled needs a reason, shipped needs shipped_at, a reason only with
+    cancelled, shipping_date not before order_date."""
+    sb = make_sandbox(status_rules=True)
+    with httpx.Client(base_url=sb.base_url, auth=(sb.api_key, "")) as client:
+        response = client.post(IMPORT, data=valid_order(**overrides))
+    assert response.status_code == 400
+    assert response.json()["param"] == param

@@ -237,3 +237,30 @@ def test_list_rejects_bad_query(sandbox_client, params, param):
     response = sandbox_client.get("/orders", params=params)
     assert response.status_code == 400, response.text
     assert response.json()["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("data", "param"),
+    [
+        ({"shipped_at": "2020-01-01"}, "shipped_at"),
+        ({"cancellation_reason": "bored"}, "cancellation_reason"),
+        ({"status": "lost"}, "status"),
+        ({"note": "n" * 601}, "note"),
+    ],
+)
+def test_update_validates_values(sandbox_client, valid_order, data, param):
+    """Update checks timestamps, enums and lengths like import does (400 naming the param)."""
+    order = _import(sandbox_client, valid_order())
+    response = sandbox_client.post(f"/orders/{order['id']}", data=data)
+    assert response.status_code == 400
+    assert response.json()["param"] == param
+
+
+def test_list_boolean_and_negated_filters(sandbox_client, valid_order):
+    """is_resent[is] takes true/false only; id[not_in] excludes the listed ids."""
+    _fill(sandbox_client, valid_order, 3)
+    body = sandbox_client.get("/orders", params={"is_resent[is]": "false"}).json()
+    assert len(body["list"]) == 3
+    assert sandbox_client.get("/orders", params={"is_resent[is]": "maybe"}).status_code == 400
+    body = sandbox_client.get("/orders", params={"id[not_in]": '["ORD-1"]'}).json()
+    assert [item["order"]["id"] for item in body["list"]] == ["ORD-2", "ORD-3"]
