@@ -6,9 +6,27 @@ legacy synonyms (``Order #``, ``Invoice No``, ``Ship To City``) are known. Pure;
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
+)
+"""Candidates for ``mapping init``; day-first wins over month-first when both fit every sample."""
 
 SYNONYMS: dict[str, str] = {
     "ordernumber": "document_number",
@@ -52,6 +70,8 @@ SYNONYMS: dict[str, str] = {
     "externalid": "reference_id",
     "refundablecredits": "refundable_credits_issued",
     "credits": "refundable_credits_issued",
+    "creditscents": "refundable_credits_issued",
+    "refundablecreditscents": "refundable_credits_issued",
     "cancelreason": "cancellation_reason",
 }
 ADDRESS_PREFIXES: dict[str, str] = {
@@ -136,6 +156,42 @@ class StarterMapping:
     missing_required: list[str]
 
 
+def guess_date_formats(samples: Iterable[str]) -> list[str]:
+    """Formats (from DATE_FORMATS) that parse every non-empty, non-ISO, non-numeric sample.
+
+    Returns the formats needed, most specific first, e.g. ``["%d/%m/%Y %H:%M", "%d/%m/%Y"]``;
+    empty when the samples are ISO 8601, Unix seconds or Excel serials (handled without one).
+    """
+    values = [v.strip() for v in samples if v and v.strip()]
+    values = [v for v in values if not re.fullmatch(r"[+-]?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}T.*", v)]
+    needed: list[str] = []
+    for value in values:
+        if any(_parses(value, fmt) for fmt in needed):
+            continue
+        for fmt in DATE_FORMATS:
+            if _parses(value, fmt) and all(
+                _parses(v, fmt) or any(_parses(v, f) for f in needed) or not _same_shape(v, fmt)
+                for v in values
+            ):
+                needed.append(fmt)
+                break
+    return needed
+
+
+def _parses(value: str, fmt: str) -> bool:
+    try:
+        dt.datetime.strptime(value, fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_shape(value: str, fmt: str) -> bool:
+    """Whether a value has the separators of a format (so a format must handle it)."""
+    sample = dt.datetime(2001, 2, 3, 4, 5, 6).strftime(fmt)
+    return re.sub(r"\d", "9", value) == re.sub(r"\d", "9", sample)
+
+
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -146,6 +202,7 @@ def starter_mapping(
     required: Collection[str],
     statuses: Collection[str],
     status_samples: Iterable[str] = (),
+    date_samples: Mapping[str, Sequence[str]] | None = None,
 ) -> StarterMapping:
     """Build a starter mapping (TOML text) for a header; see docs/mapping.md for the format."""
     matched: dict[str, str] = {}
@@ -169,11 +226,16 @@ def starter_mapping(
     out += [
         f"# required, no column found: {p} (map one, or set it in [constants])" for p in missing
     ]
+    formats: list[str] = []
+    for col, values in (date_samples or {}).items():
+        if col in matched:
+            formats += [f for f in guess_date_formats(values) if f not in formats]
+    formats = formats or ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
     out += [
         "",
         "[dates]",
-        'timezone = "UTC"  # the IANA zone the legacy system wrote local times in',
-        'formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]  # strptime formats, tried in order',
+        'timezone = "UTC"  # CHECK: the IANA zone the legacy system wrote local times in',
+        "formats = [" + ", ".join(_q(f) for f in formats) + "]  # guessed from the first rows",
         'ambiguous = "earlier"',
         'nonexistent = "shift_forward"',
         "",
@@ -190,9 +252,10 @@ def starter_mapping(
         if value and value.strip() and value.strip() not in statuses:
             seen.setdefault(value.strip(), None)
     if seen and "status" in matched.values():
-        out += ["", "[values.status]"]
+        out += ["", "# Legacy status text = one of: " + ", ".join(statuses), "[values.status]"]
         for value in list(seen)[:50]:
             guess = re.sub(r"[^a-z]+", "_", value.casefold()).strip("_")
-            guess = guess if guess in statuses else ""
-            out.append(f"{_q(value)} = {_q(guess)}  # one of: {', '.join(statuses)}")
+            if guess not in statuses:
+                guess = next((s for s in statuses if guess.startswith(s[:6])), "")
+            out.append(f"{_q(value)} = {_q(guess)}" + ("" if guess else "  # CHECK"))
     return StarterMapping("\n".join(out) + "\n", matched, unmatched, missing)

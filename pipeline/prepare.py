@@ -285,8 +285,18 @@ def write_starter_mapping(
         (c for c in source.header if match_header(c, IMPORT_ORDER_PARAMS) == "status"), None
     )
     samples = first.frame[status_col].tolist() if status_col else []
+    date_samples = {
+        col: first.frame[col].head(1000).tolist()
+        for col in source.header
+        if match_header(col, IMPORT_ORDER_PARAMS) in TIMESTAMP_PARAMS
+    }
     starter = starter_mapping(
-        source.header, IMPORT_ORDER_PARAMS, REQUIRED_IMPORT_PARAMS, IMPORT_STATUSES, samples
+        source.header,
+        IMPORT_ORDER_PARAMS,
+        REQUIRED_IMPORT_PARAMS,
+        IMPORT_STATUSES,
+        samples,
+        date_samples,
     )
     try:
         out.write_text(starter.text, encoding="utf-8")

@@ -91,6 +91,9 @@ def test_mapping_init_matches_legacy_headers(tmp_path: Path) -> None:
     assert '"Invoice No" = "invoice_id"' in text
     assert '"Ship To City" = "shipping_address.city"' in text
     assert '"Shipped" = "shipped"' in text
+    assert 'formats = ["%d/%m/%Y %H:%M"]' in text
+    code, out = _run("validate", str(SAMPLES / "legacy_orders.csv"), "--mapping", str(out_file))
+    assert code == 0, out
     code, out = _run("mapping", "init", str(SAMPLES / "legacy_orders.csv"), "--out", str(out_file))
     assert code == 2
     assert "already exists" in out

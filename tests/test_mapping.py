@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from pipeline.dates import DatePolicy, parse_dates
 from pipeline.errors import ConfigError
 from pipeline.mapping import load_mapping, normalise_param, parse_mapping
 from pipeline.mapping_apply import apply, bind
-from pipeline.mapping_init import match_header
+from pipeline.mapping_init import guess_date_formats, match_header
 from schemas import IMPORT_ORDER_PARAMS, INTEGER_PARAMS, REQUIRED_IMPORT_PARAMS, TIMESTAMP_PARAMS
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
@@ -212,3 +213,30 @@ def test_sample_mapping_loads() -> None:
     )
     assert spec.date_default.timezone == "Europe/Berlin"
     assert (spec.id.source, spec.id.prefix) == ("document_number", "OLD-")
+
+
+def test_docs_example_mapping_parses() -> None:
+    """The full example in docs/mapping.md is a valid mapping file."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "mapping.md").read_text("utf-8")
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    spec = parse_mapping(tomllib.loads(example), None, IMPORT_ORDER_PARAMS, TIMESTAMP_PARAMS)
+    assert spec.ignore == ("Internal notes",)
+    assert spec.date_params["shipping_date"].timezone == "America/New_York"
+    assert spec.values["status"]["cancelled - other"] == {
+        "status": "cancelled",
+        "cancellation_reason": "others",
+    }
+
+
+@pytest.mark.parametrize(
+    ("samples", "formats"),
+    [
+        (["05/04/2023 14:22", "28/12/2023 09:00"], ["%d/%m/%Y %H:%M"]),
+        (["12/28/2023", "01/02/2023"], ["%m/%d/%Y"]),
+        (["2023-04-05", "2023-04-05 10:11:12"], ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S"]),
+        (["2023-04-05T10:00:00Z", "1680000000"], []),
+    ],
+)
+def test_mapping_init_guesses_date_formats(samples: list[str], formats: list[str]) -> None:
+    """mapping init proposes the formats that parse every sample (day-first when ambiguous)."""
+    assert guess_date_formats(samples) == formats
