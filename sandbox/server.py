@@ -22,6 +22,8 @@ from sandbox.app import ConnectionDropped, SandboxApp, create_app
 from sandbox.config import SandboxConfig
 
 _START_TIMEOUT_S = 10.0
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Talks to the sandbox on loopback directly, whatever HTTP_PROXY says."""
 
 
 class _DropFilter(logging.Filter):
@@ -191,7 +193,7 @@ class SandboxServer:
     def _control(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.root_url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with _DIRECT.open(request, timeout=30) as response:
             result: dict[str, Any] = json.loads(response.read())
             return result
 
