@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.load import _CsvReader, input_sha256, open_source, sniff_delimiter
+from pipeline.load import input_sha256, open_source, sniff_delimiter
+from pipeline.load_csv import CsvReader
 from pipeline.load_excel import cell_text
 
 FIX = Path(__file__).parent / "fixtures" / "input"
@@ -202,7 +203,7 @@ def test_fast_path_matches_exact_csv_path(
     path.write_bytes(text.encode("utf-8"))
     fast = open_source(path, delimiter=delimiter, chunk_rows=chunk_rows)
     got = [(c.frame.to_dict("records"), c.lines.tolist()) for c in fast.chunks()]
-    exact = _CsvReader(path, "utf-8", delimiter, 10_000)
+    exact = CsvReader(path, "utf-8", delimiter, 10_000)
     exact.read_header()
     want = [(c.frame.to_dict("records"), c.lines.tolist()) for c in exact._exact()]
     flat_got = [(r, line) for frame, lines in got for r, line in zip(frame, lines, strict=True)]
