@@ -29,7 +29,9 @@ Nonexistent = Literal[
 
 SERIAL_LIMIT = 1_000_000
 """Numeric cells below this are Excel serial days (year ≤ 4637); at or above, Unix seconds."""
-_NUMERIC = r"^[+-]?\d+(?:\.\d+)?$"
+_NUMERIC = r"^[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$"
+MAX_UNIX = 253_402_300_799
+"""9999-12-31T23:59:59Z: larger numbers are not dates (and would overflow int64)."""
 _OFFSET = (
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
     r"\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
@@ -99,10 +101,14 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     numeric = (present & text.str.match(_NUMERIC)).to_numpy(dtype=bool)
     if numeric.any():
         number = pd.to_numeric(text[numeric]).to_numpy(dtype=np.float64)
-        unix = np.abs(number) >= SERIAL_LIMIT
         idx = np.flatnonzero(numeric)
+        huge = ~(np.abs(number) <= MAX_UNIX)  # also catches inf and nan
+        reasons[idx[huge]] = "is too large to be a date (Unix seconds beyond year 9999)"
+        unix = (np.abs(number) >= SERIAL_LIMIT) & ~huge
         result[idx[unix]] = np.floor(number[unix]).astype(np.int64)
         done[idx[unix]] = True
+        idx, number = idx[~huge], number[~huge]
+        unix = unix[~huge]
         serial_idx = idx[~unix]
         if serial_idx.size:
             serial_wall, bad = _excel_serial(number[~unix], policy.excel_date_system)

@@ -223,9 +223,12 @@ def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> Mapped
         out[param] = parsed.seconds
     for param in bound.integer_params:
         text = out[param]
-        ok = (text.isna() | text.str.match(_INTEGER).fillna(False)).astype(bool)
+        whole = text.str.match(_INTEGER).fillna(False).astype(bool)
+        fits = text.str.len().fillna(0) <= 18  # int64 holds every 18-digit number
+        ok = (text.isna() | (whole & fits)).astype(bool)
         reasons = pd.Series(None, index=text.index, dtype=object)
         reasons[~ok] = "must be a whole number in minor units (e.g. 1250 for 12.50)"
+        reasons[whole & ~fits] = "is too large (more than 18 digits)"
         _collect(bound, param, text, reasons, "integer", lines, issues, failed)
         out[param] = pd.to_numeric(text.where(ok), errors="coerce").astype("Int64")
 

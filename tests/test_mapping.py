@@ -240,3 +240,12 @@ def test_docs_example_mapping_parses() -> None:
 def test_mapping_init_guesses_date_formats(samples: list[str], formats: list[str]) -> None:
     """mapping init proposes the formats that parse every sample (day-first when ambiguous)."""
     assert guess_date_formats(samples) == formats
+
+
+def test_overflowing_numbers_are_cell_errors_not_crashes() -> None:
+    """40-digit or 1e308 date cells are reported per cell (no int64 overflow, no warning)."""
+    text = pd.Series(["9" * 40, "-1e308", "1680000000"], dtype="str")
+    result = parse_dates(text, DatePolicy())
+    assert result.seconds.tolist()[2] == 1_680_000_000
+    assert result.seconds.isna().tolist() == [True, True, False]
+    assert "too large" in str(result.errors.iloc[0])
