@@ -133,6 +133,7 @@ def _process(
             skip=mapped.failed,
             now=now,
             display=mapped.texts,
+            ids_follow_keys=not bound.has_row_key,
         )
         by_row: dict[int, list[Issue]] = {}
         for pos, issue in (*chunk.issues, *mapped.issues, *found):

@@ -42,14 +42,14 @@ _SCIENTIFIC = r"^\d(?:[.,]\d+)?[eE]\+\d+$"
 class SeenValues:
     """64-bit hashes of values already seen in a file, with the line of their first occurrence.
 
-    Two sorted numpy arrays (8 + 8 bytes per distinct value): 10M distinct ids cost ~160 MB,
+    Two sorted numpy arrays (8 + 4 bytes per distinct value): 10M distinct keys cost ~120 MB,
     not the ~1 GB of a Python set of strings. A hash collision (odds ~1e-7 at 10M values) would
     report a false duplicate, never hide a real one.
     """
 
     def __init__(self) -> None:
         self.hashes = np.empty(0, dtype=np.uint64)
-        self.lines = np.empty(0, dtype=np.int64)
+        self.lines = np.empty(0, dtype=np.int32)
 
     def check_and_add(self, values: pd.Series, lines: np.ndarray) -> np.ndarray:
         """For each row: 0 when first seen, else the line where the value first appeared."""
@@ -76,7 +76,7 @@ class SeenValues:
         first_line[present[inner[undecided]]] = row_lines[group_first[repeat][undecided]]
         new = order[starts & ~hit[order]]
         merged_h = np.concatenate([self.hashes, hashed[new]])
-        merged_l = np.concatenate([self.lines, row_lines[new]])
+        merged_l = np.concatenate([self.lines, row_lines[new].astype(np.int32)])
         merge = np.argsort(merged_h, kind="stable")
         self.hashes, self.lines = merged_h[merge], merged_l[merge]
         return first_line
@@ -163,6 +163,7 @@ def validate_chunk(
     skip: set[tuple[int, str]] | frozenset[tuple[int, str]] = frozenset(),
     now: float | None = None,
     display: Mapping[str, pd.Series] | None = None,
+    ids_follow_keys: bool = False,
 ) -> list[tuple[int, Issue]]:
     """All findings for one chunk of mapped params (positions index ``params`` rows).
 
@@ -177,13 +178,15 @@ def validate_chunk(
         skip: (position, param) cells that already failed parsing; not re-reported.
         now: the clock for the "future" bound (defaults to ``time.time()``).
         display: the original text of parsed params, shown as the value in issues.
+        ids_follow_keys: every id is the row key or derived from it, so a repeated id is
+            already a repeated row key; the separate id index (12 bytes a row) is skipped.
     """
     params = params.reset_index(drop=True)
     shown = {k: v.reset_index(drop=True) for k, v in (display or {}).items()}
     out = _Collector(params, lines, sources, shown)
     _schema_issues(params, out, rules, now if now is not None else time.time(), skip)
     _cross_field(params, out, rules)
-    _uniqueness(params, lines, row_keys, out, rules, state)
+    _uniqueness(params, lines, row_keys, out, rules, state, ids_follow_keys)
     _excel_hints(params, out)
     return out.issues
 
@@ -301,6 +304,7 @@ def _uniqueness(
     out: _Collector,
     rules: ValidationRules,
     state: FileState,
+    ids_follow_keys: bool,
 ) -> None:
     keys = pd.Series(row_keys, dtype="str")
     key_dup = state.row_keys.check_and_add(keys, lines)
@@ -314,8 +318,8 @@ def _uniqueness(
                     None,
                     _short(row_keys[pos]),
                     "duplicate_row_key",
-                    f"the same row key as line {key_dup[pos]} (an identical row, or the same "
-                    "key columns); it would be imported once",
+                    f"repeats the row key of line {key_dup[pos]} (the same order id, key "
+                    "columns or identical content); only one of them can be imported",
                     "error",
                     "rule",
                 ),
@@ -324,7 +328,7 @@ def _uniqueness(
     if not rules.unique_in_file:
         return
     for name, seen in (("id", state.ids), ("document_number", state.document_numbers)):
-        if name not in params:
+        if name not in params or (name == "id" and ids_follow_keys):
             continue
         first = seen.check_and_add(params[name], lines)
         first[key_dup > 0] = 0  # already reported as a duplicate row key

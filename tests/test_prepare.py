@@ -136,3 +136,22 @@ def test_broken_mapping_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text('[columns]\n"Order #" = "order_number"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"m.toml: \[columns"):
         prepare_rows(SAMPLES / "legacy_orders.csv", Settings(mapping_path=bad))
+
+
+def test_duplicate_ids_and_keys_are_caught(tmp_path: Path) -> None:
+    """Identical rows repeat a key; distinct oi:row_keys with one id repeat the id."""
+    path = tmp_path / "dups.csv"
+    row = "INV1,shipped,2023-04-05,2023-04-05,2023-04-06"
+    path.write_text(
+        f"invoice_id,status,created_at,order_date,shipping_date\n{row}\n{row}\n", encoding="utf-8"
+    )
+    summary = validate_file(path, Settings(), None)
+    assert dict(summary.counts_by_rule) == {"duplicate_row_key": 1}
+    path.write_text(
+        f"{ROW_KEY_COLUMN},id,invoice_id,status,created_at,order_date,shipping_date\n"
+        f"K1,A1,{row}\nK2,A1,{row}\n",
+        encoding="utf-8",
+    )
+    summary = validate_file(path, Settings(), None)
+    assert dict(summary.counts_by_rule) == {"duplicate_id": 1}
+    assert summary.examples[0].source_line == 3
