@@ -176,30 +176,36 @@ def _rows(
 def _source_rows(
     mapped: MappedChunk, by_row: dict[int, list[Issue]], name: str, sheet: str | None
 ) -> list[SourceRow]:
-    raw_records = mapped.raw.to_dict("records")
-    params = mapped.params.astype(object)
-    params = params.where(mapped.params.notna(), None)
-    columns = list(params.columns)
+    """Build SourceRows column-wise: values leave pandas once per column, not once per cell."""
+    raw_names = [str(c) for c in mapped.raw.columns]
+    raw_values = [mapped.raw[c].to_numpy(dtype=object, na_value="").tolist() for c in raw_names]
+    layout: list[tuple[str, str | None]] = []
+    values: list[list[Any]] = []
+    for param in mapped.params.columns:
+        column = mapped.params[param]
+        head, dot, tail = str(param).partition(".")
+        layout.append((head, tail if dot else None))
+        numeric = column.dtype == "Int64"
+        cells = column.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
+        values.append([None if v is None else int(v) for v in cells] if numeric else cells)
+    raw_rows = zip(*raw_values, strict=True) if raw_values else iter(lambda: (), None)
     rows: list[SourceRow] = []
-    for pos, values in enumerate(params.itertuples(index=False, name=None)):
+    for pos, (raw, cells) in enumerate(zip(raw_rows, zip(*values, strict=True), strict=False)):
         nested: dict[str, Any] = {}
-        for param, value in zip(columns, values, strict=True):
+        for (key, sub), value in zip(layout, cells, strict=True):
             if value is None:
                 continue
-            if not isinstance(value, str):
-                value = int(value)
-            head, dot, tail = param.partition(".")
-            if dot:
-                nested.setdefault(head, {})[tail] = value
+            if sub is None:
+                nested[key] = value
             else:
-                nested[param] = value
+                nested.setdefault(key, {})[sub] = value
         rows.append(
             SourceRow(
                 row_key=mapped.row_keys[pos],
                 source_file=name,
                 sheet=sheet,
                 source_line=int(mapped.lines[pos]),
-                raw={str(k): str(v) for k, v in raw_records[pos].items()},
+                raw=dict(zip(raw_names, raw, strict=True)),
                 params=nested,
                 issues=tuple(by_row.get(pos, ())),
             )
