@@ -245,7 +245,7 @@ def _open_csv(
     except UnicodeDecodeError:  # pragma: no cover - errors="replace" does not raise
         text = ""
     delim = delimiter or sniff_delimiter(text.lstrip("\ufeff"))
-    if delim == "\\t":
+    if delim in ("\\t", "tab", "TAB"):
         delim = "\t"
     if len(delim) != 1:
         raise InputError(f"the delimiter must be one character, got {delim!r}", path=str(path))

@@ -105,6 +105,9 @@ def parse_mapping(
         if key not in allowed:
             raise fail(key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
 
+    if data.get("version", 1) != 1:
+        raise fail("version", f"must be 1 (this tool's mapping format), not {data['version']!r}")
+
     def param(name: object, key: str) -> str:
         if not isinstance(name, str):
             raise fail(key, f"{name!r} must be a parameter name (text)")

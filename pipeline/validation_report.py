@@ -91,6 +91,9 @@ def render_summary(summary: ValidationSummary) -> str:
         f"{summary.invalid} invalid; {summary.errors} errors, {summary.warnings} warnings "
         f"({summary.duration_s:.1f} s).",
     ]
+    if summary.encoding:
+        shown = {"\t": "TAB", ",": ",", ";": ";", "|": "|"}.get(summary.delimiter or "", "?")
+        lines.append(f"Read as {summary.encoding} text, delimiter {shown}.")
     if summary.counts_by_rule:
         lines.append("Findings by rule:")
         width = max(len(rule) for rule in summary.counts_by_rule)

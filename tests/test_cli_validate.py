@@ -97,3 +97,15 @@ def test_mapping_init_matches_legacy_headers(tmp_path: Path) -> None:
     code, out = _run("mapping", "init", str(SAMPLES / "legacy_orders.csv"), "--out", str(out_file))
     assert code == 2
     assert "already exists" in out
+
+
+def test_sheet_and_delimiter_flags() -> None:
+    """--sheet picks a worksheet (unknown ones are listed); --delimiter tab is accepted."""
+    code, out = _run("validate", str(FIX / "excel_1900.xlsx"), "--sheet", "Orders")
+    assert code == 0, out
+    code, out = _run("validate", str(FIX / "excel_1900.xlsx"), "--sheet", "Nope")
+    assert code == 2
+    assert "no sheet 'Nope'; the workbook has: Orders, Second" in out
+    code, out = _run("validate", str(FIX / "utf16_bom_tab.csv"), "--delimiter", "tab")
+    assert code == 0, out
+    assert "Read as utf-16 text, delimiter TAB." in out
