@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,20 @@ def test_duplicate_ids_and_keys_are_caught(tmp_path: Path) -> None:
     summary = validate_file(path, Settings(), None)
     assert dict(summary.counts_by_rule) == {"duplicate_id": 1}
     assert summary.examples[0].source_line == 3
+
+
+@pytest.mark.parametrize(
+    ("system", "order_date"),
+    [(1900, "2023-04-05T12:00:00+00:00"), (1904, "2027-04-06T12:00:00+00:00")],
+)
+def test_excel_serials_follow_the_workbook_date_system(system: int, order_date: str) -> None:
+    """Serial 45021.5 is 2023-04-05 12:00 in a 1900 workbook and 2027-04-06 12:00 in 1904."""
+    fixture = Path(__file__).parent / "fixtures" / "input" / f"excel_{system}.xlsx"
+    (row,) = next(iter(prepare_rows(fixture, Settings())))
+    moment = dt.datetime.fromtimestamp(row.params["order_date"], dt.UTC).isoformat()
+    assert moment == order_date
+    created = dt.datetime.fromtimestamp(row.params["created_at"], dt.UTC).isoformat()
+    assert created == "2023-04-05T14:22:00+00:00"
+    assert row.order_id == "000123"
+    assert row.params["invoice_id"] == "123456789012345"
+    assert row.sheet == "Orders"
