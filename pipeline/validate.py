@@ -74,11 +74,11 @@ class SeenValues:
         inner = order[repeat]
         undecided = first_line[present[inner]] == 0
         first_line[present[inner[undecided]]] = row_lines[group_first[repeat][undecided]]
-        new = order[starts & ~hit[order]]
-        merged_h = np.concatenate([self.hashes, hashed[new]])
-        merged_l = np.concatenate([self.lines, row_lines[new].astype(np.int32)])
-        merge = np.argsort(merged_h, kind="stable")
-        self.hashes, self.lines = merged_h[merge], merged_l[merge]
+        new = order[starts & ~hit[order]]  # first occurrences not seen before, in hash order
+        # insert into the sorted arrays: one new array each, no argsort index of the whole set
+        at = np.searchsorted(self.hashes, hashed[new])
+        self.hashes = np.insert(self.hashes, at, hashed[new])
+        self.lines = np.insert(self.lines, at, row_lines[new].astype(np.int32))
         return first_line
 
 

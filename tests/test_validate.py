@@ -133,3 +133,21 @@ def test_implausible_timestamps_are_errors() -> None:
     """Dates before min_year or too far in the future fail the timestamp_range rule."""
     frame = _frame(created_at=[0, T + 400 * 86400, T])
     assert _rules(frame) == [(2, "timestamp_range", "error"), (3, "timestamp_range", "error")]
+
+
+def test_seen_values_agrees_with_a_python_set() -> None:
+    """Over many random chunks the index reports exactly the repeats a set would."""
+    rng = np.random.default_rng(5)
+    seen = SeenValues()
+    first_line: dict[str, int] = {}
+    line = 2
+    for _ in range(30):
+        values = [f"v{x}" for x in rng.integers(0, 400, size=int(rng.integers(1, 60)))]
+        lines = np.arange(line, line + len(values))
+        got = seen.check_and_add(pd.Series(values, dtype="str"), lines).tolist()
+        want = []
+        for value, at in zip(values, lines.tolist(), strict=True):
+            want.append(first_line.get(value, 0))
+            first_line.setdefault(value, at)
+        assert got == want
+        line += len(values)
