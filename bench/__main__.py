@@ -153,7 +153,9 @@ def render_markdown(
         "",
         f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {info['nproc']} cores ({info['cpu']}), Python {info['python']}, "
-        f"{info['platform']}; load average at start {info['loadavg']}",
+        f"{info['platform']}",
+        f"- load average (1/5/15 min) at start {info['loadavg']}, at end {machine()['loadavg']} "
+        "(a shared machine: other work competes for the 2 cores)",
         f"- mode: {'quick (shorter, noisier)' if quick else 'full'}",
         "",
         "| " + " | ".join(HEADER) + " |",
