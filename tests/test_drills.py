@@ -148,8 +148,7 @@ def test_sandbox_restarted_mid_run_every_row_lands_once(make_sandbox, tmp_path):
 
 
 def test_sandbox_refusing_connections_for_10_s_then_exactly_once(make_sandbox, tmp_path):
-    """10 s of refused connections mid-run: retries ride it out or the run stops cleanly; either
-    way a resume ends with every row exactly once."""
+    """10 s of refused connections: ridden out or stopped cleanly; then every row exactly once."""
     server = make_sandbox(api_key=KEY, latency_ms=40)
     source = write_orders(tmp_path / "orders.csv", 150, prefix="RF")
     proc = start(source, tmp_path, server, "--concurrency", "8")
@@ -171,8 +170,7 @@ def test_sandbox_refusing_connections_for_10_s_then_exactly_once(make_sandbox, t
 
 
 def test_ten_percent_5xx_with_a_crash_mid_run_lands_every_row_once(make_sandbox, tmp_path):
-    """10% of writes fail (503 before commit, 500 after commit, dropped after commit) and the run
-    is killed part-way: the resume still ends with every row exactly once."""
+    """10% 5xx/dropped writes (before and after commit) plus a kill -9: every row exactly once."""
     server = make_sandbox(api_key=KEY, latency_ms=30, fault_rate=0.1, fault_seed=11)
     source = write_orders(tmp_path / "orders.csv", 300, prefix="F5")
     proc = start(source, tmp_path, server, "--concurrency", "8", stdout=subprocess.DEVNULL)
@@ -187,8 +185,7 @@ def test_ten_percent_5xx_with_a_crash_mid_run_lands_every_row_once(make_sandbox,
 
 
 def test_idempotency_keys_expire_while_answers_are_lost_and_after_a_crash(make_sandbox, tmp_path):
-    """Orders stored but their answers lost (500/dropped after commit), keys expiring in 0.2 s so
-    every retry and the resume after a kill meet an id already there: still exactly once."""
+    """Answers lost after commit, keys expired before every retry and resume: still once each."""
     server = make_sandbox(
         api_key=KEY,
         latency_ms=30,
@@ -238,8 +235,7 @@ def disk_full_run(server: Any, tmp_path: Path, prefix: str) -> tuple[Path, str, 
 def test_ledger_disk_write_failing_mid_run_stops_cleanly_with_a_clear_message(
     make_sandbox, tmp_path
 ):
-    """The ledger's disk write fails mid-run: one clear line naming the ledger, no traceback,
-    a non-zero exit that is not 'interrupted', and no API key in the output."""
+    """Ledger write fails mid-run: one clear line naming the ledger, no traceback, exit != 0."""
     server = make_sandbox(api_key=KEY, latency_ms=50)
     _, out, err, code = disk_full_run(server, tmp_path, "DC")
     assert KEY not in out + err
@@ -249,8 +245,7 @@ def test_ledger_disk_write_failing_mid_run_stops_cleanly_with_a_clear_message(
 
 
 def test_ledger_disk_write_failing_mid_run_then_resume_lands_every_row_once(make_sandbox, tmp_path):
-    """After the ledger's disk write failed mid-run (run stopped, non-zero exit), a later resume
-    without the limit completes with every row exactly once."""
+    """Ledger write failed mid-run (run stopped): a later resume lands every row exactly once."""
     server = make_sandbox(api_key=KEY, latency_ms=50)
     source, out, err, code = disk_full_run(server, tmp_path, "DF")
     assert code != 0, out + err

@@ -296,8 +296,7 @@ def self_signed_https(tmp_path: Path) -> Iterator[tuple[str, list[bytes], list[i
 
 
 def test_https_to_a_self_signed_server_fails_cleanly_and_sends_nothing(self_signed_https, tmp_path):
-    """Certificate verification is on: the handshake fails, no request (or key) reaches the
-    server, and the run ends with a clean non-zero exit."""
+    """Self-signed TLS: handshake refused, nothing (no key) reaches the server, clean exit != 0."""
     url, received, accepted = self_signed_https
     source = write_orders(tmp_path / "orders.csv", 3, prefix="ST")
     config = max_attempts_config(tmp_path)
