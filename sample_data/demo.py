@@ -110,7 +110,8 @@ def main() -> None:
             {0},
         )
         step(
-            "Import a file with known errors: invalid rows are reported, not sent",
+            "Import the first 100 orders again, 16 of them broken: invalid rows are reported,"
+            " not sent; the valid ones are verified as already present, never duplicated",
             [
                 "run",
                 str(DATA / "legacy_orders_with_errors.csv"),
