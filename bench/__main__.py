@@ -140,10 +140,17 @@ def render_text(cells: list[list[str]]) -> str:
 
 
 def render_markdown(
-    results: list[ModuleResult], cells: list[list[str]], *, quick: bool, started: datetime
+    results: list[ModuleResult],
+    cells: list[list[str]],
+    *,
+    quick: bool,
+    started: datetime,
+    info: dict[str, str],
 ) -> str:
-    """bench/results.md: when, where, every figure, how long each module took, what was skipped."""
-    info = machine()
+    """bench/results.md: when, where, every figure, how long each module took, what was skipped.
+
+    ``info`` is ``machine()`` taken before the first module ran (its load average is the start's).
+    """
     lines = [
         "# Benchmark results",
         "",
@@ -187,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {n if n.startswith("bench_") else f"bench_{n}" for n in args.only}
         names = [n for n in names if n in wanted]
     started = datetime.now(UTC)
+    info = machine()
     results: list[ModuleResult] = []
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -198,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render_text(cells))
     out = args.out or (RESULTS if not args.quick and not args.only else None)
     if out is not None:
-        out.write_text(render_markdown(results, cells, quick=args.quick, started=started))
+        out.write_text(
+            render_markdown(results, cells, quick=args.quick, started=started, info=info)
+        )
         print(f"\nwritten: {out}")
     return 0
 
