@@ -303,7 +303,7 @@ class Ledger(LedgerBase):
 
     def log_attempt(self, attempt: Attempt) -> None:
         """Append one HTTP attempt to the log (buffered; flushed by record() and close())."""
-        with self._lock:
+        with self._attempts_lock:
             self._pending_attempts.append(
                 (
                     attempt.batch,

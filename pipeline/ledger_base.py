@@ -67,6 +67,8 @@ class LedgerBase:
         self._conn = open_connection(path, busy_timeout=busy_timeout, max_pages=max_pages)
         self._lock = threading.RLock()
         self._pending_attempts: list[tuple[Any, ...]] = []
+        # A lock of its own: appending an attempt never waits behind a commit's fsync.
+        self._attempts_lock = threading.Lock()
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -194,13 +196,20 @@ class LedgerBase:
 
     def _flush_attempts(self) -> None:
         """Insert buffered attempts; call inside a write transaction."""
-        if self._pending_attempts:
+        with self._attempts_lock:
+            pending, self._pending_attempts = self._pending_attempts, []
+        if not pending:
+            return
+        try:
             self._conn.executemany(
                 "INSERT INTO attempts (batch, row_key, run_id, started_at, latency_ms, "
                 "http_status, api_error_code, kind, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self._pending_attempts,
+                pending,
             )
-            self._pending_attempts = []
+        except BaseException:
+            with self._attempts_lock:
+                self._pending_attempts[:0] = pending
+            raise
 
     def _state_of(self, conn: sqlite3.Connection, batch: str, row_key: str) -> str:
         row = conn.execute(

@@ -7,6 +7,7 @@ idempotency key → record the outcome at once (no ``await`` between the answer 
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -123,6 +124,8 @@ class Sender:
         self.dispatch = DISPATCH[operation]
         self.stats = SendStats()
         self._stop = anyio.Event()
+        self._db = anyio.CapacityLimiter(1)
+        """Ledger commits run one at a time on a worker thread (FULL sync stays off the loop)."""
 
     # -- control -------------------------------------------------------------------------
 
@@ -190,13 +193,13 @@ class Sender:
             return
         if self.operation == "update":
             # An update is idempotent in effect: resend it (same key, same body).
-            self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
+            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
             return
         if order is None:
             # Never created: back to pending, sent below in this same run.
-            self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
+            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
             return
-        self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
+        await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
 
     async def _send_all(self) -> None:
         counts = self.ledger.counts(self.batch)
@@ -233,8 +236,15 @@ class Sender:
 
     async def _send_one(self, item: WorkItem) -> None:
         key = idempotency_key(self.operation, self.batch, item.row_key, item.content_hash)
-        self.ledger.mark_in_flight(
-            self.batch, item.row_key, run_id=self.run_id, idempotency_key=key
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                self.ledger.mark_in_flight,
+                self.batch,
+                item.row_key,
+                run_id=self.run_id,
+                idempotency_key=key,
+            ),
+            limiter=self._db,
         )
         self.stats.sent += 1
         try:
@@ -246,24 +256,24 @@ class Sender:
             )
         except AuthError as err:
             # Nothing was created with a rejected key: the row goes back to pending.
-            self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
+            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
             self._auth_failed(err)
             return
         except ThrottleBudgetExceeded as err:
-            self._finish(item, self._error_outcome(item, err, "retryable"))
+            await self._finish(item, self._error_outcome(item, err, "retryable"))
             self.stop(f"stopping: {err.message} (resume with the same command later)")
             return
         except PermanentApiError as err:
             if err.api_error_code == "duplicate_entry" and err.param == "id":
                 await self._verify_duplicate(item, err)
                 return
-            self._finish(item, self._error_outcome(item, err, "failed"))
+            await self._finish(item, self._error_outcome(item, err, "failed"))
             return
         except TransientApiError as err:
-            self._finish(item, self._error_outcome(item, err, "retryable"))
+            await self._finish(item, self._error_outcome(item, err, "retryable"))
             return
         order = response.body.get("order", {})
-        self._finish(
+        await self._finish(
             item,
             Outcome(
                 self.batch,
@@ -282,16 +292,16 @@ class Sender:
         try:
             order, _ = await self._retrieve(item)
         except AuthError as auth:
-            self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
+            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
             self._auth_failed(auth)
             return
         except ApiError as verify_err:
-            self._finish(item, self._error_outcome(item, verify_err, "retryable"))
+            await self._finish(item, self._error_outcome(item, verify_err, "retryable"))
             return
         if order is None:
-            self._finish(item, self._error_outcome(item, err, "failed"))
+            await self._finish(item, self._error_outcome(item, err, "failed"))
             return
-        self._finish(item, self._verified_outcome(item, order, resolution="already_present"))
+        await self._finish(item, self._verified_outcome(item, order, resolution="already_present"))
 
     def _verified_outcome(
         self, item: WorkItem, order: Mapping[str, Any], *, resolution: Any
@@ -383,11 +393,14 @@ class Sender:
             error_code=err.error_code,
             param=err.param,
             message=err.message,
-            attempts=int(getattr(err, "attempts", 1) or 1),
+            attempts=err.attempts or 1,
         )
 
-    def _finish(self, item: WorkItem, outcome: Outcome) -> None:
-        self.ledger.record(outcome)
+    async def _finish(self, item: WorkItem, outcome: Outcome) -> None:
+        # The commit runs on the ledger's own thread, so an fsync never stalls the requests in
+        # flight; shielded, so a second Ctrl-C cannot drop an answer that already arrived.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.ledger.record, outcome, limiter=self._db)
         if outcome.state == "succeeded":
             self.stats.succeeded += 1
             if outcome.resolution in ("already_present", "reconciled"):
