@@ -1,0 +1,566 @@
+"""LeanTransport against the real sandbox and scripted raw-socket servers on 127.0.0.1.
+
+Edge cases (chunked, Connection: close, HTTP/1.0, truncation, dropped keep-alive connections,
+timeouts, TLS verification) use tiny threaded socket servers; the client path is always a real
+``httpx.AsyncClient(transport=LeanTransport(...))`` over real sockets.
+"""
+
+from __future__ import annotations
+
+import gzip
+import inspect
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import httpx
+import pytest
+
+from pipeline.client import ChargebeeClient
+from pipeline.config import load_settings
+from pipeline.progress import NullProgress
+from pipeline.runner import RunRequest, run_batch
+from pipeline.transport import LeanTransport
+from tests import test_client as client_tests
+from tests.orders_factory import write_orders
+
+pytestmark = pytest.mark.anyio
+Script = Callable[["RawServer", socket.socket, BinaryIO], None]
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+
+def read_request(rfile: BinaryIO) -> tuple[bytes, bytes] | None:
+    """One request (head, body) from the connection, or None at EOF."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = rfile.readline(65536)
+        if not line:
+            return None
+        head += line
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head, rfile.read(length) if length else b""
+
+
+class RawServer:
+    """A threaded TCP server on 127.0.0.1:0; every connection runs ``script``."""
+
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
+        self.script, self.tls = script, tls
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.requests: list[bytes] = []
+        self.eofs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """Base URL of this server."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 60  # bounded even if a test forgets to stop it
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            with conn, conn.makefile("rb") as rfile:
+                self.script(self, conn, rfile)
+        except (OSError, ssl.SSLError):
+            pass
+
+    def next_request(self, rfile: BinaryIO) -> bool:
+        """Read one request into ``requests``; False at EOF."""
+        got = read_request(rfile)
+        if got is None:
+            self.eofs += 1
+            return False
+        self.requests.append(got[0] + got[1])
+        return True
+
+    def stop(self) -> None:
+        """Stop accepting (bounded join)."""
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[..., RawServer]]:
+    """Factory of scripted servers; all stopped at teardown."""
+    made: list[RawServer] = []
+
+    def factory(script: Script, tls: ssl.SSLContext | None = None) -> RawServer:
+        made.append(RawServer(script, tls))
+        return made[-1]
+
+    yield factory
+    for server in made:
+        server.stop()
+
+
+def answer_each(*responses: bytes, close: bool = False) -> Script:
+    """Script: answer successive requests on a connection with ``responses`` (last repeats)."""
+
+    def script(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        index = 0
+        while srv.next_request(rfile):
+            conn.sendall(responses[min(index, len(responses) - 1)])
+            index += 1
+            if close:
+                return
+
+    return script
+
+
+def lean_client(base: str, **kwargs: Any) -> httpx.AsyncClient:
+    """An AsyncClient on LeanTransport with a 5 s timeout."""
+    timeout = kwargs.pop("timeout", 5.0)
+    return httpx.AsyncClient(base_url=base, transport=LeanTransport(**kwargs), timeout=timeout)
+
+
+def opened(client: httpx.AsyncClient) -> int:
+    """Connections the client's LeanTransport opened."""
+    transport = client._transport
+    assert isinstance(transport, LeanTransport)
+    return transport.connections_opened
+
+
+# -- the sandbox ---------------------------------------------------------------------------------
+
+
+async def test_sandbox_round_trips_reuse_one_connection(sandbox: Any, valid_order: Any) -> None:
+    """GET and POST against the sandbox work and ten sequential requests share one connection."""
+    async with lean_client(sandbox.base_url + "/") as client:
+        auth = (sandbox.api_key, "")
+        made = await client.post("orders/import_order", data=valid_order(id="LT-1"), auth=auth)
+        got = await client.get("orders/LT-1", auth=auth)
+        for _ in range(8):
+            assert (await client.get("orders", auth=auth)).status_code == 200
+        assert opened(client) == 1
+    assert made.status_code == 200, made.text
+    assert made.json()["order"]["id"] == "LT-1"
+    assert got.json()["order"]["id"] == "LT-1"
+    assert got.http_version == "HTTP/1.1"
+
+
+async def test_sandbox_concurrency_capped_at_max_connections(make_sandbox: Any) -> None:
+    """40 concurrent requests with max_connections=3 open at most 3 connections."""
+    server = make_sandbox(latency_ms=30)
+    async with lean_client(server.base_url + "/", max_connections=3) as client:
+        statuses: list[int] = []
+
+        async def one() -> None:
+            response = await client.get("orders", auth=(server.api_key, ""))
+            statuses.append(response.status_code)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(one)
+        assert 1 <= opened(client) <= 3
+    assert statuses == [200] * 40
+
+
+async def test_drop_after_commit_fails_once_without_resending(
+    make_sandbox: Any, valid_order: Any
+) -> None:
+    """A connection dropped after commit raises an httpx error; exactly one POST reached it."""
+    server = make_sandbox(fault_rate=1.0, faults=("drop_after_commit",))
+    async with lean_client(server.base_url + "/") as client:
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            await client.post(
+                "orders/import_order", data=valid_order(id="LT-D"), auth=(server.api_key, "")
+            )
+    state = server.state()
+    posts = [r for r in state["requests"] if "import_order" in str(r.get("path"))]
+    assert len(posts) == 1
+    assert [o["id"] for o in state["orders"]] == ["LT-D"]
+
+
+async def test_cap_respected_by_a_raw_server(raw_server: Callable[..., RawServer]) -> None:
+    """Counted by the server: 30 concurrent requests with max_connections=4 use ≤ 4 sockets."""
+
+    def slow(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        while srv.next_request(rfile):
+            time.sleep(0.01)
+            conn.sendall(OK)
+
+    server = raw_server(slow)
+    client = lean_client(server.url, max_connections=4)
+    async with client, anyio.create_task_group() as tg:
+        for i in range(30):
+            tg.start_soon(client.get, f"/{i}")
+    assert len(server.requests) == 30
+    assert 1 <= server.accepted <= 4
+
+
+# -- framing and keep-alive --------------------------------------------------------------------
+
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+)
+
+
+async def test_chunked_body_is_joined_and_connection_reused(raw_server: Any) -> None:
+    """A chunked response is read whole and the connection is then reused."""
+    server = raw_server(answer_each(CHUNKED))
+    async with lean_client(server.url) as client:
+        first = await client.get("/a")
+        second = await client.get("/b")
+    assert first.content == second.content == b"hello world"
+    assert server.accepted == 1
+    assert len(server.requests) == 2
+
+
+async def test_connection_close_is_not_reused(raw_server: Any) -> None:
+    """``Connection: close`` makes the next request open a new connection."""
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    server = raw_server(answer_each(closing, close=True))
+    async with lean_client(server.url) as client:
+        assert (await client.get("/1")).text == "ok"
+        assert (await client.get("/2")).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_http10_body_until_close(raw_server: Any) -> None:
+    """HTTP/1.0 without a length: the body runs to EOF, and the connection is not reused."""
+    server = raw_server(answer_each(b"HTTP/1.0 200 OK\r\n\r\nuntil the end", close=True))
+    async with lean_client(server.url) as client:
+        first = await client.get("/1")
+        await client.get("/2")
+    assert first.content == b"until the end"
+    assert first.http_version == "HTTP/1.0"
+    assert server.accepted == 2
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+        b"HTTP/1.1 200 OK\r\nContent-Le",
+    ],
+    ids=["content-length", "chunked", "head"],
+)
+async def test_truncated_response_is_a_protocol_error(raw_server: Any, response: bytes) -> None:
+    """A response cut short by the server closing raises RemoteProtocolError."""
+    server = raw_server(answer_each(response, close=True))
+    async with lean_client(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/")
+
+
+async def test_malformed_and_upgrade_responses_fail_clearly(raw_server: Any) -> None:
+    """Garbage and a 101 answer raise RemoteProtocolError."""
+    garbage = raw_server(answer_each(b"NOT HTTP AT ALL\r\n\r\n"))
+    upgrade = raw_server(
+        answer_each(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\nConnection: upgrade\r\n\r\n"
+        )
+    )
+    for server in (garbage, upgrade):
+        async with lean_client(server.url) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get("/")
+
+
+async def test_informational_response_is_skipped(raw_server: Any) -> None:
+    """A 100 Continue before the real answer is ignored."""
+    server = raw_server(answer_each(b"HTTP/1.1 100 Continue\r\n\r\n" + OK))
+    async with lean_client(server.url) as client:
+        response = await client.post("/", content=b"x")
+        again = await client.get("/")
+    assert (response.status_code, response.text) == (200, "ok")
+    assert again.text == "ok"
+    assert server.accepted == 1
+
+
+async def test_bytes_after_the_response_stop_reuse(raw_server: Any) -> None:
+    """Extra bytes after a complete response: the answer is returned, the connection dropped."""
+    server = raw_server(answer_each(OK + OK))
+    async with lean_client(server.url) as client:
+        assert (await client.get("/1")).text == "ok"
+        assert (await client.get("/2")).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_gzip_body_is_decoded_by_httpx(raw_server: Any) -> None:
+    """Content-Encoding is left to httpx: a gzip body reads as the plain text."""
+    packed = gzip.compress(b'{"a": 1}')
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n"
+    server = raw_server(answer_each(head.encode() + packed))
+    async with lean_client(server.url) as client:
+        response = await client.get("/")
+    assert response.json() == {"a": 1}
+
+
+async def test_streamed_request_body_is_sent_with_content_length(raw_server: Any) -> None:
+    """A streamed request body is read fully and sent with Content-Length, never chunked."""
+    server = raw_server(answer_each(OK))
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"a=1"
+        yield b"&b=2"
+
+    async with lean_client(server.url) as client:
+        await client.post("/p", content=parts())
+        await client.post("/q", data={"x": "y"})
+    first, second = server.requests
+    assert b"content-length: 7\r\n" in first.lower()
+    assert b"transfer-encoding" not in first.lower()
+    assert first.endswith(b"\r\n\r\na=1&b=2")
+    assert first.startswith(b"POST /p HTTP/1.1\r\n")
+    assert second.endswith(b"\r\n\r\nx=y")
+
+
+async def test_header_injection_is_refused(raw_server: Any) -> None:
+    """A header value with CR/LF never reaches the wire."""
+    server = raw_server(answer_each(OK))
+    async with lean_client(server.url) as client:
+        with pytest.raises(httpx.LocalProtocolError):
+            await client.get("/", headers={"X-A": "1\r\nX-Evil: 2"})
+    assert server.requests == []
+
+
+# -- dropped connections, timeouts, connect failures -----------------------------------------
+
+
+async def test_idle_connection_closed_by_server_is_not_used(raw_server: Any) -> None:
+    """A kept-alive connection the server closed while idle is replaced before anything is sent."""
+
+    def one_then_close(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        if srv.next_request(rfile):
+            conn.sendall(OK)  # says keep-alive, then closes anyway
+
+    server = raw_server(one_then_close)
+    async with lean_client(server.url) as client:
+        await client.get("/1")
+        await anyio.sleep(0.2)
+        assert (await client.get("/2")).text == "ok"
+    assert server.accepted == 2
+    assert len(server.requests) == 2
+
+
+async def test_reused_connection_dropped_mid_request_is_not_resent(raw_server: Any) -> None:
+    """The server reads the 2nd request on a kept-alive connection and closes: error, no resend."""
+
+    def drop_second(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        if srv.next_request(rfile):
+            conn.sendall(OK)
+        srv.next_request(rfile)  # read it, answer nothing, close
+
+    server = raw_server(drop_second)
+    async with lean_client(server.url) as client:
+        await client.get("/1")
+        with pytest.raises(httpx.RemoteProtocolError, match="not resent"):
+            await client.post("/2", content=b"once")
+        await anyio.sleep(0.1)
+    assert len(server.requests) == 2
+    assert server.accepted == 1
+
+
+async def test_slow_answer_is_a_read_timeout(raw_server: Any) -> None:
+    """No answer within the read timeout raises ReadTimeout; the connection is discarded."""
+
+    def slow(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        while srv.next_request(rfile):
+            time.sleep(0.6 if len(srv.requests) == 1 else 0)
+            conn.sendall(OK)
+
+    server = raw_server(slow)
+    async with lean_client(server.url, timeout=httpx.Timeout(5, read=0.2)) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/slow")
+        assert (await client.get("/fast")).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_pool_timeout_when_every_connection_is_busy(raw_server: Any) -> None:
+    """With one connection busy, a second request waiting longer than pool timeout fails."""
+
+    def slow(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        while srv.next_request(rfile):
+            time.sleep(0.5)
+            conn.sendall(OK)
+
+    server = raw_server(slow)
+    timeout = httpx.Timeout(5, pool=0.1)
+    errors: list[BaseException] = []
+    async with lean_client(server.url, max_connections=1, timeout=timeout) as client:
+
+        async def second() -> None:
+            await anyio.sleep(0.05)
+            try:
+                await client.get("/2")
+            except httpx.PoolTimeout as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.get, "/1")
+            tg.start_soon(second)
+    assert len(errors) == 1
+    assert len(server.requests) == 1
+
+
+async def test_refused_port_is_a_connect_error() -> None:
+    """Nothing listening: ConnectError."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with lean_client(f"http://127.0.0.1:{port}") as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/")
+
+
+async def test_aclose_closes_kept_alive_connections(raw_server: Any) -> None:
+    """aclose() closes idle connections: the server sees EOF."""
+    server = raw_server(answer_each(OK))
+    async with lean_client(server.url) as client:
+        await client.get("/")
+    for _ in range(50):  # bounded wait for the server thread to notice
+        if server.eofs:
+            break
+        await anyio.sleep(0.02)
+    assert server.eofs == 1
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def make_cert(tmp: Path, san: str) -> tuple[Path, Path]:
+    """A self-signed cert/key pair for ``san`` made with the openssl CLI (skip without it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available to make a test certificate")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    cmd += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=lean-test"]
+    cmd += ["-addext", f"subjectAltName={san}"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def tls_server(raw_server: Any, tmp: Path, san: str) -> tuple[RawServer, Path]:
+    """A TLS raw server with a self-signed certificate for ``san``."""
+    cert, key = make_cert(tmp, san)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return raw_server(answer_each(OK), tls=ctx), cert
+
+
+async def test_self_signed_certificate_is_refused(raw_server: Any, tmp_path: Path) -> None:
+    """https to a self-signed server fails verification with ConnectError; nothing is sent."""
+    server, _cert = tls_server(raw_server, tmp_path, "IP:127.0.0.1")
+    async with lean_client(server.url) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get("/")
+    assert server.requests == []
+
+
+async def test_trusted_certificate_works_and_hostname_is_checked(
+    raw_server: Any, tmp_path: Path
+) -> None:
+    """With the cert trusted, TLS works; a cert for another host name still fails."""
+    server, cert = tls_server(raw_server, tmp_path, "IP:127.0.0.1")
+    trusted = ssl.create_default_context(cafile=str(cert))
+    async with lean_client(server.url, ssl_context=trusted) as client:
+        assert (await client.get("/")).text == "ok"
+        assert (await client.get("/")).text == "ok"
+        assert opened(client) == 1
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    wrong, wrong_cert = tls_server(raw_server, other_dir, "DNS:example.invalid")
+    ctx = ssl.create_default_context(cafile=str(wrong_cert))
+    async with lean_client(wrong.url, ssl_context=ctx) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/")
+
+
+def test_verification_cannot_be_turned_off() -> None:
+    """verify=False and a non-verifying ssl_context are refused."""
+    with pytest.raises(ValueError):
+        LeanTransport(verify=False)
+    lax = ssl.create_default_context()
+    lax.check_hostname = False
+    lax.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ValueError):
+        LeanTransport(ssl_context=lax)
+
+
+# -- the real client and runner on LeanTransport ---------------------------------------------
+
+CLIENT_INTEGRATION = [
+    "test_sandbox_import_replay_and_duplicate",
+    "test_sandbox_rejects_a_wrong_key_with_auth_error",
+    "test_sandbox_429_carries_retry_after",
+    "test_sandbox_faults_are_transient",
+    "test_sandbox_update_retrieve_and_list_paging",
+    "test_sandbox_export_and_public_download",
+]
+
+
+@pytest.mark.parametrize("name", CLIENT_INTEGRATION)
+async def test_client_integration_tests_pass_on_lean_transport(
+    name: str, make_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tests/test_client.py's sandbox tests pass unchanged with LeanTransport underneath."""
+    transports: list[LeanTransport] = []
+
+    def lean_client_for(server: Any, key: str | None = None, **flags: Any) -> ChargebeeClient:
+        environ = {
+            "CHARGEBEE_API_KEY": key or server.api_key,
+            "CHARGEBEE_BASE_URL": server.base_url,
+        }
+        settings = load_settings(flags, environ=environ)
+        transports.append(LeanTransport(max_connections=settings.concurrency))
+        return ChargebeeClient(settings, transport=transports[-1])
+
+    monkeypatch.setattr(client_tests, "sandbox_client_for", lean_client_for)
+    test = getattr(client_tests, name)
+    params = inspect.signature(test).parameters
+    kwargs = {"sandbox": make_sandbox()} if "sandbox" in params else {"make_sandbox": make_sandbox}
+    await test(**kwargs)
+    assert transports
+    assert all(t.connections_opened >= 1 for t in transports)
+
+
+def test_run_with_faults_lands_every_row_once(make_sandbox: Any, tmp_path: Path) -> None:
+    """run_batch on LeanTransport with 30% faults (503, 500, drops): every row exactly once."""
+    server = make_sandbox(fault_rate=0.3, fault_seed=7)
+    source = write_orders(tmp_path / "orders.csv", 30, prefix="LT")
+    environ = {"CHARGEBEE_API_KEY": server.api_key, "CHARGEBEE_BASE_URL": server.base_url}
+    flags = {"ledger_path": tmp_path / "l.sqlite", "concurrency": 8, "quiet": True}
+    settings = load_settings(flags, environ=environ)
+    transport = LeanTransport(max_connections=8)
+    request = RunRequest("run", "lt", source=source, write_reports=False)
+    summary = run_batch(settings, request, progress=NullProgress(), transport=transport)
+    state = server.state()
+    ids = [o["id"] for o in state["orders"]]
+    assert summary.succeeded + summary.already_present == 30
+    assert len(ids) == len(set(ids)) == 30
+    assert state["counts"]["fault_drop_after_commit"] > 0
+    assert transport.connections_opened >= 2  # dropped connections were replaced
