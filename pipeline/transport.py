@@ -158,6 +158,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self.connections_opened = 0
         """How many connections were opened so far (tests and benchmarks read it)."""
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The (always verifying) TLS context used for https connections."""
+        return self._ssl
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send one request on a pooled connection and return the fully read response."""
         url = request.url

@@ -564,3 +564,11 @@ def test_run_with_faults_lands_every_row_once(make_sandbox: Any, tmp_path: Path)
     assert len(ids) == len(set(ids)) == 30
     assert state["counts"]["fault_drop_after_commit"] > 0
     assert transport.connections_opened >= 2  # dropped connections were replaced
+
+
+def test_default_context_verifies_with_certifi() -> None:
+    """The default TLS context requires certificates and checks host names."""
+    context = LeanTransport().ssl_context
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is True
+    assert context.cert_store_stats()["x509_ca"] > 0
