@@ -154,7 +154,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._size = max_connections
         self._max_body = max_response_bytes
         self._pools: dict[Origin, _Pool] = {}
-        self._closed = False
         self.connections_opened = 0
         """How many connections were opened so far (tests and benchmarks read it)."""
 
@@ -171,8 +170,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"unsupported scheme {scheme!r}", request=request)
         if request.method == "HEAD":
             raise httpx.LocalProtocolError("LeanTransport does not send HEAD", request=request)
-        if self._closed:
-            raise httpx.PoolTimeout("the transport is closed", request=request)
         origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         pool = self._pools.get(origin)
         if pool is None:
@@ -195,7 +192,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 await _discard(pool, conn)
                 raise
-            if keep and not self._closed:
+            if keep and conn in pool.conns:  # not closed by an aclose() meanwhile
                 pool.idle.append(conn)
             else:
                 await _discard(pool, conn)
@@ -204,8 +201,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        """Close every connection (idle and in use); later requests fail."""
-        self._closed = True
+        """Close every connection (idle and in use); a later request opens new ones."""
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             for conn in list(pool.conns):

@@ -572,3 +572,53 @@ def test_default_context_verifies_with_certifi() -> None:
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
     assert context.cert_store_stats()["x509_ca"] > 0
+
+
+async def test_response_dribbled_byte_by_byte(raw_server: Any) -> None:
+    """A response arriving one byte per TCP segment is parsed the same (headers and body)."""
+    response = (
+        b"HTTP/1.1 201 Created\r\nX-Long-Header: " + b"v" * 40 + b"\r\n" + OK.split(b"\r\n", 1)[1]
+    )
+
+    def dribble(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        while srv.next_request(rfile):
+            for i in range(len(response)):
+                conn.sendall(response[i : i + 1])
+                time.sleep(0.0005)
+
+    server = raw_server(dribble)
+    async with lean_client(server.url) as client:
+        first = await client.get("/")
+        second = await client.get("/")
+    assert (first.status_code, first.text, second.text) == (201, "ok", "ok")
+    assert first.headers["x-long-header"] == "v" * 40
+    assert server.accepted == 1
+
+
+async def test_transport_usable_after_aclose(raw_server: Any) -> None:
+    """A transport shared by two clients in turn: the second works after the first closed it."""
+    server = raw_server(answer_each(OK))
+    transport = LeanTransport()
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as first:
+        assert (await first.get("/1")).text == "ok"
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as second:
+        assert (await second.get("/2")).text == "ok"
+    assert transport.connections_opened == 2
+    assert server.accepted == 2
+
+
+async def test_cancelled_request_discards_its_connection(raw_server: Any) -> None:
+    """A request cancelled while awaiting its answer never leaves its connection for reuse."""
+
+    def first_slow(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        while srv.next_request(rfile):
+            time.sleep(0.4 if len(srv.requests) == 1 else 0)
+            conn.sendall(OK)
+
+    server = raw_server(first_slow)
+    async with lean_client(server.url) as client:
+        with anyio.move_on_after(0.1) as scope:
+            await client.get("/slow")
+        assert scope.cancelled_caught
+        assert (await client.get("/fast")).text == "ok"
+    assert server.accepted == 2
