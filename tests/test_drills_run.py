@@ -49,12 +49,17 @@ def imported_ids(server) -> Counter[str]:
     return Counter(o["id"] for o in server.state()["orders"] if not o.get("deleted"))
 
 
-def wait_for_requests(server, at_least: int, timeout: float = 30.0) -> None:
-    """Block until the sandbox has seen some requests (the CLI got past start-up)."""
+def wait_for_requests(server, at_least: int, proc=None, timeout: float = 30.0) -> bool:
+    """Block until the sandbox has seen some requests (the CLI got past start-up).
+
+    Returns False when ``proc`` exited first (nothing left to send).
+    """
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if len(server.state()["requests"]) >= at_least:
-            return
+        if len(server.state(orders=False, events=False)["requests"]) >= at_least:
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
         time.sleep(0.02)
     raise AssertionError(f"sandbox saw fewer than {at_least} requests in {timeout}s")
 
@@ -77,10 +82,10 @@ def test_kill_9_at_random_points_then_resume_after_the_idempotency_window(make_s
         api_key=KEY,
         rate_limit_per_minute=None,
         concurrency_limit=None,
-        latency_ms=40,
+        latency_ms=60,
         idempotency_window_s=0.5,
     )
-    source = write_orders(tmp_path / "orders.csv", 150, prefix="K")
+    source = write_orders(tmp_path / "orders.csv", 400, prefix="K")
     rng = random.Random(20261122)
     kills = 0
     for _ in range(4):
@@ -92,8 +97,8 @@ def test_kill_9_at_random_points_then_resume_after_the_idempotency_window(make_s
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_requests(server, seen + 1)
-            time.sleep(rng.uniform(0.05, 0.6))
+            if wait_for_requests(server, seen + 1, proc):
+                time.sleep(rng.uniform(0.05, 0.6))
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -103,7 +108,7 @@ def test_kill_9_at_random_points_then_resume_after_the_idempotency_window(make_s
     assert kills >= 1
     final = finish(source, tmp_path, server)
     assert final.returncode == 0, final.stdout + final.stderr
-    assert imported_ids(server) == Counter({f"K-{i:06d}": 1 for i in range(150)})
+    assert imported_ids(server) == Counter({f"K-{i:06d}": 1 for i in range(400)})
 
 
 def test_ctrl_c_drains_in_flight_rows_and_exits_130_then_resume_completes(make_sandbox, tmp_path):
