@@ -29,6 +29,7 @@ from pipeline.errors import (
     TransientApiError,
 )
 from pipeline.ratelimit import RateLimiter
+from pipeline.transport import LeanTransport
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -66,6 +67,13 @@ class ApiResponse:
     """Time from sending the request to reading the whole response."""
     started_at: float
     """Unix time the request was sent."""
+
+
+def _default_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
+    """The lean HTTP/1.1 transport by default; ``http_transport = "httpx"`` keeps httpx's own."""
+    if settings.http_transport == "httpx":
+        return None
+    return LeanTransport(max_connections=settings.concurrency)
 
 
 class ChargebeeClient:
@@ -106,7 +114,7 @@ class ChargebeeClient:
             verify=True,
             follow_redirects=False,
             trust_env=False,
-            transport=transport,
+            transport=transport or _default_transport(settings),
         )
 
     async def __aenter__(self) -> ChargebeeClient:

@@ -21,6 +21,7 @@ LOW_LEVEL_ALLOWED = {
     "config": {"errors", "models"},
     "ratelimit": {"errors"},
     "encode": {"errors", "models"},
+    "transport": set(),
 }
 MAX_MODULE_LINES = 450
 

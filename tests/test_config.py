@@ -128,3 +128,15 @@ def test_defaults_and_fingerprint_exclude_the_key():
     assert a.effective_rate == 150.0
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != c.fingerprint()
+
+
+def test_http_transport_setting_selects_the_transport():
+    """lean (default) uses LeanTransport, httpx keeps httpx's own pool, anything else is refused."""
+    from pipeline.client import _default_transport
+    from pipeline.transport import LeanTransport
+
+    env = {"CHARGEBEE_BASE_URL": LOOPBACK}
+    assert isinstance(_default_transport(load_settings(environ=env)), LeanTransport)
+    assert _default_transport(load_settings({"http_transport": "httpx"}, environ=env)) is None
+    with pytest.raises(ConfigError, match="http_transport"):
+        load_settings({"http_transport": "curl"}, environ=env)
