@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -283,7 +284,8 @@ def _validation_rules(value: Any, path: Path | None) -> ValidationRules:
 
 def _check_numbers(settings: Settings) -> None:
     checks = {
-        "rate_per_minute": settings.rate_per_minute is None or settings.rate_per_minute > 0,
+        "rate_per_minute": settings.rate_per_minute is None
+        or (math.isfinite(settings.rate_per_minute) and settings.rate_per_minute > 0),
         "concurrency": 1 <= settings.concurrency <= 256,
         "burst": settings.burst >= 1,
         "max_attempts": settings.max_attempts >= 1,
@@ -293,3 +295,8 @@ def _check_numbers(settings: Settings) -> None:
     for name, ok in checks.items():
         if not ok:
             raise ConfigError(f"{name} is out of range: {getattr(settings, name)!r}")
+    entity = settings.business_entity_id
+    if entity is not None and not (entity.isascii() and entity.isprintable() and len(entity) <= 50):
+        raise ConfigError(
+            f"business_entity_id must be printable ASCII of at most 50 characters: {entity!r}"
+        )

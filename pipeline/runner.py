@@ -7,8 +7,10 @@ are skipped before they cost any rate-limit budget.
 
 from __future__ import annotations
 
+import fcntl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,7 +19,7 @@ import anyio
 
 from pipeline.client import ChargebeeClient
 from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, LedgerError
 from pipeline.ledger import Ledger
 from pipeline.load import input_sha256
 from pipeline.models import Operation, RunSummary, SourceRow
@@ -78,14 +80,20 @@ def run_batch(
         settings.require_api_key()
     progress = progress or make_progress(quiet=settings.quiet, log_json=settings.log_json)
     started = time.monotonic()
-    with Ledger(settings.ledger_path) as ledger:
+    with _exclusive(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
         request = _resolve_operation(ledger, request)
-        run_id = _open_and_plan(ledger, settings, request, rows)
+        run_id, plan = _open(ledger, settings, request, rows)
         stats = SendStats()
         send_started = time.monotonic()
         try:
-            if not request.dry_run:
-                stats = anyio.run(_send, ledger, settings, request, run_id, progress, transport)
+            if request.dry_run:
+                plan()
+            else:
+                # Rows left in doubt are reconciled *before* the file is planned, so a row
+                # corrected since the crash is re-planned with its new content (see Sender.run).
+                stats = anyio.run(
+                    _send, ledger, settings, request, run_id, progress, transport, plan
+                )
         finally:
             progress.close()
             counts = {str(k): v for k, v in ledger.counts(request.batch).items()}
@@ -103,9 +111,9 @@ def run_batch(
                     "achieved_per_minute": round(rate, 1),
                 },
             )
+        report_dir = _reports(ledger, settings, request)
         if stats.auth_error is not None:
             raise stats.auth_error
-        report_dir = _reports(ledger, settings, request)
     return RunSummary(
         batch=request.batch,
         operation=request.operation,
@@ -141,9 +149,10 @@ def _resolve_operation(ledger: Ledger, request: RunRequest) -> RunRequest:
     return replace(request, operation=info.operation)
 
 
-def _open_and_plan(
+def _open(
     ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
-) -> int:
+) -> tuple[int, Callable[[], None]]:
+    """Open the batch and start a run; return the run id and the (deferred) planning step."""
     if request.source is None:
         if request.command != "retry" and rows is None:
             raise ConfigError(f"{request.command} needs an input file")
@@ -152,9 +161,12 @@ def _open_and_plan(
         run_id = ledger.start_run(
             request.batch, command=request.command, settings_summary=_settings_summary(settings)
         )
-        if request.command == "retry":
-            ledger.requeue(request.batch)
-        return run_id
+
+        def requeue_all() -> None:
+            if request.command == "retry":
+                ledger.requeue(request.batch)
+
+        return run_id, requeue_all
     chunks = _first_chunk_eagerly(
         rows if rows is not None else prepare_rows(request.source, settings)
     )
@@ -169,14 +181,51 @@ def _open_and_plan(
     run_id = ledger.start_run(
         request.batch, command=request.command, settings_summary=_settings_summary(settings)
     )
-    keys: set[str] = set()
-    for chunk in chunks:
-        ledger.plan(request.batch, chunk, operation=request.operation, run_id=run_id)
+
+    def plan() -> None:
+        keys: set[str] = set()
+        for chunk in chunks:
+            own = [_own_key(row) for row in chunk]
+            ledger.plan(request.batch, own, operation=request.operation, run_id=run_id)
+            if request.command == "retry":
+                keys.update(row.row_key for row in own)
         if request.command == "retry":
-            keys.update(row.row_key for row in chunk)
-    if request.command == "retry":
-        ledger.requeue(request.batch, row_keys=keys)
-    return run_id
+            ledger.requeue(request.batch, row_keys=keys)
+
+    return run_id, plan
+
+
+def _own_key(row: SourceRow) -> SourceRow:
+    """A row repeating an earlier row's key is planned under a key of its own.
+
+    It is invalid (``duplicate_row_key``) and must never replace the first row in the ledger,
+    or a valid row would be lost.
+    """
+    if any(issue.rule == "duplicate_row_key" for issue in row.issues):
+        return replace(row, row_key=f"{row.row_key}#line{row.source_line}")
+    return row
+
+
+@contextmanager
+def _exclusive(ledger_path: Path) -> Iterator[None]:
+    """One run per ledger at a time: a second concurrent run is refused, not interleaved."""
+    if str(ledger_path) == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{ledger_path}.lock")
+    try:
+        handle = lock_path.open("a+b")
+    except OSError as exc:
+        raise LedgerError(f"{lock_path}: cannot create the run lock ({exc.strerror})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(
+                f"another order-import run is using {ledger_path}",
+                hint="wait for it to finish; running one batch twice at once is refused",
+            ) from None
+        yield
 
 
 def _first_chunk_eagerly(chunks: RowSource) -> Iterator[list[SourceRow]]:
@@ -199,6 +248,7 @@ async def _send(
     run_id: int,
     progress: Progress,
     transport: httpx.AsyncBaseTransport | None,
+    plan: Callable[[], None],
 ) -> SendStats:
     limiter = RateLimiter(
         settings.effective_rate,
@@ -219,7 +269,7 @@ async def _send(
             progress=progress,
             canary=request.canary,
         )
-        return await sender.run()
+        return await sender.run(plan)
 
 
 def _settings_summary(settings: Settings) -> dict[str, object]:

@@ -28,16 +28,14 @@ from pipeline.errors import (
 )
 from pipeline.keys import idempotency_key
 from pipeline.ledger import Ledger
-from pipeline.models import Attempt, Operation, Outcome, WorkItem
+from pipeline.models import Attempt, Operation, Outcome, Resolution, WorkItem
 from pipeline.progress import Progress
 from pipeline.ratelimit import RateLimiter
 from pipeline.retry import AttemptInfo, RetryPolicy, send_with_retries
+from pipeline.verify import verified_outcome
 
 Dispatch = Callable[[ChargebeeClient, WorkItem, str], Awaitable[ApiResponse]]
 
-# Fields compared when Chargebee already holds an order under a row's id: identity fields only,
-# because statuses and tracking data may legitimately have been corrected after the import.
-IDENTITY_FIELDS = ("invoice_id", "document_number", "customer_id", "subscription_id")
 STREAM_BUFFER = 64
 
 
@@ -83,15 +81,6 @@ def first_pipeline_error(group: BaseExceptionGroup[BaseException]) -> PipelineEr
             if found is not None:
                 return found
     return None
-
-
-def identity_mismatch(params: Mapping[str, Any], order: Mapping[str, Any]) -> list[str]:
-    """Identity fields where the order Chargebee holds differs from the row's params."""
-    return [
-        name
-        for name in IDENTITY_FIELDS
-        if params.get(name) not in (None, "") and str(order.get(name)) != str(params.get(name))
-    ]
 
 
 class Sender:
@@ -149,8 +138,9 @@ class Sender:
 
     # -- phases --------------------------------------------------------------------------
 
-    async def run(self) -> SendStats:
-        """Reconcile in-doubt rows, then send pending/retryable rows with a worker pool.
+    async def run(self, plan: Callable[[], None] | None = None) -> SendStats:
+        """Reconcile in-doubt rows, plan the input (``plan``, on the ledger's thread), then send
+        pending/retryable rows with a worker pool.
 
         Raises:
             PipelineError: a run-level failure in any worker (e.g. the ledger's disk write
@@ -161,6 +151,8 @@ class Sender:
                 outer.start_soon(self._watch_signals, outer)
                 try:
                     await self._reconcile_in_flight()
+                    if plan is not None:
+                        await anyio.to_thread.run_sync(plan, limiter=self._db)
                     if not self._stop.is_set():
                         await self._send_all()
                 finally:
@@ -304,34 +296,9 @@ class Sender:
         await self._finish(item, self._verified_outcome(item, order, resolution="already_present"))
 
     def _verified_outcome(
-        self, item: WorkItem, order: Mapping[str, Any], *, resolution: Any
+        self, item: WorkItem, order: Mapping[str, Any], *, resolution: Resolution
     ) -> Outcome:
-        mismatched = identity_mismatch(item.params, order)
-        if mismatched:
-            detail = ", ".join(
-                f"{name}: ours {item.params.get(name)!r}, Chargebee {order.get(name)!r}"
-                for name in mismatched
-            )
-            return Outcome(
-                self.batch,
-                item.row_key,
-                self.run_id,
-                "conflict",
-                order_id=item.order_id,
-                api_error_code="duplicate_entry",
-                error_code="id_conflict",
-                param="id",
-                message=f"Chargebee holds a different order under id {item.order_id}: {detail}",
-            )
-        return Outcome(
-            self.batch,
-            item.row_key,
-            self.run_id,
-            "succeeded",
-            resolution=resolution,
-            order_id=item.order_id,
-            http_status=200,
-        )
+        return verified_outcome(self.batch, self.run_id, item, order, resolution)
 
     async def _retrieve(self, item: WorkItem) -> tuple[dict[str, Any] | None, int]:
         assert item.order_id is not None

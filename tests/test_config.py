@@ -140,3 +140,11 @@ def test_http_transport_setting_selects_the_transport():
     assert _default_transport(load_settings({"http_transport": "httpx"}, environ=env)) is None
     with pytest.raises(ConfigError, match="http_transport"):
         load_settings({"http_transport": "curl"}, environ=env)
+
+
+def test_infinite_rate_and_non_ascii_business_entity_are_refused():
+    """--rate inf and a non-ASCII business entity id are configuration errors, not tracebacks."""
+    with pytest.raises(ConfigError, match="rate_per_minute"):
+        load_settings({"rate_per_minute": float("inf")}, environ={})
+    with pytest.raises(ConfigError, match="business_entity_id"):
+        load_settings({"business_entity_id": "acme-ü"}, environ={})
