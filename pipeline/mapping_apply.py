@@ -293,6 +293,11 @@ def _keys_and_ids(
         )
         any_value = pd.concat([p != "" for p in parts], axis=1).any(axis=1)
         key = key.fillna(joined.where(any_value, pd.NA))
+    if "document_number" in params:
+        # Document numbers are unique per site, so they identify a row across corrections; a
+        # content hash (below) would make a corrected row look like a new order.
+        doc_key = params["document_number"]
+        key = key.fillna(("doc:" + doc_key).where(doc_key.notna(), pd.NA))
     keys: list[Any] = key.tolist()
     missing = [i for i, k in enumerate(keys) if k is None or k is pd.NA or k != k]
     if missing:

@@ -128,3 +128,26 @@ def test_a_refused_key_still_leaves_reports(make_sandbox, workdir):
     summary = json.loads((workdir / "reports" / "b1" / "summary.json").read_text("utf-8"))
     assert summary["counts"]["pending"] == 4
     assert Counter(orders(server)) == Counter()
+
+
+def test_rows_without_id_keep_their_identity_across_corrections(make_sandbox, workdir):
+    """Without an id column the document number keys the row: correcting another cell after
+    the import never creates a second order."""
+    server = make_sandbox(api_key=KEY)
+
+    def write(city: str) -> Path:
+        path = workdir / "noid.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["document_number", "invoice_id", "status", "created_at",
+                             "order_date", "shipping_date", "shipping_address[city]"])  # fmt: skip
+            for i in range(3):
+                ts = 1_672_531_200 + i
+                writer.writerow([f"D{i}", f"INV-{i}", "delivered", ts, ts, ts + 60, city])
+        return path
+
+    assert run(server, write("Lyon")).exit_code == 0
+    result = run(server, write("Lyons"), "--allow-drift")
+    assert result.exit_code == 0, result.output
+    docs = Counter(o["document_number"] for o in orders(server).values())
+    assert docs == Counter({"D0": 1, "D1": 1, "D2": 1})
