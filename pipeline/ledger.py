@@ -55,11 +55,14 @@ class Ledger(LedgerBase):
         input_sha256: str,
         config_fingerprint: str,
         allow_drift: bool = False,
+        adopt_input: bool = False,
     ) -> BatchInfo:
         """Create the batch, or re-open it after checking it is the same job.
 
         ``retry --batch B fixed.csv`` legitimately reads a different file: call it with
         ``allow_drift=True`` (the corrected rows are re-planned by content hash).
+        ``adopt_input=True`` (``run --allow-drift``) also makes the new file the batch's input,
+        so later runs of the corrected file need no ``--allow-drift``.
 
         Raises:
             LedgerError: the batch exists with a different operation.
@@ -101,6 +104,11 @@ class Ledger(LedgerBase):
                     "WHERE name = ?",
                     (config_fingerprint, now, tool_version(), batch),
                 )
+                if adopt_input and existing.input_sha256 != input_sha256:
+                    conn.execute(
+                        "UPDATE batches SET input_sha256 = ?, source_file = ? WHERE name = ?",
+                        (input_sha256, source_file, batch),
+                    )
         info = self.get_batch(batch)
         assert info is not None
         return info

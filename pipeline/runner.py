@@ -177,6 +177,7 @@ def _open(
         input_sha256=input_sha256(request.source),
         config_fingerprint=settings.fingerprint(),
         allow_drift=settings.allow_drift or request.command == "retry",
+        adopt_input=settings.allow_drift and request.command == "run",
     )
     run_id = ledger.start_run(
         request.batch, command=request.command, settings_summary=_settings_summary(settings)

@@ -58,6 +58,8 @@ def test_row_in_doubt_and_corrected_since_is_sent_with_its_correction(make_sandb
     assert result.exit_code == 0, result.output
     assert orders(server)["T-000001"]["status"] == "returned"
     assert len(orders(server)) == 3
+    # --allow-drift adopted the corrected file: running it again needs no flag.
+    assert run(server, fixed).exit_code == 0
 
 
 def test_correction_of_a_row_chargebee_already_holds_is_a_conflict_not_a_success(
