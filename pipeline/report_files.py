@@ -20,6 +20,7 @@ from pipeline.keys import ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX
 from pipeline.ledger import Ledger, LedgerRow
 from pipeline.report_data import PROBLEM_STATES, BatchSummary
 from pipeline.safety import safe_cell
+from pipeline.validation_report import REPORT_COLUMNS
 
 TOOL_COLUMNS = (
     ROW_KEY_COLUMN,
@@ -33,17 +34,8 @@ TOOL_COLUMNS = (
     f"{TOOL_COLUMN_PREFIX}message",
 )
 """Tool columns of failures.csv/xlsx, after the original columns."""
-VALIDATION_COLUMNS = (
-    "source_file",
-    "sheet",
-    "source_line",
-    "column",
-    "param",
-    "value",
-    "rule",
-    "severity",
-    "message",
-)
+VALIDATION_COLUMNS = REPORT_COLUMNS
+"""validation.csv has one layout, whether ``validate`` or a run's report writes it."""
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit minus the header
 CSV_ENCODING = "utf-8-sig"  # a BOM, so Excel shows accented text right; the loader strips it
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
