@@ -309,6 +309,18 @@ class Ledger(LedgerBase):
                 ),
             )
 
+    def recent_attempt_times(self, since: float) -> list[float]:
+        """Unix start times of HTTP attempts (every batch: the site's budget is shared) since
+        ``since``: what the rate limiter of a new run must still count."""
+        with self._guard("read recent attempts") as conn:
+            rows = conn.execute(
+                "SELECT started_at FROM attempts WHERE started_at >= ? ORDER BY started_at",
+                (since,),
+            ).fetchall()
+        with self._attempts_lock:
+            buffered = [a[3] for a in self._pending_attempts if a[3] >= since]
+        return [float(r[0]) for r in rows] + buffered
+
     def log_attempt(self, attempt: Attempt) -> None:
         """Append one HTTP attempt to the log (buffered; flushed by record() and close())."""
         with self._attempts_lock:

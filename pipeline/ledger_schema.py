@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import LedgerError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
 BUSY_TIMEOUT_MS = 5_000
 
@@ -101,7 +101,12 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
     _run_script(conn, _V1)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    # Send times of recent attempts seed a new run's rate limiter (RateLimiter.seed).
+    conn.execute("CREATE INDEX attempts_started ON attempts (started_at)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 """Schema migrations by the version they produce; applied in order, each in one transaction."""
 
 

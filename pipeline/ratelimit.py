@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -146,6 +146,22 @@ class RateLimiter:
     def in_flight(self) -> int:
         """Requests currently inside ``slot()``."""
         return self._in_flight
+
+    def seed(self, ages: Iterable[float]) -> None:
+        """Count sends made before this limiter existed, e.g. by an earlier run of the tool.
+
+        Args:
+            ages: seconds since each earlier send. Those inside the window count toward the
+                hard cap, and any of them empties the burst, so a restart never exceeds the
+                per-minute budget across the two processes.
+        """
+        now = self._clock.now()
+        recent = [now - age for age in ages if 0.0 <= age < self._window]
+        if not recent:
+            return
+        self._sends = deque(sorted([*recent, *self._sends]))
+        self._tokens = 0.0
+        self._refilled_at = now
 
     # -- admission ---------------------------------------------------------------------------
 

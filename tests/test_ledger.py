@@ -478,3 +478,35 @@ def test_plan_is_idempotent(spec: list[tuple[int, int, bool]], outcomes: list[An
         plan(led, list(rows.values()))
         after = [(r.row_key, r.state, r.content_hash, r.attempts) for r in led.rows(BATCH)]
     assert before == after
+
+
+def test_recent_attempt_times_span_batches_and_include_the_buffer(tmp_path: Path) -> None:
+    """Seed for the rate limiter: attempt start times since a moment, all batches, buffered too."""
+    from pipeline.models import Attempt
+
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        for batch, t in (("a", 100.0), ("b", 200.0), ("a", 300.0)):
+            ledger.log_attempt(Attempt(batch, "r", 1, t, 5.0, 200, None, "send", "ok"))
+        assert ledger.recent_attempt_times(150.0) == [200.0, 300.0]
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        assert ledger.recent_attempt_times(0.0) == [100.0, 200.0, 300.0]
+
+
+def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A ledger written by schema version 1 gains the attempts index and reads as version 2."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    Ledger(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX attempts_started")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    Ledger(path).close()
+    conn = sqlite3.connect(path)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    conn.close()
+    assert "attempts_started" in indexes
+    assert version == "2"

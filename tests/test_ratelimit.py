@@ -244,3 +244,24 @@ def test_real_clock_rate_and_concurrency_are_bounded() -> None:
     assert len(sent) <= allowance + 1
     assert len(sent) >= 0.5 * allowance
     assert peak <= 3
+
+
+def test_seeded_sends_of_an_earlier_run_count_toward_the_window() -> None:
+    """A restart inherits the last minute's sends: across both runs no window exceeds the limit,
+    and the new run gets no fresh burst."""
+    clock = FakeClock()
+    earlier = [clock.now() - age for age in (50.0, 40.0, 30.0, 20.0, 10.0, 1.0)]
+    limiter = RateLimiter(10.0, burst=5, clock=clock)
+    limiter.seed(clock.now() - t for t in [*earlier, clock.now() - 500.0])
+    sent = anyio.run(drive, limiter, clock, 12)
+    assert max_in_window([*earlier, *sent]) <= 10
+    assert sent[1] - sent[0] > 0  # no back-to-back burst right after a restart
+
+
+def test_seeding_with_nothing_recent_changes_nothing() -> None:
+    """Sends older than the window are ignored: the burst is intact."""
+    clock = FakeClock()
+    limiter = RateLimiter(60.0, burst=3, clock=clock)
+    limiter.seed([120.0, 3600.0])
+    sent = anyio.run(drive, limiter, clock, 3)
+    assert sent == [sent[0]] * 3
