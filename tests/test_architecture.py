@@ -141,3 +141,12 @@ def test_modules_stay_small():
         for p in [*PIPELINE, *SANDBOX, *SCHEMAS]
     }
     assert {k: v for k, v in sizes.items() if v > MAX_MODULE_LINES} == {}
+
+
+def test_public_api_is_sorted_and_resolves():
+    """pipeline.__all__ is sorted and every name in it can be imported."""
+    import pipeline
+
+    assert pipeline.__all__ == sorted(pipeline.__all__)
+    for name in pipeline.__all__:
+        assert getattr(pipeline, name) is not None, name
