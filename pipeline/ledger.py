@@ -232,6 +232,29 @@ class Ledger(LedgerBase):
                     ).rowcount
         return moved
 
+    def remember_keys(self, row_keys: Iterable[str]) -> None:
+        """Note row keys seen in the current input (a temporary table; see ``drop_unseen``)."""
+        with self._write("remember input keys") as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (k TEXT PRIMARY KEY)")
+            rows = ((k,) for k in row_keys)
+            conn.executemany("INSERT OR IGNORE INTO seen_keys VALUES (?)", rows)
+
+    def drop_unseen(self, batch: str) -> int:
+        """Remove the batch's never-sent rows (``pending``, ``invalid``) whose key was not
+        remembered: rows the user deleted from a corrected input. Returns how many.
+
+        Rows that may have reached Chargebee (any other state) are never removed.
+        """
+        with self._write("drop rows no longer in the input") as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (k TEXT PRIMARY KEY)")
+            dropped = conn.execute(
+                "DELETE FROM rows WHERE batch = ? AND state IN ('pending', 'invalid') "
+                "AND row_key NOT IN (SELECT k FROM seen_keys)",
+                (batch,),
+            ).rowcount
+            conn.execute("DELETE FROM seen_keys")
+        return int(dropped)
+
     # -- sending -----------------------------------------------------------------------------
 
     def work(

@@ -82,7 +82,7 @@ def run_batch(
     started = time.monotonic()
     with _exclusive(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
         request = _resolve_operation(ledger, request)
-        run_id, plan = _open(ledger, settings, request, rows)
+        run_id, plan, plan_notes = _open(ledger, settings, request, rows)
         stats = SendStats()
         send_started = time.monotonic()
         try:
@@ -130,7 +130,9 @@ def run_batch(
         dry_run=request.dry_run,
         canary_stopped=stats.canary_stopped,
         report_dir=str(report_dir) if report_dir else None,
-        notes=tuple(stats.notes) + ((stats.stop_reason,) if stats.stop_reason else ()),
+        notes=tuple(plan_notes)
+        + tuple(stats.notes)
+        + ((stats.stop_reason,) if stats.stop_reason else ()),
     )
 
 
@@ -151,8 +153,10 @@ def _resolve_operation(ledger: Ledger, request: RunRequest) -> RunRequest:
 
 def _open(
     ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
-) -> tuple[int, Callable[[], None]]:
-    """Open the batch and start a run; return the run id and the (deferred) planning step."""
+) -> tuple[int, Callable[[], None], list[str]]:
+    """Open the batch and start a run; return the run id, the (deferred) planning step, and
+    the notes planning leaves for the summary."""
+    notes: list[str] = []
     if request.source is None:
         if request.command != "retry" and rows is None:
             raise ConfigError(f"{request.command} needs an input file")
@@ -166,15 +170,23 @@ def _open(
             if request.command == "retry":
                 ledger.requeue(request.batch)
 
-        return run_id, requeue_all
+        return run_id, requeue_all, notes
     chunks = _first_chunk_eagerly(
         rows if rows is not None else prepare_rows(request.source, settings)
+    )
+    new_sha = input_sha256(request.source)
+    before = ledger.get_batch(request.batch)
+    adopting = (
+        settings.allow_drift
+        and request.command == "run"
+        and before is not None
+        and before.input_sha256 != new_sha
     )
     ledger.open_batch(
         request.batch,
         operation=request.operation,
         source_file=str(request.source),
-        input_sha256=input_sha256(request.source),
+        input_sha256=new_sha,
         config_fingerprint=settings.fingerprint(),
         allow_drift=settings.allow_drift or request.command == "retry",
         adopt_input=settings.allow_drift and request.command == "run",
@@ -190,10 +202,18 @@ def _open(
             ledger.plan(request.batch, own, operation=request.operation, run_id=run_id)
             if request.command == "retry":
                 keys.update(row.row_key for row in own)
+            if adopting:
+                ledger.remember_keys(row.row_key for row in own)
         if request.command == "retry":
             ledger.requeue(request.batch, row_keys=keys)
+        if adopting:
+            dropped = ledger.drop_unseen(request.batch)
+            if dropped:
+                notes.append(
+                    f"{dropped} unsent row(s) no longer in the input were removed from the batch"
+                )
 
-    return run_id, plan
+    return run_id, plan, notes
 
 
 def _own_key(row: SourceRow) -> SourceRow:

@@ -153,3 +153,24 @@ def test_rows_without_id_keep_their_identity_across_corrections(make_sandbox, wo
     assert result.exit_code == 0, result.output
     docs = Counter(o["document_number"] for o in orders(server).values())
     assert docs == Counter({"D0": 1, "D1": 1, "D2": 1})
+
+
+def test_rows_removed_from_a_corrected_file_are_not_sent(make_sandbox, workdir):
+    """run --allow-drift with rows deleted from the file: the unsent ones leave the batch and are
+    never imported; rows already imported stay recorded."""
+    server = make_sandbox(api_key=KEY)
+    source = write_orders(workdir / "orders.csv", 5)
+    assert run(server, source, "--canary", "1").exit_code == 0
+    assert set(orders(server)) == {"T-000000"}
+    with source.open(encoding="utf-8") as handle:
+        lines = handle.readlines()
+    kept = [line for line in lines if not line.startswith(("T-000000,", "T-000003,"))]
+    source.write_text("".join(kept), encoding="utf-8")
+    result = run(server, source, "--allow-drift")
+    assert result.exit_code == 0, result.output
+    assert "2 unsent row(s)" not in result.output  # T-000000 was sent: it stays
+    assert "1 unsent row(s) no longer in the input were removed" in result.output
+    assert set(orders(server)) == {"T-000000", "T-000001", "T-000002", "T-000004"}
+    status = json.loads(invoke(server, "status", "--batch", "b1", "--json").output)
+    assert status["counts"]["succeeded"] == 4
+    assert sum(status["counts"].values()) == 4

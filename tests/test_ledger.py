@@ -510,3 +510,17 @@ def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     conn.close()
     assert "attempts_started" in indexes
     assert version == "2"
+
+
+def test_drop_unseen_removes_only_never_sent_rows(ledger: Ledger) -> None:
+    """Rows missing from a corrected input leave the batch only if never sent (pending/invalid)."""
+    plan(ledger, [make_row(0), make_row(1, invalid=True), make_row(2), make_row(3), make_row(4)])
+    send(ledger, "k2", "failed")
+    send(ledger, "k3", "succeeded")
+    ledger.mark_in_flight(BATCH, "k4", run_id=1, idempotency_key="idem-k4")
+    ledger.remember_keys([])
+    assert ledger.drop_unseen(BATCH) == 2
+    assert states(ledger) == {"k2": "failed", "k3": "succeeded", "k4": "in_flight"}
+    plan(ledger, [make_row(5)])
+    ledger.remember_keys(["k5"])
+    assert ledger.drop_unseen(BATCH) == 0
