@@ -111,7 +111,8 @@ def main() -> None:
         )
         step(
             "Import the first 100 orders again, 16 of them broken: invalid rows are reported,"
-            " not sent; the valid ones are verified as already present, never duplicated",
+            " not sent; the valid ones are verified against Chargebee (already present, or a"
+            " conflict where their content differs), never duplicated",
             [
                 "run",
                 str(DATA / "legacy_orders_with_errors.csv"),
