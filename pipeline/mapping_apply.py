@@ -20,23 +20,15 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.keys import DEFAULT_ID_PREFIX, ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX, derived_order_id
 from pipeline.mapping import IdPolicy, IdSource, MappingSpec, normalise_param, normalise_value
 from pipeline.models import Issue
+from pipeline.validate import short_value
 
 _INTEGER = r"^[+-]?\d+$"
-VALUE_LIMIT = 200
 
 
 def form(dotted: str) -> str:
     """``shipping_address.city`` → ``shipping_address[city]``."""
     head, sep, tail = dotted.partition(".")
     return f"{head}[{tail}]" if sep else dotted
-
-
-def short(value: object) -> str | None:
-    """A cell value as text, truncated to 200 characters for reports."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value)
-    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
 
 
 @dataclass(slots=True)
@@ -260,7 +252,7 @@ def _collect(
                     source_line=int(lines[pos]),
                     column=column,
                     param=form(param),
-                    value=short(text.iloc[pos]),
+                    value=short_value(text.iloc[pos]),
                     rule=rule,
                     message=f"{form(param)} {reasons.iloc[pos]}",
                     stage="parse",

@@ -43,6 +43,15 @@ Resolution = Literal[
 ]
 
 Severity = Literal["error", "warning"]
+ISSUE_VALUE_LIMIT = 200
+"""Characters of an offending value kept in a finding (reports show the rest as ``…``)."""
+
+
+def truncate_value(text: str) -> str:
+    """``text`` cut to ``ISSUE_VALUE_LIMIT`` characters, ending in ``…`` when cut."""
+    return text if len(text) <= ISSUE_VALUE_LIMIT else text[: ISSUE_VALUE_LIMIT - 1] + "…"
+
+
 Stage = Literal["parse", "schema", "rule", "api"]
 
 

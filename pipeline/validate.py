@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from pipeline.models import Issue, Severity, Stage, ValidationRules
+from pipeline.models import Issue, Severity, Stage, ValidationRules, truncate_value
 from schemas import (
     ADDRESS_PREFIXES,
     CHECK_MESSAGES,
@@ -26,7 +26,6 @@ from schemas import (
     import_order_schema,
 )
 
-VALUE_LIMIT = 200
 ID_LIKE = (
     "id",
     "document_number",
@@ -97,11 +96,11 @@ def timestamp_range(rules: ValidationRules, now: float) -> tuple[int, int]:
     return low, int(now) + rules.max_future_days * 86_400
 
 
-def _short(value: object) -> str | None:
+def short_value(value: object) -> str | None:
+    """A cell value as text for a finding (truncated); None for a missing value."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return None
-    text = str(value)
-    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+    return truncate_value(str(value))
 
 
 class _Collector:
@@ -134,7 +133,7 @@ class _Collector:
         column = self.sources.get(param)
         name = form_name(param)
         for pos in positions:
-            value = None if values is None else _short(values.iloc[pos])
+            value = None if values is None else short_value(values.iloc[pos])
             self.issues.append(
                 (
                     int(pos),
@@ -316,7 +315,7 @@ def _uniqueness(
                     int(lines[pos]),
                     None,
                     None,
-                    _short(row_keys[pos]),
+                    short_value(row_keys[pos]),
                     "duplicate_row_key",
                     f"repeats the row key of line {key_dup[pos]} (the same order id, key "
                     "columns or identical content); only one of them can be imported",
