@@ -17,8 +17,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pipeline.config import Settings
 from pipeline.errors import InputError
-from pipeline.models import Issue
+from pipeline.models import Issue, truncate_value
 
 SourceKind = Literal["csv", "workbook"]
 SAMPLE_BYTES = 1 << 20
@@ -77,6 +78,18 @@ def input_sha256(path: Path) -> str:
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror or exc})", path=str(path)) from None
     return digest.hexdigest()
+
+
+def open_input(path: Path, settings: Settings, *, chunk_rows: int | None = None) -> Source:
+    """``open_source`` with the reading options of ``settings`` (encoding, delimiter, sheet,
+    chunk size unless ``chunk_rows`` overrides it)."""
+    return open_source(
+        path,
+        encoding=settings.encoding,
+        delimiter=settings.delimiter,
+        sheet=settings.sheet,
+        chunk_rows=settings.chunk_rows if chunk_rows is None else chunk_rows,
+    )
 
 
 def open_source(
@@ -311,7 +324,7 @@ def fit_row(
                         source_line=line,
                         column=None,
                         param=None,
-                        value=_short(" | ".join(extra)),
+                        value=truncate_value(" | ".join(extra)),
                         rule="ragged_row",
                         message=f"row has {got} cells but the header has {width}; "
                         "the extra cells are ignored (a stray delimiter or unquoted text?)",
@@ -336,7 +349,3 @@ def fit_row(
         )
     )
     return cells + [""] * (width - got)
-
-
-def _short(value: str, limit: int = 200) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"

@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
-from pipeline.load import RawChunk, Source, input_sha256, open_source
+from pipeline.load import RawChunk, Source, input_sha256, open_input
 from pipeline.mapping import MappingSpec, load_mapping
 from pipeline.mapping_apply import BoundMapping, MappedChunk, apply, bind, implicit_mapping
 from pipeline.mapping_init import StarterMapping, match_header, starter_mapping
@@ -94,13 +94,7 @@ def open_prepared(path: Path, settings: Settings) -> tuple[Source, BoundMapping]
     spec = None
     if settings.mapping_path is not None:  # a broken mapping is reported before the file is read
         spec = _mapping_spec(settings, [])
-    source = open_source(
-        path,
-        encoding=settings.encoding,
-        delimiter=settings.delimiter,
-        sheet=settings.sheet,
-        chunk_rows=settings.chunk_rows,
-    )
+    source = open_input(path, settings)
     spec = spec or _mapping_spec(settings, source.header)
     bound = bind(
         spec,
@@ -280,13 +274,7 @@ def write_starter_mapping(
     """
     if out.exists() and not overwrite:
         raise ConfigError(f"{out}: already exists", hint="pass --force or choose another --out")
-    source = open_source(
-        path,
-        encoding=settings.encoding,
-        delimiter=settings.delimiter,
-        sheet=settings.sheet,
-        chunk_rows=min(settings.chunk_rows, 10_000),
-    )
+    source = open_input(path, settings, chunk_rows=min(settings.chunk_rows, 10_000))
     first = next(source.chunks())
     status_col = next(
         (c for c in source.header if match_header(c, IMPORT_ORDER_PARAMS) == "status"), None

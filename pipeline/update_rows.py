@@ -22,7 +22,7 @@ from pipeline.config import Settings
 from pipeline.dates import DatePolicy, parse_dates
 from pipeline.errors import InputError
 from pipeline.keys import TOOL_COLUMN_PREFIX, content_hash
-from pipeline.load import open_source
+from pipeline.load import open_input
 from pipeline.mapping import load_mapping, normalise_param
 from pipeline.models import Issue, SourceRow
 from pipeline.safety import unneutralise_cell
@@ -143,13 +143,7 @@ def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
         ConfigError: the mapping file is unusable.
     """
     renames, date_params, date_default = _mapping(settings)
-    source = open_source(
-        path,
-        encoding=settings.encoding,
-        delimiter=settings.delimiter,
-        sheet=settings.sheet,
-        chunk_rows=settings.chunk_rows,
-    )
+    source = open_input(path, settings)
     columns = bind_columns(source.header, path, renames)
     ts_range = timestamp_range(settings.validation, time.time())
     rows: list[SourceRow] = []
