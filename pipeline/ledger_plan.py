@@ -53,6 +53,34 @@ def _raw_and_issues(row: SourceRow) -> tuple[str, str]:
     return raw, _COMPACT([asdict(i) for i in row.issues])
 
 
+def _row_values(
+    operation: Operation,
+    row: SourceRow,
+    params: str,
+    digest: str,
+    state: str,
+    now: float,
+    run_id: int,
+) -> tuple[Any, ...]:
+    """The planned columns, in the order ``_INSERT`` (after batch, key) and ``_REFRESH``
+    (before batch, key) both list them."""
+    raw, issues = _raw_and_issues(row)
+    return (
+        operation,
+        row.source_file,
+        row.sheet,
+        row.source_line,
+        raw,
+        params,
+        digest,
+        row.order_id,
+        state,
+        issues,
+        now,
+        run_id,
+    )
+
+
 def plan_chunk(
     conn: sqlite3.Connection,
     batch: str,
@@ -86,26 +114,9 @@ def plan_chunk(
         params, digest = _digest(row)
         new_state = "pending" if row.is_valid else "invalid"
         if old is None:
-            raw, issues = _raw_and_issues(row)
             stats["new" if new_state == "pending" else "invalid"] += 1
-            inserts.append(
-                (
-                    batch,
-                    key,
-                    operation,
-                    row.source_file,
-                    row.sheet,
-                    row.source_line,
-                    raw,
-                    params,
-                    digest,
-                    row.order_id,
-                    new_state,
-                    issues,
-                    now,
-                    run_id,
-                )
-            )
+            values = _row_values(operation, row, params, digest, new_state, now, run_id)
+            inserts.append((batch, key, *values))
             continue
         state, old_digest = old
         if state in _REQUEUE_FROM and old_digest == digest:
@@ -114,31 +125,14 @@ def plan_chunk(
         if state == "pending" and new_state == "pending" and old_digest == digest:
             stats["still_pending"] += 1  # same payload: nothing to refresh
             continue
-        raw, issues = _raw_and_issues(row)
         if new_state == "invalid":
             stats["invalid"] += 1
         elif state == "pending":
             stats["still_pending"] += 1
         else:
             stats["requeued_changed"] += 1
-        refreshes.append(
-            (
-                operation,
-                row.source_file,
-                row.sheet,
-                row.source_line,
-                raw,
-                params,
-                digest,
-                row.order_id,
-                new_state,
-                issues,
-                now,
-                run_id,
-                batch,
-                key,
-            )
-        )
+        values = _row_values(operation, row, params, digest, new_state, now, run_id)
+        refreshes.append((*values, batch, key))
     if inserts:
         conn.executemany(_INSERT, inserts)
     if refreshes:
