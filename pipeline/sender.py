@@ -185,11 +185,11 @@ class Sender:
             return
         if self.operation == "update":
             # An update is idempotent in effect: resend it (same key, same body).
-            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
+            await self._finish(item, self._pending(item))
             return
         if order is None:
             # Never created: back to pending, sent below in this same run.
-            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
+            await self._finish(item, self._pending(item))
             return
         await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
 
@@ -247,9 +247,7 @@ class Sender:
                 on_attempt=self._attempt_logger(item, "send"),
             )
         except AuthError as err:
-            # Nothing was created with a rejected key: the row goes back to pending.
-            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
-            self._auth_failed(err)
+            await self._refused(item, err)
             return
         except ThrottleBudgetExceeded as err:
             await self._finish(item, self._error_outcome(item, err, "retryable"))
@@ -284,8 +282,7 @@ class Sender:
         try:
             order, _ = await self._retrieve(item)
         except AuthError as auth:
-            await self._finish(item, Outcome(self.batch, item.row_key, self.run_id, "pending"))
-            self._auth_failed(auth)
+            await self._refused(item, auth)
             return
         except ApiError as verify_err:
             await self._finish(item, self._error_outcome(item, verify_err, "retryable"))
@@ -386,6 +383,16 @@ class Sender:
                     "message": outcome.message,
                 },
             )
+
+    def _pending(self, item: WorkItem) -> Outcome:
+        """The row goes back to pending: nothing was created for it."""
+        return Outcome(self.batch, item.row_key, self.run_id, "pending")
+
+    async def _refused(self, item: WorkItem, err: AuthError) -> None:
+        """The key was refused for this row: nothing was created, so it goes back to pending,
+        and the run stops."""
+        await self._finish(item, self._pending(item))
+        self._auth_failed(err)
 
     def _auth_failed(self, err: AuthError) -> None:
         if self.stats.auth_error is None:
