@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.models import Outcome, Resolution, WorkItem
+from pipeline.reconcile_compare import flatten
 
 # Fields that say *which* order this is. A difference means another order holds the id.
 IDENTITY_FIELDS = ("invoice_id", "document_number", "customer_id", "subscription_id")
@@ -29,20 +30,15 @@ def content_mismatch(params: Mapping[str, Any], order: Mapping[str, Any]) -> lis
 
     Only fields Chargebee echoes back are compared; an absent field is not a difference.
     """
+    held = flatten(order)
     found: list[str] = []
-    for name, value in params.items():
+    for name, value in flatten(params).items():
         if name == "id" or name in IDENTITY_FIELDS:
             continue
-        held = order.get(name)
-        if isinstance(value, Mapping):
-            held_map = held if isinstance(held, Mapping) else {}
-            found.extend(
-                f"{name}[{sub}]"
-                for sub, sub_value in value.items()
-                if held_map.get(sub) is not None and str(held_map[sub]) != str(sub_value)
-            )
-        elif held is not None and not isinstance(held, list | dict) and str(held) != str(value):
-            found.append(name)
+        echoed = held.get(name)
+        if echoed is not None and not isinstance(echoed, list | dict) and str(echoed) != str(value):
+            outer, _, inner = name.partition(".")
+            found.append(f"{outer}[{inner}]" if inner else name)
     return found
 
 
