@@ -18,11 +18,11 @@ import anyio
 import httpx
 
 from bench.common import figure, sandbox_process
-from pipeline.client import ChargebeeClient
+from pipeline.api.client import ChargebeeClient
+from pipeline.api.encode import to_form
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import RetryPolicy, send_with_retries
 from pipeline.config import load_settings
-from pipeline.encode import to_form
-from pipeline.ratelimit import RateLimiter
-from pipeline.retry import RetryPolicy, send_with_retries
 
 CONCURRENCY = 16
 TIME_LIMIT_S = 180.0

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.common import Figure, figure
-from pipeline.ledger import Ledger
+from pipeline.ledger.ledger import Ledger
 from pipeline.models import Issue, Outcome, SourceRow
-from pipeline.report import write_reports
+from pipeline.report.write import write_reports
 
 BATCH = "bench"
 RECORDS = 2_000

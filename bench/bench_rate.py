@@ -17,11 +17,11 @@ from typing import Any
 import anyio
 
 from bench.common import Figure, api_requests, figure, max_in_window, sandbox_process
-from pipeline.client import ChargebeeClient
+from pipeline.api.client import ChargebeeClient
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import RetryPolicy, send_with_retries
 from pipeline.config import load_settings
 from pipeline.errors import ApiError
-from pipeline.ratelimit import RateLimiter
-from pipeline.retry import RetryPolicy, send_with_retries
 from tests.orders_factory import BASE_TS
 
 LIMITS = (150, 1000, 3500)

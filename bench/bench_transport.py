@@ -18,8 +18,8 @@ import httpx
 
 from bench.bench_client import order_params
 from bench.common import Figure, figure, sandbox_process
-from pipeline.encode import to_form
-from pipeline.transport import LeanTransport
+from pipeline.api.encode import to_form
+from pipeline.api.transport import LeanTransport
 
 TIME_LIMIT_S = 120.0
 IN_FLIGHT = (16, 32)

@@ -37,7 +37,7 @@ elif kind == "read_csv_pyarrow":
     rows = len(frame)
 else:
     from pipeline.config import Settings
-    from pipeline.prepare import validate_file
+    from pipeline.prepare.prepare import validate_file
     summary = validate_file(path, Settings(mapping_path=Path(mapping)), None)
     rows = summary.rows_read
 seconds = time.perf_counter() - start

@@ -12,20 +12,20 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ChargebeeClient": "pipeline.client",
-    "Ledger": "pipeline.ledger",
+    "ChargebeeClient": "pipeline.api.client",
+    "Ledger": "pipeline.ledger.ledger",
     "PipelineError": "pipeline.errors",
-    "RunRequest": "pipeline.runner",
+    "RunRequest": "pipeline.send.runner",
     "RunSummary": "pipeline.models",
     "Settings": "pipeline.config",
     "SourceRow": "pipeline.models",
     "load_settings": "pipeline.config",
-    "prepare_rows": "pipeline.prepare",
-    "reconcile_batch": "pipeline.reconcile",
-    "run_batch": "pipeline.runner",
-    "update_batch": "pipeline.update",
-    "validate_file": "pipeline.prepare",
-    "write_reports": "pipeline.report",
+    "prepare_rows": "pipeline.prepare.prepare",
+    "reconcile_batch": "pipeline.reconcile.reconcile",
+    "run_batch": "pipeline.send.runner",
+    "update_batch": "pipeline.update.update",
+    "validate_file": "pipeline.prepare.prepare",
+    "write_reports": "pipeline.report.write",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -1,38 +1,60 @@
-"""Module boundaries (STYLE.md §3): who may import whom, and who owns which third-party edge."""
+"""The layout is the architecture: which package may import which, and no import cycles.
+
+``pipeline/`` keeps its shared leaves at the root (``errors``, ``models``, ``config``, ``keys``,
+``progress``, ``safety``, ``params``) and gives every stage a package. The rules below are the
+whole contract; CONTRIBUTING.md shows them as a picture. A module is as long as its one job: there
+is no line cap, the rules are what keep modules small.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PIPELINE = sorted((ROOT / "pipeline").glob("*.py"))
-SANDBOX = sorted((ROOT / "sandbox").rglob("*.py"))
-SCHEMAS = sorted((ROOT / "schemas").rglob("*.py"))
+PIPELINE = ROOT / "pipeline"
 
-# Modules at the bottom of the stack and what they may import from the package.
-LOW_LEVEL_ALLOWED = {
-    "errors": set(),
-    "keys": set(),
-    "safety": set(),
-    "models": {"errors"},
-    "config": {"errors", "models"},
-    "ratelimit": {"errors"},
-    "encode": {"errors", "models"},
-    "transport": set(),
+ROOT_LEAVES = {"errors", "models", "config", "keys", "progress", "safety", "params"}
+STAGES = {"cli", "load", "prepare", "ledger", "api", "send", "report", "reconcile", "update"}
+
+# What each stage package may import besides the root leaves and itself.
+ALLOWED: dict[str, set[str]] = {
+    "load": set(),
+    "ledger": set(),
+    "api": set(),
+    "prepare": {"load"},
+    "report": {"ledger", "prepare"},
+    "send": {"api", "ledger", "load", "prepare", "report"},
+    "reconcile": {"api", "ledger", "report"},
+    "update": {"api", "ledger", "load", "prepare", "reconcile", "report", "send"},
+    "cli": STAGES - {"cli"},
 }
-MAX_MODULE_LINES = 450
+# Third-party edges owned by one package each.
+OWNERS = {"httpx": {"api"}, "sqlite3": {"ledger"}, "sandbox": {"cli"}}
 
 
-def _runtime_imports(path: Path) -> set[str]:
-    """Absolute module names imported by a file, skipping ``if TYPE_CHECKING:`` blocks."""
+def _modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted(PIPELINE.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        yield ".".join(parts), path
+
+
+MODULES = dict(_modules())
+
+
+def _imports(path: Path, *, runtime_only: bool) -> set[str]:
+    """Absolute module names a file imports (``from x import y`` yields x and x.y)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if runtime_only and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             for child in node.orelse:
                 visit(child)
             return
@@ -48,99 +70,158 @@ def _runtime_imports(path: Path) -> set[str]:
     return names
 
 
-def _package_deps(path: Path, package: str = "pipeline") -> set[str]:
-    return {
-        name.split(".")[1]
-        for name in _runtime_imports(path)
-        if name.startswith(f"{package}.") and name.count(".") >= 1
-    } - {"__version__"}
+def _unit(module: str) -> str:
+    """The package a pipeline module belongs to: a stage name, or ``root``."""
+    parts = module.split(".")
+    if module == "pipeline.__main__":
+        return "main"
+    if len(parts) >= 2 and parts[1] in STAGES:
+        return parts[1]
+    return "root"
 
 
-def test_sandbox_imports_nothing_from_pipeline():
-    """The sandbox shares no code with the importer: its contract is HTTP only."""
+def _pipeline_targets(module: str, *, runtime_only: bool = True) -> set[str]:
+    """The pipeline modules a module imports (names resolved to existing modules)."""
+    found: set[str] = set()
+    for name in _imports(MODULES[module], runtime_only=runtime_only):
+        while name and name not in MODULES:
+            name = name.rpartition(".")[0]
+        if name.startswith("pipeline") and name != module:
+            found.add(name)
+    return found
+
+
+def test_every_package_is_known():
+    """Every folder under pipeline/ is a stage named in the rules."""
+    folders = {p.name for p in PIPELINE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders - {"templates"} <= STAGES
+    assert {m.split(".")[1] for m in MODULES if m.count(".") == 1} - STAGES <= ROOT_LEAVES | {
+        "__main__"
+    }
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _unit(m) == "root"))
+def test_root_leaves_import_only_each_other(module):
+    """errors/models/config/keys/progress/safety/params import no stage package."""
+    stages = {_unit(t) for t in _pipeline_targets(module)} - {"root"}
+    assert stages == set(), f"{module} imports stage packages {stages}"
+
+
+@pytest.mark.parametrize("stage", sorted(ALLOWED))
+def test_stage_imports_follow_the_rules(stage):
+    """A stage imports only the root leaves, itself and the stages ALLOWED names."""
+    offenders = {
+        module: sorted(
+            t for t in _pipeline_targets(module) if _unit(t) not in ALLOWED[stage] | {"root", stage}
+        )
+        for module in MODULES
+        if _unit(module) == stage
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_nothing_imports_cli():
+    """The CLI is the top: only pipeline.__main__ and the cli package import it."""
     offenders = [
-        p.name for p in SANDBOX if any(n.startswith("pipeline") for n in _runtime_imports(p))
+        module
+        for module in MODULES
+        if _unit(module) != "cli"
+        and module != "pipeline.__main__"
+        and any(_unit(t) == "cli" for t in _pipeline_targets(module, runtime_only=False))
     ]
     assert offenders == []
 
 
-def test_schemas_import_nothing_from_pipeline():
-    """schemas/ is a leaf package."""
+@pytest.mark.parametrize("library", sorted(OWNERS))
+def test_third_party_edges_have_one_owner(library):
+    """httpx only in api/, sqlite3 only in ledger/, the sandbox only in cli/."""
     offenders = [
-        p.name for p in SCHEMAS if any(n.startswith("pipeline") for n in _runtime_imports(p))
+        module
+        for module, path in MODULES.items()
+        if _unit(module) not in OWNERS[library]
+        and any(n.split(".")[0] == library for n in _imports(path, runtime_only=True))
     ]
     assert offenders == []
 
 
-def test_only_the_sandbox_command_starts_the_sandbox():
-    """pipeline imports sandbox only in cli_sandbox."""
+def test_no_import_cycles():
+    """No cycle among pipeline modules, counting imports inside functions and for types."""
+    graph = {m: _pipeline_targets(m, runtime_only=False) for m in MODULES}
+    # A package's __init__ is imported with each of its modules; it may re-export them.
+    for module, targets in graph.items():
+        graph[module] = {t for t in targets if not module.startswith(t + ".")}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert cycles == []
+
+
+def test_no_package_cycles():
+    """Stage packages form a DAG (the rules above allow no cycle, this checks the code)."""
+    edges = {
+        (_unit(m), _unit(t))
+        for m in MODULES
+        for t in _pipeline_targets(m, runtime_only=False)
+        if _unit(m) != _unit(t)
+    }
+    mutual = sorted((a, b) for a, b in edges if (b, a) in edges and a < b)
+    assert mutual == []
+
+
+def test_sandbox_and_schemas_import_nothing_from_pipeline():
+    """The sandbox shares no code with the importer (its contract is HTTP); schemas is a leaf."""
     offenders = [
-        p.name
-        for p in PIPELINE
-        if p.name != "cli_sandbox.py" and any(n.startswith("sandbox") for n in _runtime_imports(p))
-    ]
-    assert offenders == []
-
-
-@pytest.mark.parametrize("module", sorted(LOW_LEVEL_ALLOWED))
-def test_low_level_modules_import_only_below_them(module):
-    """errors/keys/safety/models/config/ratelimit/encode depend only on modules below them."""
-    path = ROOT / "pipeline" / f"{module}.py"
-    assert path.exists(), module
-    assert _package_deps(path) <= LOW_LEVEL_ALLOWED[module]
-
-
-def test_httpx_lives_in_the_client():
-    """Only client.py touches httpx at run time."""
-    offenders = [
-        p.name
-        for p in PIPELINE
-        if p.name not in ("client.py", "transport.py")
-        and any(n.split(".")[0] == "httpx" for n in _runtime_imports(p))
-    ]
-    assert offenders == []
-
-
-def test_sql_lives_in_the_ledger():
-    """Only the ledger modules import sqlite3."""
-    offenders = [
-        p.name
-        for p in PIPELINE
-        if not p.name.startswith("ledger")
-        and any(n.split(".")[0] == "sqlite3" for n in _runtime_imports(p))
+        p.relative_to(ROOT).as_posix()
+        for folder in ("sandbox", "schemas")
+        for p in sorted((ROOT / folder).rglob("*.py"))
+        if any(n.startswith("pipeline") for n in _imports(p, runtime_only=False))
     ]
     assert offenders == []
 
 
 def test_cli_modules_stay_thin():
-    """cli_* modules import no pandas, httpx or sqlite3."""
-    heavy = {"pandas", "httpx", "sqlite3", "pandera"}
-    offenders = {
-        p.name: sorted(n for n in _runtime_imports(p) if n.split(".")[0] in heavy)
-        for p in PIPELINE
-        if p.name.startswith("cli_") or p.name == "cli.py"
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+    """cli/ imports no pandas, pandera, httpx or sqlite3 at module level."""
+    heavy = {"pandas", "httpx", "sqlite3", "pandera", "matplotlib"}
+    offenders = {}
+    for module, path in MODULES.items():
+        if _unit(module) != "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top.add(node.module.split(".")[0])
+        if top & heavy:
+            offenders[module] = sorted(top & heavy)
+    assert offenders == {}
 
 
 def test_only_config_reads_the_environment():
     """os.environ / getenv appear only in config.py (settings are read once)."""
     offenders = [
-        p.name
-        for p in PIPELINE
-        if p.name != "config.py"
-        and ("os.environ" in p.read_text(encoding="utf-8") or "getenv(" in p.read_text("utf-8"))
+        module
+        for module, path in MODULES.items()
+        if module != "pipeline.config"
+        and ("os.environ" in (text := path.read_text(encoding="utf-8")) or "getenv(" in text)
     ]
     assert offenders == []
-
-
-def test_modules_stay_small():
-    """No module grows past the ~400-line budget (hard stop at 450)."""
-    sizes = {
-        p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
-        for p in [*PIPELINE, *SANDBOX, *SCHEMAS]
-    }
-    assert {k: v for k, v in sizes.items() if v > MAX_MODULE_LINES} == {}
 
 
 def test_public_api_is_sorted_and_resolves():

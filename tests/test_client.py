@@ -12,15 +12,15 @@ import anyio
 import httpx
 import pytest
 
-from pipeline.client import (
+from pipeline.api.client import (
     USER_AGENT,
     ApiResponse,
     ChargebeeClient,
     error_from_response,
     parse_retry_after,
 )
+from pipeline.api.encode import to_form
 from pipeline.config import Settings, load_settings
-from pipeline.encode import to_form
 from pipeline.errors import (
     ApiError,
     AuthError,

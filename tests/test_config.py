@@ -132,8 +132,8 @@ def test_defaults_and_fingerprint_exclude_the_key():
 
 def test_http_transport_setting_selects_the_transport():
     """lean (default) uses LeanTransport, httpx keeps httpx's own pool, anything else is refused."""
-    from pipeline.client import _default_transport
-    from pipeline.transport import LeanTransport
+    from pipeline.api.client import _default_transport
+    from pipeline.api.transport import LeanTransport
 
     env = {"CHARGEBEE_BASE_URL": LOOPBACK}
     assert isinstance(_default_transport(load_settings(environ=env)), LeanTransport)

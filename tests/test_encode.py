@@ -12,7 +12,7 @@ from chargebee.request import lowercase_keys as sdk_lowercase_keys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.encode import form_value, to_form, to_query
+from pipeline.api.encode import form_value, to_form, to_query
 
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyzAB_", min_size=1, max_size=8)
 SCALARS = st.one_of(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.keys import idempotency_key
-from pipeline.ledger import Ledger
+from pipeline.ledger.ledger import Ledger
 from tests.orders_factory import write_orders
 
 KEY = "edge_test_key"

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from pipeline.errors import DriftError, LedgerError
 from pipeline.keys import content_hash
-from pipeline.ledger import Ledger, PlanStats
-from pipeline.ledger_schema import SCHEMA_VERSION
+from pipeline.ledger.ledger import Ledger, PlanStats
+from pipeline.ledger.schema import SCHEMA_VERSION
 from pipeline.models import ROW_STATES, Attempt, Issue, Outcome, SourceRow
 
 BATCH = "b1"
@@ -369,7 +369,7 @@ def test_in_flight_survives_kill_9(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal
-        from pipeline.ledger import Ledger
+        from pipeline.ledger.ledger import Ledger
         from pipeline.models import SourceRow
         led = Ledger({str(path)!r})
         led.open_batch("b1", operation="import", source_file="f", input_sha256="s",
@@ -404,7 +404,7 @@ def test_api_key_never_reaches_the_file(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from pipeline.config import load_settings
-        from pipeline.ledger import Ledger
+        from pipeline.ledger.ledger import Ledger
         from pipeline.models import Outcome, SourceRow
         s = load_settings({{"base_url_override": "http://127.0.0.1:1/api/v2"}})
         assert s.api_key is not None

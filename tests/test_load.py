@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.load import input_sha256, open_source, sniff_delimiter
-from pipeline.load_csv import CsvReader
-from pipeline.load_excel import cell_text
+from pipeline.load.csv_reader import CsvReader
+from pipeline.load.excel_reader import cell_text
+from pipeline.load.reader import input_sha256, open_source, sniff_delimiter
 
 FIX = Path(__file__).parent / "fixtures" / "input"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.load import open_source
+from pipeline.load.reader import open_source
 
 xlwt = pytest.importorskip("xlwt")
 odf_opendocument = pytest.importorskip("odf.opendocument")

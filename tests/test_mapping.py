@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.dates import DatePolicy, parse_dates
 from pipeline.errors import ConfigError
-from pipeline.mapping import load_mapping, normalise_param, parse_mapping
-from pipeline.mapping_apply import apply, bind
-from pipeline.mapping_init import guess_date_formats, match_header
+from pipeline.prepare.apply import apply, bind
+from pipeline.prepare.dates import DatePolicy, parse_dates
+from pipeline.prepare.mapping import load_mapping, normalise_param, parse_mapping
+from pipeline.prepare.suggest import guess_date_formats, match_header
 from schemas import IMPORT_ORDER_PARAMS, INTEGER_PARAMS, REQUIRED_IMPORT_PARAMS, TIMESTAMP_PARAMS
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]

@@ -11,7 +11,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, InputError
 from pipeline.keys import ROW_KEY_COLUMN
-from pipeline.prepare import prepare_rows, validate_file
+from pipeline.prepare.prepare import prepare_rows, validate_file
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 MAPPING = SAMPLES / "legacy_orders.mapping.toml"

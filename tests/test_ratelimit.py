@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.api.ratelimit import RateLimiter
 from pipeline.errors import ThrottleBudgetExceeded
-from pipeline.ratelimit import RateLimiter
 
 
 class FakeClock:

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import RetryPolicy
 from pipeline.cli import main
 from pipeline.config import load_settings
 from pipeline.errors import PermanentApiError
-from pipeline.ratelimit import RateLimiter
-from pipeline.reconcile import poll_interval, reconcile_batch
-from pipeline.reconcile_fetch import Fetcher
-from pipeline.retry import RetryPolicy
+from pipeline.reconcile.fetch import Fetcher
+from pipeline.reconcile.reconcile import poll_interval, reconcile_batch
 from tests.orders_factory import write_orders
 
 KEY = "fetch_test_key"

@@ -8,9 +8,9 @@ import zipfile
 import pytest
 
 from pipeline.errors import PermanentApiError
-from pipeline.reconcile_compare import Expected, OtherRow, compare, norm, stem
-from pipeline.reconcile_export import canonical_column, read_export_zip
-from pipeline.reconcile_ledger import changed_fields, overlay
+from pipeline.reconcile.compare import Expected, OtherRow, compare, norm, stem
+from pipeline.reconcile.export import canonical_column, read_export_zip
+from pipeline.reconcile.ledger_view import changed_fields, overlay
 
 
 def zipped(files: dict[str, str]) -> bytes:

@@ -15,10 +15,10 @@ from openpyxl import load_workbook
 from pipeline.cli import main
 from pipeline.config import Settings
 from pipeline.keys import ROW_KEY_COLUMN
-from pipeline.ledger import Ledger
+from pipeline.ledger.ledger import Ledger
 from pipeline.models import Attempt, Issue, Outcome, SourceRow
-from pipeline.report import TABLE_CAP, default_report_dir, write_reports
-from pipeline.report_data import render_status_text, summarize
+from pipeline.report.data import render_status_text, summarize
+from pipeline.report.write import TABLE_CAP, default_report_dir, write_reports
 from pipeline.safety import unneutralise_cell
 
 BATCH = "jan-orders"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.report import write_reports
+from pipeline.report.write import write_reports
 from tests.test_report import BATCH, build
 
 pytestmark = pytest.mark.browser

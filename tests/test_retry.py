@@ -9,7 +9,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from pipeline.client import ApiResponse
+from pipeline.api.client import ApiResponse
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import AttemptInfo, RetryPolicy, classify, send_with_retries
 from pipeline.config import load_settings
 from pipeline.errors import (
     ApiError,
@@ -20,8 +22,6 @@ from pipeline.errors import (
     ThrottleBudgetExceeded,
     TransientApiError,
 )
-from pipeline.ratelimit import RateLimiter
-from pipeline.retry import AttemptInfo, RetryPolicy, classify, send_with_retries
 
 
 class FakeClock:

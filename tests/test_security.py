@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.client import ChargebeeClient
+from pipeline.api.client import ChargebeeClient
 from pipeline.config import load_settings
 from pipeline.errors import ConfigError
 from tests.orders_factory import write_orders

@@ -23,11 +23,11 @@ import anyio
 import httpx
 import pytest
 
-from pipeline.client import ChargebeeClient
+from pipeline.api.client import ChargebeeClient
+from pipeline.api.transport import LeanTransport
 from pipeline.config import load_settings
 from pipeline.progress import NullProgress
-from pipeline.runner import RunRequest, run_batch
-from pipeline.transport import LeanTransport
+from pipeline.send.runner import RunRequest, run_batch
 from tests import test_client as client_tests
 from tests.orders_factory import write_orders
 

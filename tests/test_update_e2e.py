@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.config import load_settings
-from pipeline.update import update_batch
+from pipeline.update.update import update_batch
 from tests.orders_factory import write_orders
 
 KEY = "update_test_key"

@@ -10,9 +10,9 @@ import pytest
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, InputError
 from pipeline.models import SourceRow
-from pipeline.reconcile_ledger import KnownOrder
-from pipeline.update import diff_params, plan_update_rows, refuse_create
-from pipeline.update_rows import classify, read_update_rows
+from pipeline.reconcile.ledger_view import KnownOrder
+from pipeline.update.rows import classify, read_update_rows
+from pipeline.update.update import diff_params, plan_update_rows, refuse_create
 
 
 def write(path: Path, rows: list[dict[str, str]]) -> Path:

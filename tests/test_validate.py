@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.models import ValidationRules
-from pipeline.validate import FileState, SeenValues, validate_chunk
+from pipeline.prepare.validation import FileState, SeenValues, validate_chunk
 
 T = 1_700_000_000
 

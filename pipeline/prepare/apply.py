@@ -1,0 +1,311 @@
+"""Apply a mapping to loaded chunks: bind it to a header once, then map each chunk vectorised.
+
+Produces a params frame (one column per dotted param; text or NA, timestamps/integers as Int64),
+row keys, order ids and parse issues. Imports errors, models, keys and the sibling mapping/dates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.keys import DEFAULT_ID_PREFIX, ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX, derived_order_id
+from pipeline.models import Issue
+from pipeline.prepare.dates import DatePolicy, parse_dates
+from pipeline.prepare.mapping import (
+    IdPolicy,
+    IdSource,
+    MappingSpec,
+    normalise_param,
+    normalise_value,
+)
+from pipeline.prepare.validation import short_value
+
+_INTEGER = r"^[+-]?\d+$"
+
+
+def form(dotted: str) -> str:
+    """``shipping_address.city`` → ``shipping_address[city]``."""
+    head, sep, tail = dotted.partition(".")
+    return f"{head}[{tail}]" if sep else dotted
+
+
+@dataclass(slots=True)
+class BoundMapping:
+    """A mapping resolved against one file's header (see ``bind``)."""
+
+    spec: MappingSpec
+    path: str
+    header: list[str]
+    sources: dict[str, str]
+    """dotted param → source column it is read from."""
+    data_columns: list[str]
+    """Header columns that are the user's data (not ``oi:`` tool columns)."""
+    date_policies: dict[str, DatePolicy]
+    integer_params: list[str]
+    has_row_key: bool
+    file_issues: list[Issue] = field(default_factory=list)
+    """Header-level findings (unknown or unmapped columns), reported once per file."""
+
+
+@dataclass(slots=True)
+class MappedChunk:
+    """One chunk after mapping: everything validate and prepare need."""
+
+    params: pd.DataFrame
+    """RangeIndex positions; one column per dotted param present."""
+    raw: pd.DataFrame
+    """The original text of the data columns (tool columns dropped)."""
+    lines: np.ndarray
+    row_keys: list[str]
+    issues: list[tuple[int, Issue]]
+    failed: set[tuple[int, str]]
+    """(position, param) cells whose text could not be parsed; schema checks skip them."""
+    texts: dict[str, pd.Series]
+    """The text of parsed params (dates, integers) before parsing, to show in reports."""
+
+
+def implicit_mapping(
+    header: list[str], known_params: Collection[str], timestamp_params: Collection[str]
+) -> MappingSpec:
+    """The mapping used without a mapping file: columns named as API params (dots or brackets).
+
+    Dates are Unix seconds or ISO 8601 (naive = UTC); the id is the ``id`` column when there is
+    one, else derived from the row key.
+    """
+    columns = {
+        col: normalise_param(col)
+        for col in header
+        if normalise_param(col) in known_params and not col.startswith(TOOL_COLUMN_PREFIX)
+    }
+
+    source: IdSource = "column" if "id" in columns.values() else "derived"
+    prefix = "" if source == "column" else DEFAULT_ID_PREFIX
+    return MappingSpec(columns=columns, id=IdPolicy(source, prefix))
+
+
+def bind(
+    spec: MappingSpec,
+    header: list[str],
+    *,
+    path: Path,
+    header_line: int,
+    required: Collection[str],
+    timestamp_params: Collection[str],
+    integer_params: Collection[str],
+    excel_date_system: int | None,
+) -> BoundMapping:
+    """Resolve a mapping against a header; file-level problems raise before any row is read.
+
+    Raises:
+        InputError: a required param has no column, constant or default; a key column is missing.
+        ConfigError: the id policy needs a param the file does not provide.
+    """
+    where = str(path)
+    data_columns = [c for c in header if not c.startswith(TOOL_COLUMN_PREFIX)]
+    sources = {param: col for col, param in spec.columns.items() if col in header}
+    issues: list[Issue] = []
+
+    def note(column: str, rule: str, message: str) -> None:
+        issues.append(
+            Issue(header_line, column, None, None, rule, message, severity="warning", stage="parse")
+        )
+
+    for col in data_columns:
+        if col in spec.columns or col in spec.ignore or col in spec.id.key_columns:
+            continue
+        if spec.path is None:
+            note(col, "unknown_column", "not an import_order parameter; the column is ignored")
+        else:
+            note(col, "unmapped_column", "not in the mapping's [columns]; the column is ignored")
+    for col in spec.columns:
+        if col not in header:
+            note(col, "missing_column", "named in the mapping but not in the file")
+    for col in spec.id.key_columns:
+        if col not in header:
+            raise InputError(
+                "the mapping's [id] key_columns names a column the file does not have",
+                path=where,
+                line=header_line,
+                column=col,
+            )
+    available = set(sources) | set(spec.constants) | set(spec.defaults)
+    for param in list(available):
+        for sets in spec.values.get(param, {}).values():
+            available |= set(sets)
+    missing = [p for p in required if p not in available]
+    if missing and not data_columns_any(sources):
+        raise InputError(
+            "no import_order columns found after mapping (none of the headers is a parameter)",
+            path=where,
+            line=header_line,
+            hint="pass --mapping with a mapping file (see `order-import mapping init`)",
+        )
+    if missing:
+        raise InputError(
+            f"no column for required parameter(s): {', '.join(form(p) for p in missing)}",
+            path=where,
+            line=header_line,
+            hint="map a column to each in the mapping's [columns], or set [constants]/[defaults]",
+        )
+    if spec.id.source == "document_number" and "document_number" not in available:
+        raise ConfigError(
+            f"{spec.path or 'mapping'}: [id] source is document_number but nothing provides one"
+        )
+    policies: dict[str, DatePolicy] = {}
+    for param in available & set(timestamp_params):
+        policy = spec.date_params.get(param, spec.date_default)
+        if spec.excel_date_system is None and excel_date_system is not None:
+            policy = replace(policy, excel_date_system=excel_date_system)
+        policies[param] = policy
+    return BoundMapping(
+        spec=spec,
+        path=where,
+        header=header,
+        sources=sources,
+        data_columns=data_columns,
+        date_policies=policies,
+        integer_params=sorted(available & set(integer_params)),
+        has_row_key=ROW_KEY_COLUMN in header,
+        file_issues=issues,
+    )
+
+
+def data_columns_any(sources: dict[str, str]) -> bool:
+    """True when at least one column maps to a parameter."""
+    return bool(sources)
+
+
+def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> MappedChunk:
+    """Map one chunk of text to params (vectorised per column)."""
+    spec = bound.spec
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    empty = pd.Series(pd.NA, index=frame.index, dtype="str")
+    params: dict[str, pd.Series] = {}
+    for param, col in bound.sources.items():
+        text = frame[col].str.strip()
+        params[param] = text.where(text != "", pd.NA)
+    for param, value in spec.defaults.items():
+        params[param] = params.get(param, empty).fillna(value)
+    for param, entries in spec.values.items():
+        if param not in params:
+            continue
+        keys = params[param].map(normalise_value, na_action="ignore")
+        targets = {t for sets in entries.values() for t in sets}
+        for target in targets:
+            lookup = {k: sets[target] for k, sets in entries.items() if target in sets}
+            mapped = keys.map(lookup).astype("str")
+            current = params.get(target, empty)
+            if target == param:
+                params[target] = mapped.where(mapped.notna(), current)
+            else:
+                params[target] = current.where(current.notna(), mapped)
+    for param, value in spec.constants.items():
+        params[param] = pd.Series(value, index=frame.index, dtype="str")
+
+    issues: list[tuple[int, Issue]] = []
+    failed: set[tuple[int, str]] = set()
+    out = pd.DataFrame(params, index=frame.index)
+    texts = {p: out[p] for p in (*bound.date_policies, *bound.integer_params)}
+    for param, policy in bound.date_policies.items():
+        parsed = parse_dates(out[param], policy)
+        _collect(bound, param, out[param], parsed.errors, "date", lines, issues, failed)
+        out[param] = parsed.seconds
+    for param in bound.integer_params:
+        text = out[param]
+        whole = text.str.match(_INTEGER).fillna(False).astype(bool)
+        fits = text.str.len().fillna(0) <= 18  # int64 holds every 18-digit number
+        ok = (text.isna() | (whole & fits)).astype(bool)
+        reasons = pd.Series(None, index=text.index, dtype=object)
+        reasons[~ok] = "must be a whole number in minor units (e.g. 1250 for 12.50)"
+        reasons[whole & ~fits] = "is too large (more than 18 digits)"
+        _collect(bound, param, text, reasons, "integer", lines, issues, failed)
+        out[param] = pd.to_numeric(text.where(ok), errors="coerce").astype("Int64")
+
+    row_keys, ids = _keys_and_ids(bound, frame, out)
+    out["id"] = ids
+    raw = frame[bound.data_columns]
+    assert len(row_keys) == n
+    return MappedChunk(out, raw, lines, row_keys, issues, failed, texts)
+
+
+def _collect(
+    bound: BoundMapping,
+    param: str,
+    text: pd.Series,
+    reasons: pd.Series,
+    rule: str,
+    lines: np.ndarray,
+    issues: list[tuple[int, Issue]],
+    failed: set[tuple[int, str]],
+) -> None:
+    bad = np.flatnonzero(reasons.notna().to_numpy(dtype=bool))
+    column = bound.sources.get(param)
+    for pos in bad:
+        failed.add((int(pos), param))
+        issues.append(
+            (
+                int(pos),
+                Issue(
+                    source_line=int(lines[pos]),
+                    column=column,
+                    param=form(param),
+                    value=short_value(text.iloc[pos]),
+                    rule=rule,
+                    message=f"{form(param)} {reasons.iloc[pos]}",
+                    stage="parse",
+                ),
+            )
+        )
+
+
+def _keys_and_ids(
+    bound: BoundMapping, frame: pd.DataFrame, params: pd.DataFrame
+) -> tuple[list[str], pd.Series]:
+    """Row keys and order ids per docs/mapping.md ("Row keys and order ids")."""
+    spec = bound.spec
+    na = pd.Series(pd.NA, index=frame.index, dtype="str")
+    data_id = na
+    if spec.id.source == "column" and "id" in params:
+        data_id = params["id"]
+    elif spec.id.source == "document_number" and "document_number" in params:
+        doc = params["document_number"]
+        data_id = (spec.id.prefix + doc).where(doc.notna(), pd.NA)
+    key = na
+    if bound.has_row_key:
+        tool = frame[ROW_KEY_COLUMN].str.strip()
+        key = tool.where(tool != "", pd.NA)
+    key = key.fillna(data_id)
+    if spec.id.key_columns:
+        parts = [frame[c].str.strip() for c in spec.id.key_columns]
+        joined = (
+            parts[0].str.cat(pd.concat(parts[1:], axis=1), sep="|") if len(parts) > 1 else parts[0]
+        )
+        any_value = pd.concat([p != "" for p in parts], axis=1).any(axis=1)
+        key = key.fillna(joined.where(any_value, pd.NA))
+    if "document_number" in params:
+        # Document numbers are unique per site, so they identify a row across corrections; a
+        # content hash (below) would make a corrected row look like a new order.
+        doc_key = params["document_number"]
+        key = key.fillna(("doc:" + doc_key).where(doc_key.notna(), pd.NA))
+    keys: list[Any] = key.tolist()
+    missing = [i for i, k in enumerate(keys) if k is None or k is pd.NA or k != k]
+    if missing:
+        data = frame[bound.data_columns].to_numpy()
+        for i in missing:
+            blob = "\x1f".join(data[i]).encode("utf-8")
+            keys[i] = "h:" + hashlib.sha256(blob).hexdigest()[:32]
+    prefix = spec.id.prefix if spec.id.source == "derived" else DEFAULT_ID_PREFIX
+    ids = data_id.tolist()
+    for i, value in enumerate(ids):
+        if value is None or value is pd.NA or value != value:
+            ids[i] = derived_order_id(keys[i], prefix)
+    return [str(k) for k in keys], pd.Series(ids, index=frame.index, dtype="str")

@@ -1,0 +1,266 @@
+"""Orchestrate load → map → validate: stream SourceRows for the runner, or validate a whole file.
+
+File-level problems raise (InputError/ConfigError) before the first chunk is produced; row-level
+problems are Issues attached to their rows. Imports load, mapping, validate, safety, schemas.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.load.reader import input_sha256, open_input
+from pipeline.load.rows import RawChunk, Source
+from pipeline.models import Issue, SourceRow
+from pipeline.prepare.apply import BoundMapping, MappedChunk, apply, bind, implicit_mapping
+from pipeline.prepare.findings import ValidationReportWriter, ValidationSummary
+from pipeline.prepare.mapping import MappingSpec, load_mapping
+from pipeline.prepare.suggest import StarterMapping, match_header, starter_mapping
+from pipeline.prepare.validation import FileState, validate_chunk
+from pipeline.safety import unneutralise_cell
+from schemas import (
+    IMPORT_ORDER_PARAMS,
+    IMPORT_STATUSES,
+    INTEGER_PARAMS,
+    REQUIRED_IMPORT_PARAMS,
+    TIMESTAMP_PARAMS,
+)
+
+EXAMPLES = 10
+__all__ = [
+    "ValidationSummary",
+    "input_sha256",
+    "prepare_rows",
+    "validate_file",
+    "write_starter_mapping",
+]
+
+
+def _mapping_spec(settings: Settings, header: list[str]) -> MappingSpec:
+    known = IMPORT_ORDER_PARAMS.keys()
+    if settings.mapping_path is not None:
+        return load_mapping(settings.mapping_path, known, TIMESTAMP_PARAMS)
+    return implicit_mapping(header, known, TIMESTAMP_PARAMS)
+
+
+def open_prepared(path: Path, settings: Settings) -> tuple[Source, BoundMapping]:
+    """Open the file and bind the mapping; every file-level problem raises here.
+
+    Raises:
+        InputError: the file is unusable (see ``load.reader.open_source``) or lacks columns.
+        ConfigError: the mapping file is unusable.
+    """
+    spec = None
+    if settings.mapping_path is not None:  # a broken mapping is reported before the file is read
+        spec = _mapping_spec(settings, [])
+    source = open_input(path, settings)
+    spec = spec or _mapping_spec(settings, source.header)
+    bound = bind(
+        spec,
+        source.header,
+        path=path,
+        header_line=source.header_line,
+        required=REQUIRED_IMPORT_PARAMS,
+        timestamp_params=TIMESTAMP_PARAMS,
+        integer_params=INTEGER_PARAMS,
+        excel_date_system=source.excel_date_system,
+    )
+    return source, bound
+
+
+def _process(
+    source: Source, bound: BoundMapping, settings: Settings, now: float
+) -> Iterator[tuple[MappedChunk, dict[int, list[Issue]]]]:
+    """Map and validate each chunk; yields the mapped chunk and its issues by row position."""
+    state = FileState()
+    for chunk in source.chunks():
+        frame = _unneutralise(chunk, bound)
+        mapped = apply(bound, frame, chunk.lines)
+        found = validate_chunk(
+            mapped.params,
+            mapped.lines,
+            mapped.row_keys,
+            sources=bound.sources,
+            rules=settings.validation,
+            state=state,
+            skip=mapped.failed,
+            now=now,
+            display=mapped.texts,
+            ids_follow_keys=not bound.has_row_key,
+        )
+        by_row: dict[int, list[Issue]] = {}
+        for pos, issue in (*chunk.issues, *mapped.issues, *found):
+            by_row.setdefault(pos, []).append(issue)
+        yield mapped, by_row
+
+
+def _unneutralise(chunk: RawChunk, bound: BoundMapping) -> pd.DataFrame:
+    """Our own failures files (with ``oi:row_key``) had formula-like cells neutralised: undo it."""
+    if not bound.has_row_key:
+        return chunk.frame
+    frame = chunk.frame.copy()
+    for col in bound.data_columns:
+        frame[col] = frame[col].map(unneutralise_cell).astype("str")
+    return frame
+
+
+def prepare_rows(path: Path, settings: Settings) -> Iterator[list[SourceRow]]:
+    """Stream a file as lists of SourceRows (one list per ``settings.chunk_rows`` records).
+
+    File-level problems raise on this call, before any chunk. Each SourceRow carries its row
+    key, source line, raw text, nested params (addresses as sub-dicts, timestamps as int Unix
+    seconds, empty cells omitted) and its validation issues.
+
+    Raises:
+        InputError: the input file is unusable.
+        ConfigError: the mapping file is unusable.
+    """
+    source, bound = open_prepared(path, settings)
+    return _rows(source, bound, settings, str(path))
+
+
+def _rows(
+    source: Source, bound: BoundMapping, settings: Settings, name: str
+) -> Iterator[list[SourceRow]]:
+    for mapped, by_row in _process(source, bound, settings, time.time()):
+        yield _source_rows(mapped, by_row, name, source.sheet)
+
+
+def _source_rows(
+    mapped: MappedChunk, by_row: dict[int, list[Issue]], name: str, sheet: str | None
+) -> list[SourceRow]:
+    """Build SourceRows column-wise: values leave pandas once per column, not once per cell."""
+    raw_names = [str(c) for c in mapped.raw.columns]
+    raw_values = [mapped.raw[c].to_numpy(dtype=object, na_value="").tolist() for c in raw_names]
+    layout: list[tuple[str, str | None]] = []
+    values: list[list[Any]] = []
+    for param in mapped.params.columns:
+        column = mapped.params[param]
+        head, dot, tail = str(param).partition(".")
+        layout.append((head, tail if dot else None))
+        numeric = column.dtype == "Int64"
+        cells = column.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
+        values.append([None if v is None else int(v) for v in cells] if numeric else cells)
+    raw_rows = zip(*raw_values, strict=True) if raw_values else iter(lambda: (), None)
+    rows: list[SourceRow] = []
+    for pos, (raw, cells) in enumerate(zip(raw_rows, zip(*values, strict=True), strict=False)):
+        nested: dict[str, Any] = {}
+        for (key, sub), value in zip(layout, cells, strict=True):
+            if value is None:
+                continue
+            if sub is None:
+                nested[key] = value
+            else:
+                nested.setdefault(key, {})[sub] = value
+        rows.append(
+            SourceRow(
+                row_key=mapped.row_keys[pos],
+                source_file=name,
+                sheet=sheet,
+                source_line=int(mapped.lines[pos]),
+                raw=dict(zip(raw_names, raw, strict=True)),
+                params=nested,
+                issues=tuple(by_row.get(pos, ())),
+            )
+        )
+    return rows
+
+
+def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> ValidationSummary:
+    """Validate every row of a file; write ``validation.csv`` into ``report_dir`` when given.
+
+    Raises:
+        InputError: the input file is unusable.
+        ConfigError: the mapping file is unusable.
+    """
+    started = time.monotonic()
+    source, bound = open_prepared(path, settings)
+    writer = ValidationReportWriter(report_dir, str(path), source.sheet)
+    rules: Counter[str] = Counter()
+    examples: list[Issue] = []
+    warnings_seen: list[Issue] = []
+    rows = invalid = errors = warnings = 0
+    with writer:
+        for issue in bound.file_issues:
+            writer.write(issue)
+            rules[issue.rule] += 1
+            warnings += 1
+        for mapped, by_row in _process(source, bound, settings, time.time()):
+            rows += len(mapped.row_keys)
+            for pos in sorted(by_row):
+                found = by_row[pos]
+                row_invalid = False
+                for issue in found:
+                    writer.write(issue)
+                    rules[issue.rule] += 1
+                    if issue.severity == "error":
+                        errors += 1
+                        row_invalid = True
+                        if len(examples) < EXAMPLES:
+                            examples.append(issue)
+                    else:
+                        warnings += 1
+                        if len(warnings_seen) < EXAMPLES:
+                            warnings_seen.append(issue)
+                invalid += row_invalid
+    shown = (examples + warnings_seen)[:EXAMPLES]
+    return ValidationSummary(
+        source_file=str(path),
+        sheet=source.sheet,
+        rows_read=rows,
+        valid=rows - invalid,
+        invalid=invalid,
+        warnings=warnings,
+        errors=errors,
+        counts_by_rule=dict(rules.most_common()),
+        examples=tuple(shown),
+        file_issues=tuple(bound.file_issues),
+        report_path=writer.path,
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def write_starter_mapping(
+    path: Path, out: Path, settings: Settings, *, overwrite: bool = False
+) -> StarterMapping:
+    """Write a starter mapping for a file's headers to ``out`` (``mapping init``).
+
+    Raises:
+        InputError: the input file is unusable.
+        ConfigError: ``out`` exists (without ``overwrite``) or cannot be written.
+    """
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists", hint="pass --force or choose another --out")
+    source = open_input(path, settings, chunk_rows=min(settings.chunk_rows, 10_000))
+    first = next(source.chunks())
+    status_col = next(
+        (c for c in source.header if match_header(c, IMPORT_ORDER_PARAMS) == "status"), None
+    )
+    samples = first.frame[status_col].tolist() if status_col else []
+    date_samples = {
+        col: first.frame[col].head(1000).tolist()
+        for col in source.header
+        if match_header(col, IMPORT_ORDER_PARAMS) in TIMESTAMP_PARAMS
+    }
+    starter = starter_mapping(
+        source.header,
+        IMPORT_ORDER_PARAMS,
+        REQUIRED_IMPORT_PARAMS,
+        IMPORT_STATUSES,
+        samples,
+        date_samples,
+    )
+    try:
+        out.write_text(starter.text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    return starter

@@ -1,0 +1,194 @@
+"""The report's data files: failures.csv/.xlsx, validation.csv, summary.json and summary.md.
+
+Every text cell written to CSV/XLSX goes through ``safety.safe_cell``. failures files carry the
+rows' original columns plus ``oi:`` tool columns, so a fixed copy goes straight back into
+``order-import retry --batch B failures.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+
+from pipeline.keys import ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX
+from pipeline.ledger.ledger import Ledger, LedgerRow
+from pipeline.prepare.findings import REPORT_COLUMNS
+from pipeline.report.data import PROBLEM_STATES, BatchSummary
+from pipeline.safety import safe_cell
+
+TOOL_COLUMNS = (
+    ROW_KEY_COLUMN,
+    f"{TOOL_COLUMN_PREFIX}source_line",
+    f"{TOOL_COLUMN_PREFIX}state",
+    f"{TOOL_COLUMN_PREFIX}stage",
+    f"{TOOL_COLUMN_PREFIX}column",
+    f"{TOOL_COLUMN_PREFIX}param",
+    f"{TOOL_COLUMN_PREFIX}rule",
+    f"{TOOL_COLUMN_PREFIX}api_error_code",
+    f"{TOOL_COLUMN_PREFIX}message",
+)
+"""Tool columns of failures.csv/xlsx, after the original columns."""
+VALIDATION_COLUMNS = REPORT_COLUMNS
+"""validation.csv has one layout, whether ``validate`` or a run's report writes it."""
+XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit minus the header
+CSV_ENCODING = "utf-8-sig"  # a BOM, so Excel shows accented text right; the loader strips it
+_ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def failure_fields(row: LedgerRow) -> dict[str, str]:
+    """The ``oi:`` tool columns of one failed/invalid/conflict/retryable row."""
+    errors = [i for i in row.issues if i.severity == "error"] if row.state == "invalid" else []
+
+    def joined(values: Iterable[str | None]) -> str:
+        return "; ".join(dict.fromkeys(v for v in values if v))
+
+    if errors:
+        stage = joined(i.stage for i in errors)
+        column = joined(i.column for i in errors)
+        param = joined(i.param for i in errors)
+        rule = joined(i.rule for i in errors)
+        message = joined((f"{i.column}: {i.message}" if i.column else i.message) for i in errors)
+    else:
+        stage = "api"
+        column = ""
+        param = row.param or ""
+        rule = row.error_code or ""
+        message = row.message or _state_message(row)
+    values = (
+        row.row_key,
+        str(row.source_line),
+        row.state,
+        stage,
+        column,
+        param,
+        rule,
+        row.api_error_code or "",
+        message,
+    )
+    return dict(zip(TOOL_COLUMNS, values, strict=True))
+
+
+def _state_message(row: LedgerRow) -> str:
+    return {
+        "retryable": "transient failures exhausted this run's retries; the next run resends it",
+        "conflict": "Chargebee holds a different order under this id; review it by hand",
+        "failed": "Chargebee rejected the row",
+    }.get(row.state, "")
+
+
+def original_columns(ledger: Ledger, batch: str) -> list[str]:
+    """The problem rows' original column names, in first-seen order (tool columns excluded)."""
+    seen: dict[str, None] = {}
+    for row in ledger.rows(batch, states=PROBLEM_STATES):
+        for name in row.raw:
+            if not name.startswith(TOOL_COLUMN_PREFIX):
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def failure_records(ledger: Ledger, batch: str, columns: Sequence[str]) -> Iterator[list[Any]]:
+    """One list of cells per problem row: original columns, then tool columns (all safe)."""
+    for row in ledger.rows(batch, states=PROBLEM_STATES):
+        raw = [row.raw.get(name, "") for name in columns]
+        yield [safe_cell(v) for v in raw] + [safe_cell(v) for v in failure_fields(row).values()]
+
+
+def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) -> int:
+    """Write failures.csv and failures.xlsx; returns the number of rows."""
+    columns = original_columns(ledger, batch)
+    header = [*columns, *TOOL_COLUMNS]
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("failures")
+    ws.append([safe_cell(h) for h in header])
+    count = 0
+    with csv_path.open("w", newline="", encoding=CSV_ENCODING) as handle:
+        writer = csv.writer(handle)
+        writer.writerow([safe_cell(h) for h in header])
+        for record in failure_records(ledger, batch, columns):
+            writer.writerow(record)
+            if count < XLSX_MAX_ROWS:
+                ws.append([_xlsx_text(v) for v in record])
+            count += 1
+    if count > XLSX_MAX_ROWS:
+        ws.append([f"... {count - XLSX_MAX_ROWS:,} more rows: see failures.csv"])
+    wb.save(xlsx_path)
+    return count
+
+
+def _xlsx_text(value: Any) -> Any:
+    return _ILLEGAL_XLSX.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def write_validation(ledger: Ledger, batch: str, path: Path) -> int:
+    """Write validation.csv: one line per finding (errors of invalid rows, and warnings)."""
+    count = 0
+    with path.open("w", newline="", encoding=CSV_ENCODING) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(VALIDATION_COLUMNS)
+        for row in ledger.rows(batch, with_issues=True):
+            for issue in row.issues:
+                cells = (
+                    row.source_file,
+                    row.sheet or "",
+                    issue.source_line,
+                    issue.column or "",
+                    issue.param or "",
+                    issue.value or "",
+                    issue.rule,
+                    issue.severity,
+                    issue.message,
+                )
+                writer.writerow([safe_cell(c) for c in cells])
+                count += 1
+    return count
+
+
+def write_summary_json(summary: BatchSummary, path: Path, extra: dict[str, Any]) -> None:
+    """Write summary.json: the BatchSummary as a dict, plus ``extra`` (generation info)."""
+    data = {**summary.to_dict(), **extra}
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
+
+
+def _md(text: object) -> str:
+    """Escape Markdown/HTML-significant characters in data shown in summary.md."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|])", r"\\\1", str(text))
+
+
+def _code(text: object) -> str:
+    """Data shown inside a Markdown code span (no escapes apply there; backticks removed)."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
+def render_summary_md(summary: BatchSummary) -> str:
+    """A short Markdown summary for a ticket or a chat message."""
+    s = summary
+    lines = [
+        f"## order-import batch {_md(s.batch)}",
+        "",
+        f"- Source: {_md(s.source_file)} (sha256 `{s.input_sha256[:12]}…`)",
+        f"- Rows read: **{s.rows_read:,}**, valid {s.valid:,}, invalid **{s.invalid:,}**",
+        f"- Imported: **{s.imported:,}**, already present {s.already_present:,}",
+        f"- Failed: **{s.failed:,}**, conflict {s.conflict:,}, retryable {s.retryable:,}, "
+        f"in doubt {s.in_doubt:,}, pending {s.pending:,}",
+        f"- Requests {s.requests:,} (429s {s.throttled:,}) at {s.achieved_per_minute:,.1f}/min; "
+        f"{s.duration_s:,.0f} s over {len(s.runs)} run(s)",
+    ]
+    if s.errors_by_api_code:
+        top = ", ".join(f"{_code(c)} {n:,}" for c, n in s.errors_by_api_code[:5])
+        lines.append(f"- Top API errors: {top}")
+    if s.errors_by_rule:
+        top = ", ".join(f"{_code(r)} {n:,}" for r, n in s.errors_by_rule[:5])
+        lines.append(f"- Top validation rules: {top}")
+    lines += [
+        "",
+        f"Exit code {s.exit_code}. Fix the rows in failures.csv and run "
+        f"{_code(f'order-import retry --batch {s.batch} failures.csv')}.",
+        "",
+    ]
+    return "\n".join(lines)

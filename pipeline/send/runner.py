@@ -1,0 +1,319 @@
+"""One run of a batch: prepare the input, plan it into the ledger, send, report.
+
+``run_batch`` is the library's sync entry point (``anyio.run`` inside). Planning happens fully
+before the first request, so unusable input stops the run with nothing sent, and succeeded rows
+are skipped before they cost any rate-limit budget.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+
+from pipeline.api.client import ChargebeeClient
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import RetryPolicy
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, LedgerError
+from pipeline.ledger.ledger import Ledger
+from pipeline.load.reader import input_sha256
+from pipeline.models import Operation, RunSummary, SourceRow
+from pipeline.prepare.prepare import prepare_rows
+from pipeline.progress import Progress, make_progress
+from pipeline.send.workers import Sender, SendStats
+
+if TYPE_CHECKING:
+    import httpx
+
+Command = Literal["run", "retry", "update"]
+RowSource = Iterable[list[SourceRow]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What the user asked for on the command line."""
+
+    command: Command
+    batch: str
+    source: Path | None = None
+    """Input file; optional only for ``retry``."""
+    operation: Operation = "import"
+    dry_run: bool = False
+    """Validate and plan; send nothing."""
+    canary: int | None = None
+    """Send this many rows, then stop for review."""
+    write_reports: bool = True
+
+
+def run_batch(
+    settings: Settings,
+    request: RunRequest,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+    rows: RowSource | None = None,
+) -> RunSummary:
+    """Prepare, plan, send and report one batch; return what happened.
+
+    Args:
+        settings: resolved settings (config file < env < flags).
+        request: the command's intent.
+        transport: an httpx transport seam for tests (default: real network).
+        progress: where progress goes (default: from ``settings.quiet``/``log_json``).
+        rows: prepared rows instead of reading ``request.source`` (``update`` plans its own).
+
+    Raises:
+        InputError, ConfigError, LedgerError, DriftError: nothing was sent.
+        AuthError: the key was refused; the run stopped at once.
+    """
+    if request.canary is not None and request.canary < 1:
+        raise ConfigError("--canary must be at least 1")
+    if not request.dry_run:
+        settings.check_target()
+        settings.require_api_key()
+    progress = progress or make_progress(quiet=settings.quiet, log_json=settings.log_json)
+    started = time.monotonic()
+    with _exclusive(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
+        request = _resolve_operation(ledger, request)
+        run_id, plan, plan_notes = _open(ledger, settings, request, rows)
+        stats = SendStats()
+        send_started = time.monotonic()
+        try:
+            if request.dry_run:
+                plan()
+            else:
+                # Rows left in doubt are reconciled *before* the file is planned, so a row
+                # corrected since the crash is re-planned with its new content (see Sender.run).
+                stats = anyio.run(
+                    _send, ledger, settings, request, run_id, progress, transport, plan
+                )
+        finally:
+            progress.close()
+            counts = {str(k): v for k, v in ledger.counts(request.batch).items()}
+            duration = time.monotonic() - started
+            send_seconds = time.monotonic() - send_started
+            rate = stats.sent / send_seconds * 60.0 if stats.sent and send_seconds > 0 else 0.0
+            status = "interrupted" if stats.interrupted else "finished"
+            ledger.finish_run(
+                run_id,
+                status=status,
+                summary={
+                    "counts": counts,
+                    "sent": stats.sent,
+                    "throttled": stats.throttled,
+                    "achieved_per_minute": round(rate, 1),
+                },
+            )
+        report_dir = _reports(ledger, settings, request)
+        if stats.auth_error is not None:
+            raise stats.auth_error
+    return RunSummary(
+        batch=request.batch,
+        operation=request.operation,
+        run_id=run_id,
+        counts=counts,
+        sent=stats.sent,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        already_present=stats.already_present,
+        throttled=stats.throttled,
+        duration_s=duration,
+        achieved_per_minute=rate,
+        interrupted=stats.interrupted,
+        dry_run=request.dry_run,
+        canary_stopped=stats.canary_stopped,
+        report_dir=str(report_dir) if report_dir else None,
+        notes=tuple(plan_notes)
+        + tuple(stats.notes)
+        + ((stats.stop_reason,) if stats.stop_reason else ()),
+    )
+
+
+def _resolve_operation(ledger: Ledger, request: RunRequest) -> RunRequest:
+    """``retry`` continues the batch's own operation (an update batch retries updates)."""
+    if request.command != "retry":
+        return request
+    info = ledger.get_batch(request.batch)
+    if info is None or info.operation == request.operation:
+        return request
+    if request.source is not None:
+        raise ConfigError(
+            f"batch {request.batch!r} is an {info.operation} batch: retry takes no file for it",
+            hint="send corrected values as a new `order-import update FILE --batch NEW`",
+        )
+    return replace(request, operation=info.operation)
+
+
+def _open(
+    ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
+) -> tuple[int, Callable[[], None], list[str]]:
+    """Open the batch and start a run; return the run id, the (deferred) planning step, and
+    the notes planning leaves for the summary."""
+    notes: list[str] = []
+    if request.source is None:
+        if request.command != "retry" and rows is None:
+            raise ConfigError(f"{request.command} needs an input file")
+        if ledger.get_batch(request.batch) is None:
+            raise ConfigError(f"no batch named {request.batch!r} in {settings.ledger_path}")
+        run_id = ledger.start_run(
+            request.batch, command=request.command, settings_summary=_settings_summary(settings)
+        )
+
+        def requeue_all() -> None:
+            if request.command == "retry":
+                ledger.requeue(request.batch)
+
+        return run_id, requeue_all, notes
+    chunks = _first_chunk_eagerly(
+        rows if rows is not None else prepare_rows(request.source, settings)
+    )
+    new_sha = input_sha256(request.source)
+    before = ledger.get_batch(request.batch)
+    adopting = (
+        settings.allow_drift
+        and request.command == "run"
+        and before is not None
+        and before.input_sha256 != new_sha
+    )
+    ledger.open_batch(
+        request.batch,
+        operation=request.operation,
+        source_file=str(request.source),
+        input_sha256=new_sha,
+        config_fingerprint=settings.fingerprint(),
+        allow_drift=settings.allow_drift or request.command == "retry",
+        adopt_input=settings.allow_drift and request.command == "run",
+    )
+    run_id = ledger.start_run(
+        request.batch, command=request.command, settings_summary=_settings_summary(settings)
+    )
+
+    def plan() -> None:
+        keys: set[str] = set()
+        for chunk in chunks:
+            own = [_own_key(row) for row in chunk]
+            ledger.plan(request.batch, own, operation=request.operation, run_id=run_id)
+            if request.command == "retry":
+                keys.update(row.row_key for row in own)
+            if adopting:
+                ledger.remember_keys(row.row_key for row in own)
+        if request.command == "retry":
+            ledger.requeue(request.batch, row_keys=keys)
+        if adopting:
+            dropped = ledger.drop_unseen(request.batch)
+            if dropped:
+                notes.append(
+                    f"{dropped} unsent row(s) no longer in the input were removed from the batch"
+                )
+
+    return run_id, plan, notes
+
+
+def _own_key(row: SourceRow) -> SourceRow:
+    """A row repeating an earlier row's key is planned under a key of its own.
+
+    It is invalid (``duplicate_row_key``) and must never replace the first row in the ledger,
+    or a valid row would be lost.
+    """
+    if any(issue.rule == "duplicate_row_key" for issue in row.issues):
+        return replace(row, row_key=f"{row.row_key}#line{row.source_line}")
+    return row
+
+
+@contextmanager
+def _exclusive(ledger_path: Path) -> Iterator[None]:
+    """One run per ledger at a time: a second concurrent run is refused, not interleaved."""
+    if str(ledger_path) == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{ledger_path}.lock")
+    try:
+        handle = lock_path.open("a+b")
+    except OSError as exc:
+        raise LedgerError(f"{lock_path}: cannot create the run lock ({exc.strerror})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(
+                f"another order-import run is using {ledger_path}",
+                hint="wait for it to finish; running one batch twice at once is refused",
+            ) from None
+        yield
+
+
+def _first_chunk_eagerly(chunks: RowSource) -> Iterator[list[SourceRow]]:
+    """Pull the first chunk now, so file-level InputErrors surface before the ledger is touched."""
+    iterator = iter(chunks)
+    first = next(iterator, None)
+
+    def rest() -> Iterator[list[SourceRow]]:
+        if first is not None:
+            yield first
+        yield from iterator
+
+    return rest()
+
+
+async def _send(
+    ledger: Ledger,
+    settings: Settings,
+    request: RunRequest,
+    run_id: int,
+    progress: Progress,
+    transport: httpx.AsyncBaseTransport | None,
+    plan: Callable[[], None],
+) -> SendStats:
+    limiter = RateLimiter(
+        settings.effective_rate,
+        burst=settings.burst,
+        concurrency=settings.concurrency,
+        max_throttle_wait=settings.max_throttle_wait,
+    )
+    # Requests an earlier run made in the last minute still count against the site's budget.
+    now = time.time()
+    limiter.seed(now - t for t in ledger.recent_attempt_times(now - 61.0))
+    async with ChargebeeClient(settings, transport=transport) as client:
+        sender = Sender(
+            ledger=ledger,
+            client=client,
+            limiter=limiter,
+            policy=RetryPolicy.from_settings(settings),
+            batch=request.batch,
+            run_id=run_id,
+            operation=request.operation,
+            concurrency=settings.concurrency,
+            progress=progress,
+            canary=request.canary,
+        )
+        return await sender.run(plan)
+
+
+def _settings_summary(settings: Settings) -> dict[str, object]:
+    """What the ledger keeps about the settings of a run: never the API key."""
+    return {
+        "site_kind": settings.site_kind if settings.base_url_override or settings.site else None,
+        "rate_per_minute": settings.effective_rate,
+        "concurrency": settings.concurrency,
+        "events_disabled": settings.events_disabled,
+        "business_entity_id": settings.business_entity_id,
+        "mapping": str(settings.mapping_path) if settings.mapping_path else None,
+        "fingerprint": settings.fingerprint(),
+    }
+
+
+def _reports(ledger: Ledger, settings: Settings, request: RunRequest) -> Path | None:
+    if not request.write_reports:
+        return None
+    from pipeline.report.write import default_report_dir, write_reports
+
+    out = default_report_dir(settings, request.batch)
+    write_reports(ledger, request.batch, out, settings=settings)
+    return out

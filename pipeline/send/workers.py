@@ -1,0 +1,401 @@
+"""The async worker pool: reconcile rows left in doubt, then send pending rows exactly once.
+
+For each row: commit ``in_flight`` → acquire the rate limiter → POST with a deterministic
+idempotency key → record the outcome at once (no ``await`` between the answer and the record).
+``duplicate_entry`` on an id means "already there": verify with ``GET /orders/{id}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from pipeline.api.client import ApiResponse, ChargebeeClient
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import AttemptInfo, RetryPolicy, send_with_retries
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    PermanentApiError,
+    PipelineError,
+    ThrottleBudgetExceeded,
+    TransientApiError,
+)
+from pipeline.keys import idempotency_key
+from pipeline.ledger.ledger import Ledger
+from pipeline.models import Attempt, Operation, Outcome, Resolution, WorkItem
+from pipeline.progress import Progress
+from pipeline.send.verification import verified_outcome
+
+Dispatch = Callable[[ChargebeeClient, WorkItem, str], Awaitable[ApiResponse]]
+
+STREAM_BUFFER = 64
+
+
+@dataclass(slots=True)
+class SendStats:
+    """Counters for one run's send phase (mutable; owned by the sender)."""
+
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    already_present: int = 0
+    throttled: int = 0
+    stop_reason: str | None = None
+    auth_error: AuthError | None = None
+    interrupted: bool = False
+    canary_stopped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+async def dispatch_import(client: ChargebeeClient, item: WorkItem, key: str) -> ApiResponse:
+    """POST /orders/import_order for one row."""
+    return await client.import_order(item.params, idempotency_key=key)
+
+
+async def dispatch_update(client: ChargebeeClient, item: WorkItem, key: str) -> ApiResponse:
+    """POST /orders/{id} for one row's correction (``params`` carry only changed fields)."""
+    if item.order_id is None:
+        raise PermanentApiError("row has no order id to update", api_error_code="invalid_request")
+    params = {k: v for k, v in item.params.items() if k != "id"}
+    return await client.update_order(item.order_id, params, idempotency_key=key)
+
+
+DISPATCH: Mapping[Operation, Dispatch] = {"import": dispatch_import, "update": dispatch_update}
+
+
+def first_pipeline_error(group: BaseExceptionGroup[BaseException]) -> PipelineError | None:
+    """The first PipelineError inside a (nested) exception group, if any."""
+    for exc in group.exceptions:
+        if isinstance(exc, PipelineError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_pipeline_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+class Sender:
+    """Runs one send phase for one batch over a client, a limiter and the ledger."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        client: ChargebeeClient,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        batch: str,
+        run_id: int,
+        operation: Operation,
+        concurrency: int,
+        progress: Progress,
+        canary: int | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.limiter = limiter
+        self.policy = policy
+        self.batch = batch
+        self.run_id = run_id
+        self.operation = operation
+        self.concurrency = concurrency
+        self.progress = progress
+        self.canary = canary
+        self.dispatch = DISPATCH[operation]
+        self.stats = SendStats()
+        self._stop = anyio.Event()
+        self._db = anyio.CapacityLimiter(1)
+        """Ledger commits run one at a time on a worker thread (FULL sync stays off the loop)."""
+
+    # -- control -------------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Stop feeding new rows; rows already in flight finish and are recorded (drain)."""
+        if self.stats.stop_reason is None:
+            self.stats.stop_reason = reason
+            self.progress.event("stopping", message=reason)
+        self._stop.set()
+
+    async def _watch_signals(self, group: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                self.stats.interrupted = True
+                if self._stop.is_set():
+                    # Second Ctrl-C: abort. Rows still in flight stay ``in_flight`` and are
+                    # reconciled by the next run before anything is resent.
+                    group.cancel_scope.cancel()
+                    return
+                self.stop("interrupted: finishing rows in flight (Ctrl-C again to abort)")
+
+    # -- phases --------------------------------------------------------------------------
+
+    async def run(self, plan: Callable[[], None] | None = None) -> SendStats:
+        """Reconcile in-doubt rows, plan the input (``plan``, on the ledger's thread), then send
+        pending/retryable rows with a worker pool.
+
+        Raises:
+            PipelineError: a run-level failure in any worker (e.g. the ledger's disk write
+                failed), unwrapped from the task group so the CLI prints one clear line.
+        """
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._watch_signals, outer)
+                try:
+                    await self._reconcile_in_flight()
+                    if plan is not None:
+                        await anyio.to_thread.run_sync(plan, limiter=self._db)
+                    if not self._stop.is_set():
+                        await self._send_all()
+                finally:
+                    outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise first_pipeline_error(group) or group from None
+        return self.stats
+
+    async def _reconcile_in_flight(self) -> None:
+        doubtful = self.ledger.in_flight(self.batch)
+        if not doubtful:
+            return
+        self.progress.start(len(doubtful), batch=self.batch, phase="reconcile")
+        for item in doubtful:
+            if self._stop.is_set():
+                return
+            await self._reconcile_one(item)
+
+    async def _reconcile_one(self, item: WorkItem) -> None:
+        if item.order_id is None:
+            self.stats.notes.append(f"row {item.row_key} is in doubt and has no order id to check")
+            return
+        try:
+            order, _ = await self._retrieve(item)
+        except AuthError as err:
+            self._auth_failed(err)
+            return
+        except (TransientApiError, PermanentApiError) as err:
+            self.stats.notes.append(f"row {item.row_key}: could not verify ({err.message})")
+            return
+        if self.operation == "update":
+            # An update is idempotent in effect: resend it (same key, same body).
+            await self._finish(item, self._pending(item))
+            return
+        if order is None:
+            # Never created: back to pending, sent below in this same run.
+            await self._finish(item, self._pending(item))
+            return
+        await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
+
+    async def _send_all(self) -> None:
+        counts = self.ledger.counts(self.batch)
+        total = counts.get("pending", 0) + counts.get("retryable", 0)
+        if self.canary is not None:
+            total = min(total, self.canary)
+        self.progress.start(total, batch=self.batch, phase="send")
+        send_stream, receive_stream = anyio.create_memory_object_stream[WorkItem](STREAM_BUFFER)
+        async with anyio.create_task_group() as group:
+            for _ in range(self.concurrency):
+                group.start_soon(self._worker, receive_stream.clone())
+            receive_stream.close()
+            async with send_stream:
+                for fed, item in enumerate(self.ledger.work(self.batch)):
+                    if self._stop.is_set():
+                        break
+                    if self.canary is not None and fed >= self.canary:
+                        self.stats.canary_stopped = True
+                        self.progress.event(
+                            "canary",
+                            message=f"canary: sent {fed} row(s); review them, then run again",
+                        )
+                        break
+                    await send_stream.send(item)
+
+    async def _worker(self, receive: Any) -> None:
+        async with receive:
+            async for item in receive:
+                if self._stop.is_set():
+                    continue  # drain the buffer without sending; rows stay pending
+                await self._send_one(item)
+
+    # -- one row -------------------------------------------------------------------------
+
+    async def _send_one(self, item: WorkItem) -> None:
+        key = idempotency_key(self.operation, self.batch, item.row_key, item.content_hash)
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                self.ledger.mark_in_flight,
+                self.batch,
+                item.row_key,
+                run_id=self.run_id,
+                idempotency_key=key,
+            ),
+            limiter=self._db,
+        )
+        self.stats.sent += 1
+        try:
+            response, attempts = await send_with_retries(
+                lambda: self.dispatch(self.client, item, key),
+                limiter=self.limiter,
+                policy=self.policy,
+                on_attempt=self._attempt_logger(item, "send"),
+            )
+        except AuthError as err:
+            await self._refused(item, err)
+            return
+        except ThrottleBudgetExceeded as err:
+            await self._finish(item, self._error_outcome(item, err, "retryable"))
+            self.stop(f"stopping: {err.message} (resume with the same command later)")
+            return
+        except PermanentApiError as err:
+            if err.api_error_code == "duplicate_entry" and err.param == "id":
+                await self._verify_duplicate(item, err)
+                return
+            await self._finish(item, self._error_outcome(item, err, "failed"))
+            return
+        except TransientApiError as err:
+            await self._finish(item, self._error_outcome(item, err, "retryable"))
+            return
+        order = response.body.get("order", {})
+        await self._finish(
+            item,
+            Outcome(
+                self.batch,
+                item.row_key,
+                self.run_id,
+                "succeeded",
+                resolution="replayed" if response.replayed else "imported",
+                order_id=str(order.get("id") or item.order_id or "") or None,
+                http_status=response.status,
+                latency_ms=response.latency_ms,
+                attempts=attempts,
+            ),
+        )
+
+    async def _verify_duplicate(self, item: WorkItem, err: PermanentApiError) -> None:
+        try:
+            order, _ = await self._retrieve(item)
+        except AuthError as auth:
+            await self._refused(item, auth)
+            return
+        except ApiError as verify_err:
+            await self._finish(item, self._error_outcome(item, verify_err, "retryable"))
+            return
+        if order is None:
+            await self._finish(item, self._error_outcome(item, err, "failed"))
+            return
+        await self._finish(item, self._verified_outcome(item, order, resolution="already_present"))
+
+    def _verified_outcome(
+        self, item: WorkItem, order: Mapping[str, Any], *, resolution: Resolution
+    ) -> Outcome:
+        return verified_outcome(self.batch, self.run_id, item, order, resolution)
+
+    async def _retrieve(self, item: WorkItem) -> tuple[dict[str, Any] | None, int]:
+        assert item.order_id is not None
+        order_id = item.order_id
+        found: dict[str, Any] | None = None
+
+        async def call() -> ApiResponse:
+            nonlocal found
+            started = time.time()
+            found = await self.client.retrieve_order(order_id)
+            return ApiResponse(
+                status=200 if found is not None else 404,
+                body=found or {},
+                replayed=False,
+                latency_ms=(time.time() - started) * 1000.0,
+                started_at=started,
+            )
+
+        _, attempts = await send_with_retries(
+            call,
+            limiter=self.limiter,
+            policy=self.policy,
+            on_attempt=self._attempt_logger(item, "verify"),
+        )
+        return found, attempts
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _attempt_logger(self, item: WorkItem, kind: str) -> Callable[[AttemptInfo], None]:
+        def log(info: AttemptInfo) -> None:
+            if info.outcome == "throttled":
+                self.stats.throttled += 1
+                self.progress.event("throttled", row_key=item.row_key)
+            self.ledger.log_attempt(
+                Attempt(
+                    batch=self.batch,
+                    row_key=item.row_key,
+                    run_id=self.run_id,
+                    started_at=info.started_at,
+                    latency_ms=info.latency_ms,
+                    http_status=info.status,
+                    api_error_code=info.api_error_code,
+                    kind=kind,
+                    outcome=info.outcome,
+                )
+            )
+
+        return log
+
+    def _error_outcome(self, item: WorkItem, err: ApiError, state: Any) -> Outcome:
+        return Outcome(
+            self.batch,
+            item.row_key,
+            self.run_id,
+            state,
+            order_id=item.order_id,
+            http_status=err.status_code,
+            api_error_code=err.api_error_code,
+            error_code=err.error_code,
+            param=err.param,
+            message=err.message,
+            attempts=err.attempts or 1,
+        )
+
+    async def _finish(self, item: WorkItem, outcome: Outcome) -> None:
+        # The commit runs on the ledger's own thread, so an fsync never stalls the requests in
+        # flight; shielded, so a second Ctrl-C cannot drop an answer that already arrived.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.ledger.record, outcome, limiter=self._db)
+        if outcome.state == "succeeded":
+            self.stats.succeeded += 1
+            if outcome.resolution in ("already_present", "reconciled"):
+                self.stats.already_present += 1
+        elif outcome.state in ("failed", "conflict"):
+            self.stats.failed += 1
+        if outcome.state != "pending":
+            self.progress.row(
+                outcome.state,
+                row_key=item.row_key,
+                detail={
+                    "source_line": item.source_line,
+                    "order_id": outcome.order_id,
+                    "resolution": outcome.resolution,
+                    "api_error_code": outcome.api_error_code,
+                    "message": outcome.message,
+                },
+            )
+
+    def _pending(self, item: WorkItem) -> Outcome:
+        """The row goes back to pending: nothing was created for it."""
+        return Outcome(self.batch, item.row_key, self.run_id, "pending")
+
+    async def _refused(self, item: WorkItem, err: AuthError) -> None:
+        """The key was refused for this row: nothing was created, so it goes back to pending,
+        and the run stops."""
+        await self._finish(item, self._pending(item))
+        self._auth_failed(err)
+
+    def _auth_failed(self, err: AuthError) -> None:
+        if self.stats.auth_error is None:
+            self.stats.auth_error = err
+        self.progress.event("auth_failed", message=f"stopping: {err.message}")
+        self.stop("authentication failed")
