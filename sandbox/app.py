@@ -157,6 +157,8 @@ class SandboxApp:
             "idempotency_key": key,
             "replayed": False,
             "business_entity_id": headers.get("chargebee-business-entity-id"),
+            "order_id": None,
+            "api_error_code": None,
         }
         counts = self.store.counts
         counts["requests"] += 1
@@ -165,6 +167,9 @@ class SandboxApp:
         try:
             status, payload, extra = await self._serve(scope, headers, body, key, entry)
         except SandboxError as err:
+            entry["api_error_code"] = err.api_error_code
+            if self.config.echo_headers_in_errors:
+                err = _echo_headers(err, headers)
             status, payload, extra = err.status, _dumps(err.body()), err.headers
         except ConnectionDropped:
             await send(
@@ -217,6 +222,7 @@ class SandboxApp:
                 pairs = []  # Chargebee ignores JSON bodies: the first required param reads as blank
             else:
                 pairs = parse_form(body)
+            entry["order_id"] = path_id if path_id is not None else dict(pairs).get("id")
             req = handlers.ApiRequest(
                 dict(pairs),
                 path_id,
@@ -341,6 +347,28 @@ class SandboxApp:
                 await send({"type": "http.response.body", "body": data})
         else:
             await _send(send, 404, _dumps({"message": f"unknown control endpoint {method} {path}"}))
+
+
+def _echo_headers(err: SandboxError, headers: dict[str, str]) -> SandboxError:
+    """The same error with every request header (Authorization too, and the key it carries)
+    pasted into its message, as a careless server's debug output might."""
+    user = ""
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            user = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            user = ""
+    echoed = json.dumps(headers, ensure_ascii=False)
+    return SandboxError(
+        err.status,
+        err.api_error_code,
+        f"{err.message} [debug: request headers {echoed}; api key {user}]",
+        error_type=err.error_type,
+        param=err.param,
+        error_code=err.error_code,
+        headers=err.headers,
+    )
 
 
 def _event_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -29,6 +29,7 @@ RUNTIME_KNOBS = frozenset(
         "lock_timeout_enabled",
         "count_rejected_requests",
         "fault_on_reads",
+        "echo_headers_in_errors",
     }
 )
 """Knobs that may change while the sandbox runs (``reconfigure`` / ``POST /__sandbox/config``)."""
@@ -60,6 +61,8 @@ class SandboxConfig:
         count_rejected_requests: Count 429-rejected requests toward the window (off).
         status_rules: Enforce undocumented status-dependent rules (off; see docs/sandbox.md).
         request_log_size: How many request-log and event entries the state keeps.
+        echo_headers_in_errors: Paste every request header (Authorization included) and the
+            decoded API key into each error message, as a careless server might (off).
     """
 
     api_key: str = DEFAULT_API_KEY
@@ -83,6 +86,7 @@ class SandboxConfig:
     count_rejected_requests: bool = False
     status_rules: bool = False
     request_log_size: int = 200_000
+    echo_headers_in_errors: bool = False
 
     def __post_init__(self) -> None:
         """Reject knob values that cannot work."""

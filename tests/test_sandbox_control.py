@@ -43,9 +43,16 @@ def test_state_document_shape(sandbox, sandbox_client, valid_order):
         "idempotency_key",
         "replayed",
         "business_entity_id",
+        "order_id",
+        "api_error_code",
     }
     assert (first["method"], first["path"], first["status"]) == ("POST", "/api/v2" + IMPORT, 200)
     assert first["idempotency_key"] == "s1"
+    assert (first["order_id"], first["api_error_code"]) == ("ORD-1", None)
+    assert [(r["order_id"], r["api_error_code"]) for r in state["requests"][1:]] == [
+        ("ORD-1", None),
+        ("nope", "resource_not_found"),
+    ]
     assert started - 30 < first["t"] <= started
     assert [r["status"] for r in state["requests"]] == [200, 200, 404]
     slim = sandbox.state(orders=False, requests=False, events=False)
@@ -174,3 +181,22 @@ def test_cli_serves_and_stops_on_ctrl_c(tmp_path: Path):
     assert process.returncode == 0, err
     assert "Sandbox stopped." in out
     assert "Traceback" not in err
+
+
+def test_echo_headers_switch_pastes_the_authorization_header_and_key_into_errors(make_sandbox):
+    """echo_headers_in_errors: every error message carries the request headers and the key
+    (the careless server the key-scrubbing proofs need); off by default."""
+    sb = make_sandbox()
+    with httpx.Client(base_url=sb.base_url, auth=(sb.api_key, ""), timeout=10) as client:
+        quiet = client.get("/orders/nope").json()["message"]
+        sb.reconfigure(echo_headers_in_errors=True)
+        loud = client.get("/orders/nope").json()
+        ok = client.get("/orders", params={"limit": "1"})
+    assert sb.api_key not in quiet
+    assert "authorization" not in quiet
+    assert "authorization" in loud["message"]
+    assert "Basic " in loud["message"]
+    assert sb.api_key in loud["message"]
+    assert loud["api_error_code"] == "resource_not_found"
+    assert ok.status_code == 200
+    assert sb.api_key not in ok.text
