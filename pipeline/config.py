@@ -8,9 +8,11 @@ that it cannot leak through ``repr`` or an f-string.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import math
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -40,7 +42,26 @@ ENV_API_KEY = "CHARGEBEE_API_KEY"
 ENV_SITE = "CHARGEBEE_SITE"
 ENV_BASE_URL = "CHARGEBEE_BASE_URL"
 ENV_CONFIG = "ORDER_IMPORT_CONFIG"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for an IP literal in 127.0.0.0/8 or ``::1``, or ``localhost`` resolving only to those.
+
+    Any other name is not loopback, even one that starts with ``127.`` (``127.evil.example``).
+    """
+    name = (host or "").strip("[]").lower()
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    if name not in ("localhost", "localhost."):
+        return False
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return False
+    addresses = [ipaddress.ip_address(str(a).split("%")[0]) for a in found]
+    return bool(addresses) and all(a.is_loopback for a in addresses)
 
 
 class Secret:
@@ -96,6 +117,11 @@ class Settings:
     http_transport: HttpTransport = "lean"
     """``lean`` (our HTTP/1.1 keep-alive pool, ~4x less CPU per request) or ``httpx`` (httpx's
     own transport: the fallback if a proxy or server ever disagrees with the lean one)."""
+    trust_env: bool = True
+    """Use proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``) for non-loopback hosts."""
+    use_truststore: bool = True
+    """Verify TLS with the operating system's certificate store (``truststore``), so a corporate
+    TLS-inspecting proxy's CA is trusted; False = the certifi bundle."""
     events_disabled: bool = True
     """Send ``chargebee-event-email``/``-webhook: all-disabled`` (``--send-events`` turns off)."""
     business_entity_id: str | None = None
@@ -138,7 +164,7 @@ class Settings:
     def site_kind(self) -> SiteKind:
         """loopback (sandbox), test (``*-test.chargebee.com``), live, or custom (other host)."""
         host = (urlsplit(self.base_url).hostname or "").lower()
-        if host in LOOPBACK_HOSTS or host.startswith("127."):
+        if is_loopback(host):
             return "loopback"
         if host.endswith(".chargebee.com"):
             return "test" if host.split(".")[0].endswith("-test") else "live"

@@ -95,9 +95,7 @@ def transient(code: str = "internal_error", status: int | None = 503) -> Transie
 
 
 def test_classify_is_the_one_decision() -> None:
-    """429 with Retry-After → seconds; 429 without/5xx/timeouts → True; the rest → False."""
-    assert classify(RateLimitedError("x", retry_after=3, status_code=429)) == 3.0
-    assert classify(RateLimitedError("x", status_code=429)) is True
+    """5xx/timeouts → True; the spent 429 budget, 4xx, 401 and non-API errors → False."""
     assert classify(transient()) is True
     assert classify(transient("timeout", None)) is True
     assert classify(ThrottleBudgetExceeded("x")) is False
@@ -258,3 +256,31 @@ def test_custom_sleep_seam_is_used_for_backoff() -> None:
 
     assert anyio.run(main)[1] == 2
     assert delays == [0.5]
+
+
+def test_results_of_any_type_pass_through_with_their_status() -> None:
+    """Generic over the result: a look-up returning an order (or None) is not wrapped in a fake
+    ApiResponse; ``status_of`` says which HTTP status it stands for in the attempt log."""
+    answers: list[dict[str, str] | None] = [None, {"id": "o1"}]
+    log: list[AttemptInfo] = []
+    clock = FakeClock()
+    limiter = RateLimiter(6000.0, clock=clock)
+
+    async def lookup() -> dict[str, str] | None:
+        return answers.pop(0)
+
+    async def main() -> list[tuple[dict[str, str] | None, int]]:
+        return [
+            await send_with_retries(
+                lookup,
+                limiter=limiter,
+                policy=RetryPolicy(),
+                on_attempt=log.append,
+                status_of=lambda found: 404 if found is None else 200,
+                clock=clock,
+            )
+            for _ in range(2)
+        ]
+
+    assert anyio.run(main) == [(None, 1), ({"id": "o1"}, 1)]
+    assert [(i.status, i.outcome) for i in log] == [(404, "ok"), (200, "ok")]

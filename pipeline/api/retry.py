@@ -10,8 +10,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
+from pipeline.api.client import ApiResponse
 from pipeline.api.ratelimit import Clock, MonotonicClock, RateLimiter
 from pipeline.errors import (
     ApiError,
@@ -21,12 +22,12 @@ from pipeline.errors import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.api.client import ApiResponse
     from pipeline.config import Settings
 
 __all__ = ["AttemptInfo", "AttemptOutcome", "RetryPolicy", "classify", "send_with_retries"]
 
 AttemptOutcome = Literal["ok", "replayed", "throttled", "transient", "permanent"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,35 +72,38 @@ class AttemptInfo:
     """ok · replayed (idempotent replay) · throttled (429) · transient · permanent."""
 
 
-def classify(exc: BaseException) -> bool | float:
-    """The one retry decision: False = terminal, True = back off, float = wait that long.
+def classify(exc: BaseException) -> bool:
+    """The one retry decision for errors other than 429: True = back off and try again.
 
-    429 with ``Retry-After`` → its seconds; 429 without, 5xx, timeouts and dropped
-    connections → True; the 429 budget being spent, other 4xx, 401/403 and anything that is
-    not an ``ApiError`` → False.
+    5xx, timeouts and dropped connections → True; the 429 budget being spent, other 4xx,
+    401/403 and anything that is not an ``ApiError`` → False. (A 429 never gets here: the
+    limiter's global pause is its wait.)
     """
     if isinstance(exc, ThrottleBudgetExceeded):
         return False
-    if isinstance(exc, RateLimitedError):
-        return float(exc.retry_after) if exc.retry_after is not None else True
     return isinstance(exc, TransientApiError)
 
 
 def _tag(exc: ApiError, attempts: int) -> ApiError:
-    setattr(exc, "attempts", attempts)  # noqa: B010 - read as getattr(err, "attempts", 1)
+    exc.attempts = attempts
     return exc
 
 
+def _status_of(result: object) -> int:
+    return result.status if isinstance(result, ApiResponse) else 200
+
+
 async def send_with_retries(
-    call: Callable[[], Awaitable[ApiResponse]],
+    call: Callable[[], Awaitable[T]],
     *,
     limiter: RateLimiter,
     policy: RetryPolicy,
     on_attempt: Callable[[AttemptInfo], None] | None = None,
+    status_of: Callable[[T], int] = _status_of,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     clock: Clock | None = None,
     rng: random.Random | None = None,
-) -> tuple[ApiResponse, int]:
+) -> tuple[T, int]:
     """Run ``call`` (one HTTP attempt) until it succeeds or ``classify`` says stop.
 
     Every attempt runs inside ``limiter.slot()``. A 429 reports ``limiter.throttled`` (one
@@ -108,16 +112,19 @@ async def send_with_retries(
     jitter until ``max_attempts`` or ``max_elapsed``. A success reports ``limiter.succeeded``.
 
     Args:
-        call: makes one attempt and returns the response or raises an ``ApiError``.
+        call: makes one attempt and returns its result (an ``ApiResponse``, an order, a page
+            ...) or raises an ``ApiError``.
         limiter: the shared rate limiter.
         policy: attempt/time bounds and backoff shape.
         on_attempt: called synchronously after every attempt.
+        status_of: the HTTP status a successful result stands for, for ``on_attempt``
+            (default: ``ApiResponse.status``, else 200); e.g. 404 for "not found" look-ups.
         sleep: backoff sleeper (default ``clock.sleep``); a seam for tests.
         clock: time source for ``max_elapsed`` (default the event loop's clock).
         rng: jitter source.
 
     Returns:
-        (response, HTTP attempts made, 429s included).
+        (result, HTTP attempts made, 429s included).
 
     Raises:
         ApiError: the terminal or last transient error, with ``attempts`` set on it.
@@ -135,7 +142,7 @@ async def send_with_retries(
                 started_at = time.time()
                 t0 = time.perf_counter()
                 try:
-                    response = await call()
+                    result = await call()
                 except ApiError as exc:
                     error: ApiError | None = exc
                 else:
@@ -145,27 +152,35 @@ async def send_with_retries(
             raise _tag(exc, attempts) from None
         if error is None:
             limiter.succeeded()
-            _report(on_attempt, started_at, latency_ms, response.status, None, response)
-            return response, attempts
-        decision = classify(error)
+            replayed = isinstance(result, ApiResponse) and result.replayed
+            _report(
+                on_attempt,
+                started_at,
+                latency_ms,
+                status_of(result),
+                None,
+                "replayed" if replayed else "ok",
+            )
+            return result, attempts
+        retry = classify(error)
         outcome: AttemptOutcome = (
             "throttled"
             if isinstance(error, RateLimitedError)
-            else ("transient" if decision is not False else "permanent")
+            else ("transient" if retry else "permanent")
         )
-        _report(on_attempt, started_at, latency_ms, error.status_code, error, outcome=outcome)
+        _report(on_attempt, started_at, latency_ms, error.status_code, error, outcome)
         if isinstance(error, RateLimitedError):
             try:
                 limiter.throttled(error.retry_after)
             except ThrottleBudgetExceeded as exc:
                 raise _tag(exc, attempts) from error
             continue  # the limiter's global pause is the wait
-        if decision is False:
+        if not retry:
             raise _tag(error, attempts)
         failures += 1
         now = clock.now()
         first_failure = now if first_failure is None else first_failure
-        delay = policy.backoff(failures, rng) if decision is True else float(decision)
+        delay = policy.backoff(failures, rng)
         spent = now - first_failure
         if failures >= policy.max_attempts or spent + delay > policy.max_elapsed:
             raise _tag(error, attempts)
@@ -178,14 +193,10 @@ def _report(
     latency_ms: float,
     status: int | None,
     error: ApiError | None,
-    response: ApiResponse | None = None,
-    *,
-    outcome: AttemptOutcome | None = None,
+    outcome: AttemptOutcome,
 ) -> None:
     if on_attempt is None:
         return
-    if outcome is None:
-        outcome = "replayed" if response is not None and response.replayed else "ok"
     on_attempt(
         AttemptInfo(
             started_at=started_at,

@@ -7,13 +7,12 @@ are spaced by ``poll_seconds`` (Chargebee asks for at least 10 s, FACTS §7.2).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
 
-from pipeline.api.client import ApiResponse, ChargebeeClient
+from pipeline.api.client import ChargebeeClient
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RetryPolicy, send_with_retries
 from pipeline.errors import PermanentApiError
@@ -47,16 +46,12 @@ class Fetcher:
         self.requests = 0
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        box: list[T] = []
-
-        async def attempt() -> ApiResponse:
-            started = time.time()
+        async def attempt() -> T:
             self.requests += 1
-            box.append(await fn())
-            return ApiResponse(200, {}, False, (time.time() - started) * 1000.0, started)
+            return await fn()
 
-        await send_with_retries(attempt, limiter=self.limiter, policy=self.policy)
-        return box[-1]
+        result, _ = await send_with_retries(attempt, limiter=self.limiter, policy=self.policy)
+        return result
 
     async def via_list(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """Every order matching ``filters`` (``limit`` 100, following ``next_offset``)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import signal
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,27 +299,13 @@ class Sender:
     async def _retrieve(self, item: WorkItem) -> tuple[dict[str, Any] | None, int]:
         assert item.order_id is not None
         order_id = item.order_id
-        found: dict[str, Any] | None = None
-
-        async def call() -> ApiResponse:
-            nonlocal found
-            started = time.time()
-            found = await self.client.retrieve_order(order_id)
-            return ApiResponse(
-                status=200 if found is not None else 404,
-                body=found or {},
-                replayed=False,
-                latency_ms=(time.time() - started) * 1000.0,
-                started_at=started,
-            )
-
-        _, attempts = await send_with_retries(
-            call,
+        return await send_with_retries(
+            lambda: self.client.retrieve_order(order_id),
             limiter=self.limiter,
             policy=self.policy,
             on_attempt=self._attempt_logger(item, "verify"),
+            status_of=lambda found: 404 if found is None else 200,
         )
-        return found, attempts
 
     # -- bookkeeping ---------------------------------------------------------------------
 
