@@ -22,7 +22,7 @@ from pipeline import __version__
 from pipeline.api.encode import to_form, to_query
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.transport import LeanTransport
-from pipeline.config import LOOPBACK_HOSTS, Settings
+from pipeline.config import Settings, is_loopback
 from pipeline.errors import (
     ApiError,
     AuthError,
@@ -274,7 +274,7 @@ class ChargebeeClient:
             PermanentApiError: a non-https URL to a non-loopback host, or a 4xx answer.
         """
         parts = urlsplit(url)
-        loopback = (parts.hostname or "").lower() in LOOPBACK_HOSTS
+        loopback = is_loopback(parts.hostname)
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
             raise PermanentApiError(
                 "export download URL must be https (http only for loopback hosts)",
