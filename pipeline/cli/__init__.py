@@ -1,21 +1,108 @@
 """The ``order-import`` command: a thin adapter over the library (parse → config → call → render).
 
-Each command lives in its own ``cli_<name>`` module, which exports ``COMMANDS``; this module only
-assembles the group. No SQL, no httpx and no pandas here or in any ``cli_*`` module.
+Each command group lives in its own module (``cli/run.py``, ``cli/status.py``, ...). ``main`` is a
+``LazyGroup``: it imports a command's module only when that command is invoked, and ``--help``
+lists commands from the table below, so ``order-import --help`` imports nothing heavy (no pandas,
+pandera, matplotlib). No SQL, no httpx and no pandas at module level in any ``cli/`` module.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
 import click
 
 from pipeline import __version__
 
-COMMAND_MODULES = ("sandbox", "validate", "run", "report", "reconcile")
+
+class LazyCommand(NamedTuple):
+    """Where a command lives and the one line ``order-import --help`` shows for it."""
+
+    module: str
+    attribute: str
+    short_help: str
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS: dict[str, LazyCommand] = {
+    "mapping": LazyCommand(
+        "pipeline.cli.mapping",
+        "mapping_group",
+        "Work with mapping files (source columns → import_order parameters).",
+    ),
+    "reconcile": LazyCommand(
+        "pipeline.cli.reconcile",
+        "reconcile_command",
+        "Compare what Chargebee holds for --batch with the ledger; exit 0 clean, 1 findings.",
+    ),
+    "report": LazyCommand(
+        "pipeline.cli.report",
+        "report_command",
+        "Rebuild report.html, failures.csv/.xlsx, validation.csv and summaries from the ledger.",
+    ),
+    "retry": LazyCommand(
+        "pipeline.cli.run",
+        "retry_command",
+        "Re-send the batch's failed rows, taking fixed values from FILE (e.g. failures.csv).",
+    ),
+    "run": LazyCommand(
+        "pipeline.cli.run",
+        "run_command",
+        "Validate FILE and import it as batch --batch; the same command again resumes.",
+    ),
+    "sandbox": LazyCommand(
+        "pipeline.cli.sandbox",
+        "sandbox_command",
+        "Run the local Chargebee sandbox (order endpoints) until Ctrl-C.",
+    ),
+    "status": LazyCommand(
+        "pipeline.cli.status",
+        "status_command",
+        "Show a batch's counts by state, runs and rates, from the ledger alone.",
+    ),
+    "update": LazyCommand(
+        "pipeline.cli.update",
+        "update_command",
+        "Apply corrections in FILE to imported orders (POST /orders/{id}), changed fields only.",
+    ),
+    "validate": LazyCommand(
+        "pipeline.cli.validate",
+        "validate_command",
+        "Load, map and validate FILE; nothing is sent to Chargebee.",
+    ),
+}
+"""Every command by name. A test checks each ``short_help`` against the command's own help."""
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Command names, sorted, without importing any command module."""
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import the module that defines ``cmd_name`` and return its command (None: unknown)."""
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        command = getattr(importlib.import_module(entry.module), entry.attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{entry.module}.{entry.attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from the table (no command module is imported)."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.Command(name, help=COMMANDS[name].short_help).get_short_help_str(limit))
+            for name in self.list_commands(ctx)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="order-import")
 def main() -> None:
     """Migrate historical orders into Chargebee: validate, import exactly once, report.
@@ -24,9 +111,3 @@ def main() -> None:
     from a flag. Exit codes: 0 done, 1 rows invalid or failed, 2 unusable input or
     configuration (nothing sent), 3 rows in doubt, 130 interrupted (resumable).
     """
-
-
-for _name in COMMAND_MODULES:
-    _module = importlib.import_module(f"pipeline.cli.{_name}")
-    for _command in _module.COMMANDS:
-        main.add_command(_command)

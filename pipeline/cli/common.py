@@ -1,18 +1,25 @@
-"""Helpers shared by the ``cli_*`` modules: turning library errors into messages and exit codes."""
+"""Helpers shared by the ``cli/`` modules: error handling, path options, the run summary text."""
 
 from __future__ import annotations
 
 import functools
 import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
 from pipeline.errors import PipelineError
 
+if TYPE_CHECKING:
+    from pipeline.models import RunSummary
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+PATH = click.Path(path_type=Path)
+"""A path argument or option (existence is checked by the library, with a clear message)."""
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -34,3 +41,38 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             sys.exit(130)
 
     return wrapper
+
+
+def render_summary(summary: RunSummary) -> str:
+    """A few lines a person reads at the end of a run (``run``, ``retry``, ``update``)."""
+    counts = summary.counts
+    what = "dry run (nothing sent)" if summary.dry_run else f"{summary.operation} run"
+    lines = [
+        f"Batch {summary.batch!r}: {what} finished in {summary.duration_s:.1f}s",
+        "  rows: "
+        + ", ".join(f"{state} {counts.get(state, 0)}" for state in counts if counts.get(state)),
+    ]
+    if not summary.dry_run:
+        lines.append(
+            f"  this run: sent {summary.sent}, succeeded {summary.succeeded} "
+            f"(already present {summary.already_present}), failed {summary.failed}, "
+            f"429s {summary.throttled}, {summary.achieved_per_minute:.0f} requests/min"
+        )
+    lines.extend(f"  note: {note}" for note in summary.notes)
+    if summary.report_dir:
+        lines.append(f"  reports: {summary.report_dir}")
+    done = "applied" if summary.operation == "update" else "imported"
+    hints = {
+        130: "interrupted: run the same command again to resume",
+        3: "rows in doubt: run the same command again to reconcile them",
+        1: f"some rows were not {done}: see failures.csv in the report directory",
+    }
+    if summary.exit_code in hints:
+        lines.append(f"  {hints[summary.exit_code]}")
+    return "\n".join(lines)
+
+
+def finish(summary: RunSummary) -> None:
+    """Print the summary and exit with the run's exit code."""
+    click.echo(render_summary(summary))
+    sys.exit(summary.exit_code)

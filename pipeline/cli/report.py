@@ -6,11 +6,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import handle_errors
-from pipeline.config import load_settings
+from pipeline.cli.common import PATH, handle_errors
 from pipeline.errors import ConfigError
-from pipeline.ledger.ledger import Ledger
-from pipeline.report.write import default_report_dir, write_reports
 
 
 @click.command("report")
@@ -25,22 +22,20 @@ from pipeline.report.write import default_report_dir, write_reports
 @click.option(
     "--ledger",
     "ledger_path",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Ledger file (default: order-import.sqlite).",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Config file (TOML).",
-)
+@click.option("--config", "config_file", type=PATH, default=None, help="Config file (TOML).")
 @handle_errors
 def report_command(
     batch: str, out_dir: Path | None, ledger_path: Path | None, config_file: Path | None
 ) -> None:
     """Rebuild report.html, failures.csv/.xlsx, validation.csv and summaries from the ledger."""
+    from pipeline.config import load_settings
+    from pipeline.ledger.ledger import Ledger
+    from pipeline.report.write import default_report_dir, write_reports
+
     settings = load_settings({"ledger_path": ledger_path}, config_file=config_file)
     if not settings.ledger_path.exists():
         raise ConfigError(f"{settings.ledger_path}: no ledger file here", hint="pass --ledger")
@@ -58,6 +53,3 @@ def report_command(
         f"{s.invalid:,} invalid, {s.in_doubt:,} in doubt"
     )
     click.echo(f"reports written to {paths.out_dir}/ (report.html, failures.csv, ...)")
-
-
-COMMANDS: list[click.Command] = [report_command]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import click
 
 from sandbox.config import DEFAULT_API_KEY, SandboxConfig
-from sandbox.server import serve_forever
 
 
 @click.command("sandbox")
@@ -56,6 +55,8 @@ def sandbox_command(
     doc_series_start: int | None,
 ) -> None:
     """Run the local Chargebee sandbox (order endpoints) until Ctrl-C."""
+    from sandbox.server import serve_forever
+
     try:
         config = SandboxConfig(
             api_key=api_key,
@@ -85,6 +86,3 @@ def sandbox_command(
     except OSError as err:
         raise click.ClickException(f"cannot serve on {host}:{port}: {err}") from err
     click.echo("Sandbox stopped.")
-
-
-COMMANDS: list[click.Command] = [sandbox_command]
