@@ -262,7 +262,8 @@ def test_html_has_cards_charts_and_table(reports: tuple[Ledger, Path]) -> None:
         "invalid",
         "in doubt",
         "duration",
-        "requests / min",
+        "most in any 60 s",
+        "Next step",
     ):
         assert label in html
     assert html.count("<svg") == 5
@@ -297,7 +298,7 @@ def test_summary_md_and_status_text(reports: tuple[Ledger, Path]) -> None:
     led, out = reports
     md = (out / "summary.md").read_text()
     assert "Rows read: **40**" in md
-    assert "retry --batch jan-orders failures.csv" in md
+    assert f"`order-import retry --batch jan-orders {out / 'failures.csv'}`" in md
     text = render_status_text(summarize(led, BATCH))
     assert "rows read 40" in text
     assert "in doubt 1" in text

@@ -17,8 +17,6 @@ from matplotlib.figure import Figure
 
 from pipeline.report.data import BatchSummary
 
-matplotlib.use("Agg")
-
 STATE_COLOURS = {
     "succeeded": "#2e7d32",
     "pending": "#90a4ae",

@@ -7,14 +7,19 @@ prints them for the terminal (``order-import status``).
 from __future__ import annotations
 
 import math
+import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pipeline.config import DEFAULT_LEDGER
 from pipeline.errors import LedgerError
 from pipeline.ledger.ledger import Ledger
+from pipeline.ledger.records import RunInfo
 from pipeline.models import ROW_STATES, RowState, exit_code_for
+from pipeline.report.rates import RateFigures, format_duration, rate_figures
 
 PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid")
 """States whose rows go to failures.csv/xlsx and the report's table."""
@@ -75,8 +80,8 @@ class BatchSummary:
     """429 answers in the attempts log."""
     duration_s: float
     """Sum of the runs' wall-clock durations."""
-    achieved_per_minute: float
-    """Requests per minute over the time the runs were sending."""
+    rate: RateFigures
+    """The batch's requests over its runs' send phases (see ``pipeline.report.rates``)."""
     latency_ms: Mapping[str, float]
     """Latency percentiles (``p50``, ``p90``, ``p95``, ``p99``, ``max``) of attempts."""
     timeline: Sequence[TimelineBin]
@@ -85,10 +90,21 @@ class BatchSummary:
     runs: Sequence[Mapping[str, Any]]
     exit_code: int
     notes: tuple[str, ...] = field(default_factory=tuple)
+    canary_paused: bool = False
+    """The last run stopped after its canary rows on purpose; the rest are pending."""
+    canary_order_ids: tuple[str, ...] = ()
+    """The order ids the canary sent (to review in Chargebee before the rest go)."""
+
+    @property
+    def achieved_per_minute(self) -> float | None:
+        """Accepted requests per minute over the send phases; None for under a minute of sending."""
+        return self.rate.per_minute
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what summary.json holds)."""
         data = asdict(self)
+        data["rate"] = self.rate.to_dict()
+        data["achieved_per_minute"] = self.rate.per_minute
         data["errors_by_api_code"] = [{"code": c, "rows": n} for c, n in self.errors_by_api_code]
         data["errors_by_rule"] = [{"rule": r, "rows": n} for r, n in self.errors_by_rule]
         data["warnings_by_rule"] = [{"rule": r, "rows": n} for r, n in self.warnings_by_rule]
@@ -120,8 +136,12 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
     for row in ledger.rows(batch, with_issues=True):
         if row.state != "invalid":
             warnings.update({i.rule for i in row.issues if i.severity == "warning"})
-    requests, throttled, latency, timeline, active_s = _attempt_stats(ledger, batch)
     runs = ledger.runs(batch)
+    requests, throttled, latency, timeline, by_run = _attempt_stats(ledger, batch)
+    limits = {r.id: _run_limit(r) for r in runs}
+    run_rates = {
+        run_id: rate_figures(attempts, [limits.get(run_id)]) for run_id, attempts in by_run.items()
+    }
     duration = sum((r.finished_at - r.started_at) for r in runs if r.finished_at is not None)
     rows_read = sum(counts.values())
     return BatchSummary(
@@ -151,7 +171,10 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
         requests=requests,
         throttled=throttled,
         duration_s=round(duration, 3),
-        achieved_per_minute=round(requests / active_s * 60, 2) if active_s > 0 else 0.0,
+        rate=rate_figures(
+            (a for attempts in by_run.values() for a in attempts),
+            (limits.get(run_id) for run_id in by_run),
+        ),
         latency_ms=latency,
         timeline=timeline,
         totals_by_currency=_currency_totals(ledger, batch),
@@ -162,32 +185,150 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
                 "started_at": r.started_at,
                 "finished_at": r.finished_at,
                 "status": r.status,
-                "rate_per_minute": r.rate_per_minute,
+                "limit_per_minute": limits[r.id],
+                "rate": run_rates[r.id].to_dict() if r.id in run_rates else None,
+                "rate_text": run_rates[r.id].text() if r.id in run_rates else "no requests",
                 "throttled": r.throttled,
                 "counts": dict(r.counts),
             }
             for r in runs
         ],
         exit_code=exit_code_for(counts),
+        **_canary(runs, counts),
     )
+
+
+def _canary(runs: Sequence[RunInfo], counts: Mapping[str, int]) -> dict[str, Any]:
+    """Whether the batch waits after a canary run, and which orders that canary sent."""
+    sending = [r for r in runs if r.command in ("run", "retry")]
+    if not sending or not sending[-1].summary.get("canary_stopped") or not counts.get("pending"):
+        return {}
+    ids = sending[-1].summary.get("canary_order_ids") or ()
+    return {"canary_paused": True, "canary_order_ids": tuple(str(i) for i in ids)}
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """What to do next about a batch: a sentence, and the command it names (if any)."""
+
+    text: str
+    command: str | None = None
+
+    def line(self) -> str:
+        """The sentence with its command, for plain text."""
+        return f"{self.text}: {self.command}" if self.command else self.text
+
+
+def next_steps(
+    summary: BatchSummary,
+    *,
+    ledger_path: Path | None = None,
+    failures_path: Path | None = None,
+    missing: int = 0,
+    reconciled: bool = False,
+) -> list[NextStep]:
+    """The next steps a batch's real state calls for, most urgent first (never empty).
+
+    ``ledger_path`` is added to the commands when it is not the default ledger, so every command
+    shown can be run exactly as printed from the same folder.
+    """
+    s = summary
+    where = ""
+    if ledger_path is not None and ledger_path != DEFAULT_LEDGER:
+        where = f" --ledger {shlex.quote(str(ledger_path))}"
+    batch = shlex.quote(s.batch)
+    steps: list[NextStep] = []
+    if s.in_doubt:
+        steps.append(
+            NextStep(
+                f"{s.in_doubt:,} row(s) are in doubt (the tool stopped mid-request): run the same "
+                "command again; they are looked up in Chargebee before anything is resent"
+            )
+        )
+    if s.canary_paused:
+        ids = ", ".join(s.canary_order_ids[:20]) or "see the ledger"
+        more = f" and {len(s.canary_order_ids) - 20:,} more" if len(s.canary_order_ids) > 20 else ""
+        steps.append(
+            NextStep(
+                f"paused after a canary: review the orders it sent in Chargebee ({ids}{more}), "
+                f"then run the same command again to send the other {s.pending:,} row(s)"
+            )
+        )
+    elif s.pending:
+        steps.append(
+            NextStep(f"{s.pending:,} row(s) are still pending: run the same command again")
+        )
+    if s.retryable:
+        steps.append(
+            NextStep(
+                f"{s.retryable:,} row(s) met transient errors: send them again",
+                f"order-import retry --batch {batch}{where}",
+            )
+        )
+    if s.failed or s.invalid:
+        target = shlex.quote(str(failures_path)) if failures_path else "failures.csv"
+        steps.append(
+            NextStep(
+                f"fix the {s.failed + s.invalid:,} row(s) in {target} "
+                "(keep the oi:row_key column), then retry them",
+                f"order-import retry --batch {batch}{where} {target}",
+            )
+        )
+    if s.conflict:
+        steps.append(
+            NextStep(
+                f"{s.conflict:,} row(s) conflict with orders already in Chargebee: compare ours "
+                "and theirs in the failures file and correct the source or the order"
+            )
+        )
+    if missing:
+        steps.append(
+            NextStep(
+                f"the last reconciliation found {missing:,} order(s) missing in Chargebee: "
+                "send them again",
+                f"order-import retry --batch {batch}{where} --missing",
+            )
+        )
+    if not steps:
+        if reconciled:
+            steps.append(NextStep("done: every row is in Chargebee and reconciliation is clean"))
+        else:
+            steps.append(
+                NextStep(
+                    "done: every row is in Chargebee; compare the batch with what Chargebee holds",
+                    f"order-import reconcile --batch {batch}{where}",
+                )
+            )
+    return steps
+
+
+def _run_limit(run: RunInfo) -> float | None:
+    """The requests-per-minute limit a run used, as it recorded in its settings."""
+    value = run.settings.get("rate_per_minute")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+AttemptTimes = list[tuple[float, int | None]]
 
 
 def _attempt_stats(
     ledger: Ledger, batch: str
-) -> tuple[int, int, dict[str, float], list[TimelineBin], float]:
-    """(requests, 429s, latency percentiles, timeline, seconds spent sending)."""
+) -> tuple[int, int, dict[str, float], list[TimelineBin], dict[int, AttemptTimes]]:
+    """(requests, 429s, latency percentiles, timeline, (start, status) of attempts by run)."""
     starts: list[float] = []
     latencies: list[float] = []
     kinds: list[int] = []  # 0 ok, 1 throttled, 2 other
+    by_run: dict[int, AttemptTimes] = {}
     for attempt in ledger.attempts(batch):
         starts.append(attempt.started_at)
+        by_run.setdefault(attempt.run_id, []).append((attempt.started_at, attempt.http_status))
         if attempt.latency_ms is not None:
             latencies.append(attempt.latency_ms)
         throttled = attempt.http_status == 429 or attempt.outcome == "throttled"
         ok = attempt.outcome in ("ok", "replayed", "not_found")
         kinds.append(1 if throttled else 0 if ok else 2)
     if not starts:
-        return 0, 0, {}, [], 0.0
+        return 0, 0, {}, [], {}
     latency = _percentiles(latencies)
     first, last = min(starts), max(starts)
     span = max(last - first, 1.0)
@@ -204,8 +345,7 @@ def _attempt_stats(
     timeline = [
         TimelineBin(first + i * width, width, req[i], ok_n[i], thr[i], err[i]) for i in range(nbins)
     ]
-    active = sum(1 for n in req if n) * width
-    return len(starts), sum(thr), latency, timeline, min(active, span + width)
+    return len(starts), sum(thr), latency, timeline, by_run
 
 
 def _nice_width(raw: float) -> float:
@@ -243,14 +383,8 @@ def _currency_totals(ledger: Ledger, batch: str) -> list[dict[str, Any]]:
     return [{"currency": cur, **vals} for cur, vals in sorted(per.items())]
 
 
-def _fmt_duration(seconds: float) -> str:
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def render_status_text(summary: BatchSummary) -> str:
-    """The batch's numbers as a few plain lines for the terminal."""
+def render_status_text(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
+    """The batch's numbers and its next steps as a few plain lines for the terminal."""
     c = summary.counts
     lines = [
         f"batch {summary.batch} ({summary.operation}) from {summary.source_file}",
@@ -261,8 +395,8 @@ def render_status_text(summary: BatchSummary) -> str:
         f"in doubt {summary.in_doubt:,}",
         "  states: " + "  ".join(f"{s} {c.get(s, 0):,}" for s in ROW_STATES),
         f"  requests {summary.requests:,}  429s {summary.throttled:,}  "
-        f"rate {summary.achieved_per_minute:,.1f}/min  "
-        f"time {_fmt_duration(summary.duration_s)} over {len(summary.runs)} run(s)",
+        f"time {format_duration(summary.duration_s)} over {len(summary.runs)} run(s)",
+        f"  rate: {summary.rate.text()}",
     ]
     if summary.latency_ms:
         lines.append(
@@ -274,14 +408,6 @@ def render_status_text(summary: BatchSummary) -> str:
     if summary.errors_by_rule:
         top = ", ".join(f"{rule} {n:,}" for rule, n in summary.errors_by_rule[:5])
         lines.append(f"  top validation rules: {top}")
-    verdict = (
-        "rows still pending: run the batch again"
-        if summary.pending
-        else {
-            0: "done: every row is in Chargebee",
-            1: "finished with rows to fix (see failures.csv)",
-            3: "rows are in doubt: run again to reconcile them",
-        }.get(summary.exit_code, "")
-    )
-    lines.append(f"  exit code {summary.exit_code}: {verdict}")
+    lines.append(f"  exit code {summary.exit_code}")
+    lines.extend(f"  next: {step.line()}" for step in steps)
     return "\n".join(lines)

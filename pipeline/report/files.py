@@ -19,7 +19,8 @@ from openpyxl import Workbook
 from pipeline.keys import ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX
 from pipeline.ledger.ledger import Ledger, LedgerRow
 from pipeline.prepare.findings import REPORT_COLUMNS
-from pipeline.report.data import PROBLEM_STATES, BatchSummary
+from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep
+from pipeline.report.rates import format_duration
 from pipeline.safety import safe_cell
 
 TOOL_COLUMNS = (
@@ -165,8 +166,8 @@ def _code(text: object) -> str:
     return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
 
 
-def render_summary_md(summary: BatchSummary) -> str:
-    """A short Markdown summary for a ticket or a chat message."""
+def render_summary_md(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
+    """A short Markdown summary for a ticket or a chat message, ending with the next steps."""
     s = summary
     lines = [
         f"## order-import batch {_md(s.batch)}",
@@ -176,8 +177,8 @@ def render_summary_md(summary: BatchSummary) -> str:
         f"- Imported: **{s.imported:,}**, already present {s.already_present:,}",
         f"- Failed: **{s.failed:,}**, conflict {s.conflict:,}, retryable {s.retryable:,}, "
         f"in doubt {s.in_doubt:,}, pending {s.pending:,}",
-        f"- Requests {s.requests:,} (429s {s.throttled:,}) at {s.achieved_per_minute:,.1f}/min; "
-        f"{s.duration_s:,.0f} s over {len(s.runs)} run(s)",
+        f"- Requests {s.requests:,} (429s {s.throttled:,}), {_md(s.rate.text())}; "
+        f"{format_duration(s.duration_s)} over {len(s.runs)} run(s)",
     ]
     if s.errors_by_api_code:
         top = ", ".join(f"{_code(c)} {n:,}" for c, n in s.errors_by_api_code[:5])
@@ -185,10 +186,10 @@ def render_summary_md(summary: BatchSummary) -> str:
     if s.errors_by_rule:
         top = ", ".join(f"{_code(r)} {n:,}" for r, n in s.errors_by_rule[:5])
         lines.append(f"- Top validation rules: {top}")
+    lines += ["", f"Exit code {s.exit_code}. Next:", ""]
     lines += [
-        "",
-        f"Exit code {s.exit_code}. Fix the rows in failures.csv and run "
-        f"{_code(f'order-import retry --batch {s.batch} failures.csv')}.",
-        "",
+        f"- {_md(step.text)}" + (f": {_code(step.command)}" if step.command else "")
+        for step in steps
     ]
+    lines.append("")
     return "\n".join(lines)

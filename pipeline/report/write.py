@@ -7,6 +7,7 @@ failures.xlsx (fix and feed back to ``retry``), validation.csv, summary.json and
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from pipeline.config import Settings
 from pipeline.errors import LedgerError
 from pipeline.ledger.ledger import Ledger, LedgerRow
 from pipeline.report.charts import all_charts
-from pipeline.report.data import PROBLEM_STATES, BatchSummary, summarize
+from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep, next_steps, summarize
 from pipeline.report.files import (
     failure_fields,
     render_summary_md,
@@ -29,6 +30,7 @@ from pipeline.report.files import (
     write_summary_json,
     write_validation,
 )
+from pipeline.report.rates import format_duration
 
 TABLE_CAP = 5_000
 """Lines in report.html's table; the full list is in failures.csv/xlsx."""
@@ -102,17 +104,18 @@ def write_reports(
         findings = write_validation(ledger, batch, paths["validation_csv"])
         table, capped = _table(ledger, batch)
         reconciliation = _reconciliation(out_dir / "reconciliation.json")
-        html = _render_html(summary, table, capped, settings, reconciliation)
+        steps = batch_next_steps(summary, settings, out_dir, reconciliation)
+        html = _render_html(summary, table, capped, steps, reconciliation)
         paths["html"].write_text(html, "utf-8")
         extra = {
             "generated_at": time.time(),
-            "configured_rate_per_minute": settings.effective_rate if settings else None,
+            "next_steps": [{"text": s.text, "command": s.command} for s in steps],
             "files": {name: path.name for name, path in paths.items()},
             "failures_rows": failures,
             "validation_findings": findings,
         }
         write_summary_json(summary, paths["summary_json"], extra)
-        paths["summary_md"].write_text(render_summary_md(summary), "utf-8")
+        paths["summary_md"].write_text(render_summary_md(summary, steps), "utf-8")
     except OSError as exc:
         raise LedgerError(
             f"{out_dir}: cannot write the reports ({exc.strerror or exc})",
@@ -170,10 +173,16 @@ def _table(ledger: Ledger, batch: str) -> tuple[list[dict[str, Any]], bool]:
     return lines, False
 
 
+def _blank_none(value: Any) -> Any:
+    """Render a missing value as nothing, never as Python's ``None``."""
+    return "" if value is None else value
+
+
 def _environment() -> Environment:
     return Environment(
         loader=PackageLoader("pipeline.report", "templates"),
         autoescape=select_autoescape(["html", "j2"], default=True),
+        finalize=_blank_none,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -181,12 +190,6 @@ def _environment() -> Environment:
 
 def _clock(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float) -> str:
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 RECONCILIATION_SCHEMA = "order-import/reconciliation/1"
@@ -203,7 +206,7 @@ def _reconciliation(path: Path) -> dict[str, Any] | None:
         return None
     examples = document.get("examples") or {}
     document["lines"] = [
-        {"category": category, **finding}
+        {"category": category, **{k: "" if v is None else v for k, v in finding.items()}}
         for category in RECONCILIATION_CATEGORIES
         for finding in (examples.get(category) or [])
         if isinstance(finding, dict)
@@ -212,11 +215,41 @@ def _reconciliation(path: Path) -> dict[str, Any] | None:
     return document
 
 
+def batch_next_steps(
+    summary: BatchSummary,
+    settings: Settings | None,
+    out_dir: Path | None = None,
+    reconciliation: dict[str, Any] | None = None,
+) -> list[NextStep]:
+    """The batch's next steps, with the report directory's failures file and reconciliation.
+
+    A reconciliation older than the batch's last run no longer describes it: its findings are
+    not repeated as a next step (run ``reconcile`` again instead).
+    """
+    if out_dir is None:
+        out_dir = default_report_dir(settings, summary.batch)
+    if reconciliation is None:
+        reconciliation = _reconciliation(out_dir / "reconciliation.json")
+    last_run = max((r["finished_at"] or r["started_at"] for r in summary.runs), default=0.0)
+    current = reconciliation is not None and (
+        float(reconciliation.get("generated_at") or 0) >= math.floor(last_run)
+    )
+    counts = (reconciliation or {}).get("counts") or {}
+    missing = int(counts.get("missing") or 0) if current else 0
+    return next_steps(
+        summary,
+        ledger_path=settings.ledger_path if settings else None,
+        failures_path=out_dir / "failures.csv",
+        missing=missing,
+        reconciled=current and bool((reconciliation or {}).get("clean")),
+    )
+
+
 def _render_html(
     summary: BatchSummary,
     table: list[dict[str, Any]],
     capped: bool,
-    settings: Settings | None,
+    steps: list[NextStep],
     reconciliation: dict[str, Any] | None = None,
 ) -> str:
     runs = [
@@ -224,9 +257,11 @@ def _render_html(
             "id": r["id"],
             "command": r["command"],
             "started": _clock(r["started_at"]),
-            "duration": _duration(r["finished_at"] - r["started_at"]) if r["finished_at"] else "",
+            "duration": (
+                format_duration(r["finished_at"] - r["started_at"]) if r["finished_at"] else ""
+            ),
             "status": r["status"],
-            "rate": "" if r["rate_per_minute"] is None else f"{r['rate_per_minute']:,.1f}",
+            "rate": r["rate_text"],
             "throttled": r["throttled"],
         }
         for r in summary.runs
@@ -235,8 +270,9 @@ def _render_html(
     return template.render(
         s=summary,
         generated=_clock(time.time()) + " UTC",
-        duration=_duration(summary.duration_s),
-        configured_rate=settings.effective_rate if settings else None,
+        duration=format_duration(summary.duration_s),
+        rate_span=format_duration(summary.rate.send_seconds),
+        steps=steps,
         charts=all_charts(summary),
         chart_titles=CHART_TITLES,
         problem_rows=sum(summary.counts.get(state, 0) for state in PROBLEM_STATES),
