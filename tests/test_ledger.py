@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import DriftError, LedgerError
 from pipeline.keys import content_hash
-from pipeline.ledger.ledger import Ledger, PlanStats
+from pipeline.ledger.ledger import ChangedRow, Ledger, PlanStats
 from pipeline.ledger.schema import SCHEMA_VERSION
 from pipeline.models import ROW_STATES, Attempt, Issue, Outcome, SourceRow
 
@@ -100,11 +100,24 @@ def test_counts_include_every_state_with_zeros(ledger: Ledger) -> None:
 
 
 def test_succeeded_rows_are_never_replanned(ledger: Ledger) -> None:
-    """A succeeded row is untouched by a later plan, even with changed content."""
-    plan(ledger, [make_row(0)])
-    send(ledger, "k0", "succeeded", resolution="imported")
-    stats = plan(ledger, [make_row(0, total=999)])
-    assert stats.unchanged_succeeded == 1
+    """A succeeded row is untouched by a later plan, even with changed content; the change is
+    counted and handed over with both versions (never silently 0)."""
+    plan(ledger, [make_row(0), make_row(1)])
+    send(ledger, "k0", "succeeded", resolution="imported", order_id="O0")
+    send(ledger, "k1", "succeeded", resolution="imported", order_id="O1")
+    changed: list[ChangedRow] = []
+    run_id = ledger.start_run(BATCH, command="run", settings_summary={})
+    stats = ledger.plan(
+        BATCH,
+        [make_row(0, total=999), make_row(1)],
+        operation="import",
+        run_id=run_id,
+        on_changed=changed.append,
+    )
+    assert (stats.changed_succeeded, stats.unchanged_succeeded) == (1, 1)
+    assert [(c.row_key, c.order_id, c.sent["total"], c.now["total"]) for c in changed] == [
+        ("k0", "O0", 0, 999)
+    ]
     row = next(ledger.rows(BATCH))
     assert row.state == "succeeded"
     assert row.params["total"] == 0
@@ -493,23 +506,26 @@ def test_recent_attempt_times_span_batches_and_include_the_buffer(tmp_path: Path
 
 
 def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A ledger written by schema version 1 gains the attempts index and reads as version 2."""
-    import sqlite3
+    """A ledger written by schema version 1 gains the attempts index (v2) and the batch's
+    planning record (v3); its batches read with an empty identity."""
+    from pipeline.ledger.schema import MIGRATIONS
 
     path = tmp_path / "old.sqlite"
-    Ledger(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX attempts_started")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    conn.commit()
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[1](conn)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO batches VALUES ('old', 'import', 'f.csv', 's', 'c', 1.0, 1.0, 'x')")
     conn.close()
-    Ledger(path).close()
+    with Ledger(path) as led:
+        info = led.get_batch("old")
+    assert info is not None
+    assert (info.identity, info.mapping_text, info.encoding) == ({}, None, None)
     conn = sqlite3.connect(path)
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
     assert "attempts_started" in indexes
-    assert version == "2"
+    assert version == str(SCHEMA_VERSION) == "3"
 
 
 def test_drop_unseen_removes_only_never_sent_rows(ledger: Ledger) -> None:

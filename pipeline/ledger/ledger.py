@@ -1,48 +1,114 @@
 """The resumable per-row ledger (SQLite, WAL): the single source of truth of a migration.
 
-The only module that writes SQL. Every state change is its own committed transaction, made
-durable (``synchronous=FULL``) before the method returns, so a row committed ``in_flight`` before
-its POST survives ``kill -9`` and power loss. The API key is never handed to, or stored by, it.
+``Ledger`` is the package's one public face: writes are its methods, reads are functions of
+``ledger.reads`` over the private connection (``ledger._connection``), planning rules live in
+``ledger.plan`` and the schema in ``ledger.schema``. Every state change is its own committed
+transaction, made durable (``synchronous=FULL``) before the method returns, so a row committed
+``in_flight`` before its POST survives ``kill -9`` and power loss. The API key is never handed
+to, or stored by, it.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 from pipeline.errors import DriftError, LedgerError
-from pipeline.ledger._connection import (
-    PAGE,
-    WORK_COLUMNS,
-    LedgerBase,
-    batch_info,
-    dumps,
-    tool_version,
-    work_item,
-)
+from pipeline.ledger import reads
+from pipeline.ledger._connection import Connection, on_event_loop
 from pipeline.ledger.plan import plan_chunk
-from pipeline.ledger.records import BatchInfo, LedgerRow, PlanStats, RunInfo
+from pipeline.ledger.reads import PAGE, dumps
+from pipeline.ledger.records import BatchInfo, ChangedRow, LedgerRow, PlanStats, RunInfo
 from pipeline.models import Attempt, Operation, Outcome, RowState, SourceRow, WorkItem
 
-__all__ = ["BatchInfo", "Ledger", "LedgerRow", "PlanStats", "RunInfo"]
+__all__ = ["BatchInfo", "ChangedRow", "Ledger", "LedgerRow", "PlanStats", "RunInfo"]
 
 PLAN_CHUNK = 500
 """Rows per planning transaction."""
 ATTEMPT_BUFFER = 200
-"""Attempts buffered before they are flushed on their own."""
+"""Attempts buffered before ``log_attempt`` off an event loop flushes them itself."""
 
 SENDABLE: frozenset[str] = frozenset({"pending", "retryable", "in_flight"})
 """States ``mark_in_flight`` accepts: never a succeeded, failed, invalid or conflict row."""
+UNSENT: frozenset[str] = frozenset({"pending", "invalid"})
+"""States of rows that never reached Chargebee (every other state may have)."""
 _RECORDABLE_FROM_SUCCEEDED: frozenset[str] = frozenset({"succeeded", "conflict"})
 
 
-class Ledger(LedgerBase):
+def tool_version() -> str:
+    try:
+        return metadata.version("order-import")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Ledger:
     """A ledger file (or ``":memory:"``). Synchronous; safe to share between threads.
 
     Raises ``LedgerError`` (never a raw ``sqlite3`` error) when the file is unreadable, locked,
-    not a ledger, of a newer schema, or when the disk refuses a write.
+    damaged, not a ledger, of a newer schema, or when the disk refuses a write. It does not take
+    the one-run lock: writers hold ``ledger.lock.run_lock(path)`` around it.
     """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        max_pages: int | None = None,
+        must_exist: bool = False,
+    ) -> None:
+        """Open (or create) the ledger.
+
+        Args:
+            path: the SQLite file, or ``":memory:"``.
+            busy_timeout: seconds to wait when another process holds the write lock.
+            max_pages: cap on the file size in pages; a seam for tests of a full disk.
+            must_exist: refuse a missing or empty file instead of creating a ledger.
+        """
+        self.path = str(path)
+        self._db = Connection(
+            path, busy_timeout=busy_timeout, max_pages=max_pages, must_exist=must_exist
+        )
+
+    @classmethod
+    def open_existing(cls, path: str | Path, *, busy_timeout: float = 5.0) -> Self:
+        """Open a ledger that must already exist: what read-only commands (``status``,
+        ``report``) use, so they never create an empty ledger where there was none.
+
+        Raises:
+            LedgerError: no ledger file at ``path`` (naming it), or any error of ``Ledger()``.
+        """
+        return cls(path, busy_timeout=busy_timeout, must_exist=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush buffered attempts and close the file. Idempotent."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def pragmas(self) -> dict[str, Any]:
+        """``journal_mode`` and ``synchronous`` of this connection (durability, as tested)."""
+        with self._db.guard("read pragmas") as conn:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        return {"journal_mode": str(mode).lower(), "synchronous": int(sync)}
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -56,6 +122,11 @@ class Ledger(LedgerBase):
         config_fingerprint: str,
         allow_drift: bool = False,
         adopt_input: bool = False,
+        mapping_text: str | None = None,
+        identity: Mapping[str, Any] | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        sheet: str | None = None,
     ) -> BatchInfo:
         """Create the batch, or re-open it after checking it is the same job.
 
@@ -64,16 +135,29 @@ class Ledger(LedgerBase):
         ``adopt_input=True`` (``run --allow-drift``) also makes the new file the batch's input,
         so later runs of the corrected file need no ``--allow-drift``.
 
+        ``identity`` is what decides row keys and order ids (the mapping's ``[id]`` table and the
+        columns feeding ``id``/``document_number``). When it differs from the batch's and any
+        row may have reached Chargebee, the run is refused, ``allow_drift`` or not: new keys
+        for rows already sent would import them a second time. When no row was sent yet, the
+        unsent rows planned under the old keys leave the batch (they are planned again).
+        ``identity=None`` leaves the recorded identity as it is. ``mapping_text``, ``encoding``,
+        ``delimiter`` and ``sheet`` record what the batch was (last) planned with.
+
         Raises:
             LedgerError: the batch exists with a different operation.
-            DriftError: the input file's sha256 changed and ``allow_drift`` is False.
+            DriftError: the input file's sha256 changed and ``allow_drift`` is False, or the
+                row identity changed after rows were sent.
         """
         now = time.time()
-        with self._write("open batch") as conn:
+        wanted = dict(identity) if identity is not None else None
+        with self._db.write("open batch") as conn:
             row = conn.execute("SELECT * FROM batches WHERE name = ?", (batch,)).fetchone()
             if row is None:
                 conn.execute(
-                    "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO batches (name, operation, source_file, input_sha256, "
+                    "config_fingerprint, created_at, updated_at, tool_version, mapping_text, "
+                    "identity, encoding, delimiter, sheet) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         batch,
                         operation,
@@ -83,26 +167,31 @@ class Ledger(LedgerBase):
                         now,
                         now,
                         tool_version(),
+                        mapping_text,
+                        dumps(wanted or {}),
+                        encoding,
+                        delimiter,
+                        sheet,
                     ),
                 )
             else:
-                existing = batch_info(row)
-                if existing.operation != operation:
-                    raise LedgerError(
-                        f"{self.path}: batch {batch!r} is a {existing.operation!r} batch, "
-                        f"not {operation!r}",
-                        hint="use a new --batch name for a different operation",
-                    )
-                if existing.input_sha256 != input_sha256 and not allow_drift:
-                    raise DriftError(
-                        f"batch {batch!r}: the input changed since the batch started "
-                        f"(was sha256 {existing.input_sha256}, now {input_sha256})",
-                        hint="--allow-drift or a new --batch",
-                    )
+                existing = reads.decoded(self._db, row, reads.batch_info)
+                self._check_reopen(conn, existing, operation, input_sha256, allow_drift, wanted)
                 conn.execute(
-                    "UPDATE batches SET config_fingerprint = ?, updated_at = ?, tool_version = ? "
+                    "UPDATE batches SET config_fingerprint = ?, updated_at = ?, tool_version = ?, "
+                    "mapping_text = ?, identity = ?, encoding = ?, delimiter = ?, sheet = ? "
                     "WHERE name = ?",
-                    (config_fingerprint, now, tool_version(), batch),
+                    (
+                        config_fingerprint,
+                        now,
+                        tool_version(),
+                        mapping_text,
+                        dumps(wanted if wanted is not None else dict(existing.identity)),
+                        encoding,
+                        delimiter,
+                        sheet,
+                        batch,
+                    ),
                 )
                 if adopt_input and existing.input_sha256 != input_sha256:
                     conn.execute(
@@ -113,12 +202,54 @@ class Ledger(LedgerBase):
         assert info is not None
         return info
 
+    def _check_reopen(
+        self,
+        conn: Any,
+        existing: BatchInfo,
+        operation: Operation,
+        input_sha256: str,
+        allow_drift: bool,
+        identity: dict[str, Any] | None,
+    ) -> None:
+        batch = existing.name
+        if existing.operation != operation:
+            raise LedgerError(
+                f"{self.path}: batch {batch!r} is a {existing.operation!r} batch, "
+                f"not {operation!r}",
+                hint="use a new --batch name for a different operation",
+            )
+        if existing.input_sha256 != input_sha256 and not allow_drift:
+            raise DriftError(
+                f"batch {batch!r}: the input changed since the batch started "
+                f"(was sha256 {existing.input_sha256}, now {input_sha256})",
+                hint="--allow-drift or a new --batch",
+            )
+        if identity is None or not existing.identity or dict(existing.identity) == identity:
+            return
+        changes = identity_changes(existing.identity, identity)
+        marks = ",".join("?" * len(UNSENT))
+        sent = conn.execute(
+            f"SELECT count(*) FROM rows WHERE batch = ? AND state NOT IN ({marks})",
+            (batch, *sorted(UNSENT)),
+        ).fetchone()[0]
+        if sent:
+            raise DriftError(
+                f"batch {batch!r}: the mapping changed how rows are keyed since rows were sent "
+                f"({changes}); {sent} row(s) already sent would get new keys and be imported "
+                "a second time",
+                hint="restore the mapping's [id] settings (and the id/document_number columns) "
+                "the batch was started with; --allow-drift does not change this",
+            )
+        conn.execute(
+            f"DELETE FROM rows WHERE batch = ? AND state IN ({marks})", (batch, *sorted(UNSENT))
+        )
+
     # -- runs --------------------------------------------------------------------------------
 
     def start_run(self, batch: str, *, command: str, settings_summary: Mapping[str, Any]) -> int:
         """Record the start of a command run; returns its id."""
-        with self._write("start run") as conn:
-            self._require_batch(conn, batch)
+        with self._db.write("start run") as conn:
+            reads.require_batch(self._db, conn, batch)
             cursor = conn.execute(
                 "INSERT INTO runs (batch, command, started_at, settings, tool_version) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -134,11 +265,11 @@ class Ledger(LedgerBase):
         ``summary`` keys ``achieved_per_minute`` and ``throttled``, when present, fill the
         run's rate and 429 columns; ``counts`` defaults to the ledger's own counts.
         """
-        with self._write("finish run") as conn:
+        with self._db.write("finish run") as conn:
             row = conn.execute("SELECT batch FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise LedgerError(f"{self.path}: no run with id {run_id}")
-            counts = summary.get("counts") or self._counts(conn, row[0])
+            counts = summary.get("counts") or reads.count_states(conn, row[0])
             rate = summary.get("achieved_per_minute")
             conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, counts = ?, summary = ?, rate = ?, "
@@ -157,7 +288,13 @@ class Ledger(LedgerBase):
     # -- planning ----------------------------------------------------------------------------
 
     def plan(
-        self, batch: str, rows: Iterable[SourceRow], *, operation: Operation, run_id: int
+        self,
+        batch: str,
+        rows: Iterable[SourceRow],
+        *,
+        operation: Operation,
+        run_id: int,
+        on_changed: Callable[[ChangedRow], None] | None = None,
     ) -> PlanStats:
         """Merge source rows into the ledger, in transactions of ``PLAN_CHUNK`` rows.
 
@@ -166,22 +303,26 @@ class Ledger(LedgerBase):
         rows whose content hash changed go back to ``pending`` (or ``invalid``); invalid rows
         are always re-validated; unchanged failed/conflict rows stay as they were; ``pending``
         rows stay pending with refreshed params.
+
+        A valid ``succeeded`` row whose content now differs from what was sent is counted
+        (``PlanStats.changed_succeeded``) and handed to ``on_changed`` with both versions: an
+        import cannot change an order, so the caller offers the difference to ``update``.
         """
         totals: dict[str, int] = {}
         chunk: list[SourceRow] = []
-        with self._guard("plan") as conn:
-            self._require_batch(conn, batch)
+        with self._db.guard("plan") as conn:
+            reads.require_batch(self._db, conn, batch)
             conn.execute("PRAGMA synchronous = NORMAL")  # re-derivable from the source file
         try:
             for row in rows:
                 chunk.append(row)
                 if len(chunk) >= PLAN_CHUNK:
-                    self._plan_chunk(batch, chunk, operation, run_id, totals)
+                    self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed)
                     chunk = []
             if chunk:
-                self._plan_chunk(batch, chunk, operation, run_id, totals)
+                self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed)
         finally:
-            with self._guard("plan") as conn:
+            with self._db.guard("plan") as conn:
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the planned rows
         return PlanStats(**totals, per_state={str(k): v for k, v in self.counts(batch).items()})
@@ -193,10 +334,16 @@ class Ledger(LedgerBase):
         operation: Operation,
         run_id: int,
         totals: dict[str, int],
+        on_changed: Callable[[ChangedRow], None] | None,
     ) -> None:
-        with self._write("plan") as conn:
-            for name, value in plan_chunk(conn, batch, chunk, operation, run_id).items():
-                totals[name] = totals.get(name, 0) + value
+        changed: list[ChangedRow] = []
+        with self._db.write("plan") as conn:
+            stats = plan_chunk(conn, batch, chunk, operation, run_id, changed)
+        for name, value in stats.items():
+            totals[name] = totals.get(name, 0) + value
+        if on_changed is not None:
+            for row in changed:
+                on_changed(row)
 
     def requeue(
         self,
@@ -219,7 +366,7 @@ class Ledger(LedgerBase):
             f"WHERE batch = ? AND state IN ({marks})"
         )
         moved = 0
-        with self._write("requeue") as conn:
+        with self._db.write("requeue") as conn:
             if row_keys is None:
                 moved = conn.execute(sql, (time.time(), batch, *states)).rowcount
             else:
@@ -234,7 +381,7 @@ class Ledger(LedgerBase):
 
     def remember_keys(self, row_keys: Iterable[str]) -> None:
         """Note row keys seen in the current input (a temporary table; see ``drop_unseen``)."""
-        with self._write("remember input keys") as conn:
+        with self._db.write("remember input keys") as conn:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (k TEXT PRIMARY KEY)")
             rows = ((k,) for k in row_keys)
             conn.executemany("INSERT OR IGNORE INTO seen_keys VALUES (?)", rows)
@@ -245,7 +392,7 @@ class Ledger(LedgerBase):
 
         Rows that may have reached Chargebee (any other state) are never removed.
         """
-        with self._write("drop rows no longer in the input") as conn:
+        with self._db.write("drop rows no longer in the input") as conn:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (k TEXT PRIMARY KEY)")
             dropped = conn.execute(
                 "DELETE FROM rows WHERE batch = ? AND state IN ('pending', 'invalid') "
@@ -266,8 +413,20 @@ class Ledger(LedgerBase):
         held between pages, so the runner can write while it iterates. A row that moves into
         one of ``states`` behind the cursor during the iteration is not yielded again.
         """
-        for r in self._merged(batch, states, WORK_COLUMNS, "read work"):
-            yield work_item(r)
+        return reads.work(self._db, batch, states)
+
+    def work_pages(
+        self, batch: str, *, states: Sequence[RowState] = ("pending", "retryable"), size: int = PAGE
+    ) -> Iterator[list[WorkItem]]:
+        """``work()`` in lists of up to ``size`` rows: an event loop pulls each list with one
+        hop to a worker thread (``anyio.to_thread.run_sync(next, pages, [])``), so no SQLite
+        read runs on the loop. The last list may be shorter; an exhausted stream stops."""
+        items = self.work(batch, states=states)
+        while True:
+            page = [item for _, item in zip(range(size), items, strict=False)]
+            if not page:
+                return
+            yield page
 
     def in_flight(self, batch: str) -> list[WorkItem]:
         """Rows left ``in_flight`` by a crash: in doubt, to reconcile before any resend."""
@@ -277,8 +436,8 @@ class Ledger(LedgerBase):
         self, batch: str, row_key: str, *, run_id: int, idempotency_key: str
     ) -> None:
         """Commit (durably) that the row is about to be sent. Call before the POST."""
-        with self._write("mark in flight") as conn:
-            state = self._state_of(conn, batch, row_key)
+        with self._db.write("mark in flight") as conn:
+            state = reads.state_of(self._db, conn, batch, row_key)
             if state not in SENDABLE:
                 raise LedgerError(
                     f"{self.path}: row {row_key!r} of batch {batch!r} is {state}; "
@@ -299,9 +458,9 @@ class Ledger(LedgerBase):
         """
         if outcome.state in ("invalid", "in_flight"):
             raise LedgerError(f"record() cannot set state {outcome.state!r}")
-        with self._write("record outcome") as conn:
-            self._flush_attempts()
-            state = self._state_of(conn, outcome.batch, outcome.row_key)
+        with self._db.write("record outcome") as conn:
+            self._db.flush_attempts()
+            state = reads.state_of(self._db, conn, outcome.batch, outcome.row_key)
             if state == "invalid" or (
                 state == "succeeded" and outcome.state not in _RECORDABLE_FROM_SUCCEEDED
             ):
@@ -332,35 +491,100 @@ class Ledger(LedgerBase):
                 ),
             )
 
+    def log_attempt(self, attempt: Attempt) -> None:
+        """Append one HTTP attempt to the log (buffered).
+
+        On an event loop thread it never touches SQLite: the buffer is written in the
+        transaction of the next ``record()`` (which the worker pool runs on a thread),
+        ``flush_attempts()`` or ``close()``. Elsewhere a full buffer (``ATTEMPT_BUFFER``) is
+        flushed at once.
+        """
+        size = self._db.buffer_attempt(
+            (
+                attempt.batch,
+                attempt.row_key,
+                attempt.run_id,
+                attempt.started_at,
+                attempt.latency_ms,
+                attempt.http_status,
+                attempt.api_error_code,
+                attempt.kind,
+                attempt.outcome,
+            )
+        )
+        if size >= ATTEMPT_BUFFER and not on_event_loop():
+            self.flush_attempts()
+
+    def flush_attempts(self) -> None:
+        """Write the buffered attempts now (one committed transaction)."""
+        with self._db.write("log attempts"):
+            self._db.flush_attempts()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get_batch(self, batch: str) -> BatchInfo | None:
+        """The batch, or None when the ledger has never seen it."""
+        return reads.get_batch(self._db, batch)
+
+    def batches(self) -> list[BatchInfo]:
+        """Every batch in the ledger, oldest first."""
+        return reads.batches(self._db)
+
+    def runs(self, batch: str) -> list[RunInfo]:
+        """Every run of the batch, oldest first."""
+        return reads.runs(self._db, batch)
+
+    def counts(self, batch: str) -> dict[RowState, int]:
+        """Rows of the batch by state; every state present, zeros included."""
+        return reads.counts(self._db, batch)
+
+    def rows(
+        self,
+        batch: str,
+        *,
+        states: Sequence[RowState] | None = None,
+        with_issues: bool = False,
+    ) -> Iterator[LedgerRow]:
+        """Stream every column of the batch's rows, in source order.
+
+        Args:
+            batch: the batch.
+            states: only rows in these states (default: all).
+            with_issues: only rows carrying validation findings (errors or warnings).
+        """
+        return reads.rows(self._db, batch, states, with_issues)
+
+    def tally(
+        self, batch: str, column: str, *, states: Sequence[RowState] | None = None
+    ) -> dict[str | None, int]:
+        """Rows of the batch counted by one column (``resolution``, ``api_error_code``...)."""
+        return reads.tally(self._db, batch, column, states)
+
+    def totals_by_currency(self, batch: str) -> list[tuple[str | None, str, int, int]]:
+        """(currency_code, state, rows, sum of ``total`` in minor units) for the batch."""
+        return reads.totals_by_currency(self._db, batch)
+
+    def attempts(self, batch: str) -> Iterator[Attempt]:
+        """Stream the batch's attempts log in the order it was written (buffered ones first
+        written)."""
+        if self._db.buffered_attempts():
+            self.flush_attempts()
+        return reads.attempts(self._db, batch)
+
     def recent_attempt_times(self, since: float) -> list[float]:
         """Unix start times of HTTP attempts (every batch: the site's budget is shared) since
         ``since``: what the rate limiter of a new run must still count."""
-        with self._guard("read recent attempts") as conn:
-            rows = conn.execute(
-                "SELECT started_at FROM attempts WHERE started_at >= ? ORDER BY started_at",
-                (since,),
-            ).fetchall()
-        with self._attempts_lock:
-            buffered = [a[3] for a in self._pending_attempts if a[3] >= since]
-        return [float(r[0]) for r in rows] + buffered
+        return reads.recent_attempt_times(self._db, since)
 
-    def log_attempt(self, attempt: Attempt) -> None:
-        """Append one HTTP attempt to the log (buffered; flushed by record() and close())."""
-        with self._attempts_lock:
-            self._pending_attempts.append(
-                (
-                    attempt.batch,
-                    attempt.row_key,
-                    attempt.run_id,
-                    attempt.started_at,
-                    attempt.latency_ms,
-                    attempt.http_status,
-                    attempt.api_error_code,
-                    attempt.kind,
-                    attempt.outcome,
-                )
-            )
-            full = len(self._pending_attempts) >= ATTEMPT_BUFFER
-        if full:
-            with self._write("log attempts"):
-                self._flush_attempts()
+
+def identity_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``name was X, now Y`` for every identity setting that differs."""
+
+    def show(value: Any) -> str:
+        return "not set" if value in (None, "", [], ()) else json.dumps(value, ensure_ascii=False)
+
+    return "; ".join(
+        f"{name} was {show(old.get(name))}, now {show(new.get(name))}"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    )

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pipeline.keys import canonical_json
+from pipeline.ledger.records import ChangedRow
 from pipeline.models import Operation, SourceRow
 
 _INSERT = (
@@ -87,25 +88,36 @@ def plan_chunk(
     chunk: list[SourceRow],
     operation: Operation,
     run_id: int,
+    changed: list[ChangedRow],
 ) -> Counter[str]:
-    """Apply the planning rules to ``chunk``; returns PlanStats field counts."""
+    """Apply the planning rules to ``chunk``; returns PlanStats field counts.
+
+    Valid succeeded rows whose content differs from what was sent are appended to ``changed``.
+    """
     stats: Counter[str] = Counter(total=len(chunk))
     by_key = {row.row_key: row for row in chunk}  # a key repeated in one chunk: last wins
     keys = list(by_key)
     existing: dict[str, tuple[str, str]] = {
-        key: (state, digest)
-        for key, state, digest in conn.execute(
+        r["row_key"]: (r["state"], r["content_hash"])
+        for r in conn.execute(
             f"SELECT row_key, state, content_hash FROM rows WHERE batch = ? "
             f"AND row_key IN ({','.join('?' * len(keys))})",
             (batch, *keys),
         )
     }
+    differs: list[tuple[SourceRow, str]] = []
     now = time.time()
     inserts: list[tuple[Any, ...]] = []
     refreshes: list[tuple[Any, ...]] = []
     for key, row in by_key.items():
         old = existing.get(key)
         if old is not None and old[0] == "succeeded":
+            if row.is_valid:
+                params, digest = _digest(row)
+                if digest != old[1]:
+                    stats["changed_succeeded"] += 1
+                    differs.append((row, params))
+                    continue
             stats["unchanged_succeeded"] += 1
             continue
         if old is not None and old[0] == "in_flight":
@@ -137,4 +149,31 @@ def plan_chunk(
         conn.executemany(_INSERT, inserts)
     if refreshes:
         conn.executemany(_REFRESH, refreshes)
+    if differs:
+        changed.extend(_changed_rows(conn, batch, differs))
     return stats
+
+
+def _changed_rows(
+    conn: sqlite3.Connection, batch: str, differs: list[tuple[SourceRow, str]]
+) -> list[ChangedRow]:
+    """Both versions of succeeded rows whose content changed: what was sent, what is read now."""
+    keys = [row.row_key for row, _ in differs]
+    sent = {
+        r["row_key"]: (r["params"], r["order_id"])
+        for r in conn.execute(
+            f"SELECT row_key, params, order_id FROM rows WHERE batch = ? "
+            f"AND row_key IN ({','.join('?' * len(keys))})",
+            (batch, *keys),
+        )
+    }
+    return [
+        ChangedRow(
+            row_key=row.row_key,
+            order_id=sent[row.row_key][1] or row.order_id,
+            source_line=row.source_line,
+            sent=json.loads(sent[row.row_key][0]),
+            now=json.loads(params),
+        )
+        for row, params in differs
+    ]

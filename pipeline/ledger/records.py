@@ -1,6 +1,6 @@
 """Frozen values the ledger hands out: batch, run and row records, and planning statistics.
 
-Part of the ledger (imports only ``models``); kept apart so ``ledger.py`` stays about SQL.
+Part of the ledger (imports only ``models``); kept apart so the SQL modules stay about SQL.
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ class BatchInfo:
     updated_at: float
     tool_version: str
     """order-import version that created (or last opened) the batch."""
+    mapping_text: str | None = None
+    """The mapping file's content the batch was planned with (None: API column names)."""
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    """The settings that decide row keys and order ids (empty for batches from before v3)."""
+    encoding: str | None = None
+    """The input encoding the batch was planned with (None: not recorded)."""
+    delimiter: str | None = None
+    """The CSV delimiter the batch was planned with (None: not recorded or not CSV)."""
+    sheet: str | None = None
+    """The worksheet the batch was planned with (None: not recorded or not a workbook)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,5 +115,21 @@ class PlanStats:
     """``retryable`` with unchanged content: the runner re-sends them."""
     in_doubt: int = 0
     """``in_flight`` rows (left by a crash): untouched, the runner reconciles them."""
+    changed_succeeded: int = 0
+    """Already ``succeeded`` but the file now says something else: not re-sent (an import
+    cannot change an order); see ``ChangedRow`` and ``order-import update``."""
     per_state: Mapping[str, int] = field(default_factory=dict)
     """Rows of the whole batch by state after planning."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedRow:
+    """A succeeded row whose content in the file now differs from what was sent."""
+
+    row_key: str
+    order_id: str | None
+    source_line: int
+    sent: Mapping[str, Any]
+    """The params Chargebee was sent (and holds)."""
+    now: Mapping[str, Any]
+    """The params the file gives today."""

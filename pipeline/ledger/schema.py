@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import LedgerError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
 BUSY_TIMEOUT_MS = 5_000
 
@@ -106,25 +106,76 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX attempts_started ON attempts (started_at)")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    # What a batch was planned with, so a later run can tell (and retry/report can reuse) it.
+    for column in (
+        "mapping_text TEXT",  # the mapping file's content (NULL: API column names)
+        "identity TEXT NOT NULL DEFAULT '{}'",  # the settings that decide row keys and ids
+        "encoding TEXT",
+        "delimiter TEXT",
+        "sheet TEXT",
+    ):
+        conn.execute(f"ALTER TABLE batches ADD COLUMN {column}")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+}
 """Schema migrations by the version they produce; applied in order, each in one transaction."""
 
 
+_DAMAGE_WORDS = ("malformed", "not a database", "file is encrypted", "corrupt")
+
+
+def damaged(exc: BaseException) -> bool:
+    """True when a sqlite3 error says the file's bytes are damaged (not locked, not full)."""
+    return isinstance(exc, sqlite3.DatabaseError) and any(
+        word in str(exc).lower() for word in _DAMAGE_WORDS
+    )
+
+
+def corrupted(path: str, exc: BaseException | str) -> LedgerError:
+    """The error for a ledger file whose bytes, tables or rows are damaged."""
+    return LedgerError(
+        f"{path}: the ledger file is damaged or is not an order-import ledger ({exc})",
+        hint=(
+            "restore the file from a backup, or move it aside and start a new ledger "
+            "(`sqlite3 FILE 'PRAGMA integrity_check'` shows the damage)"
+        ),
+    )
+
+
 def open_connection(
-    path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000, max_pages: int | None = None
+    path: str | Path,
+    *,
+    busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
+    max_pages: int | None = None,
+    must_exist: bool = False,
 ) -> sqlite3.Connection:
-    """Open (creating if needed) a ledger at ``path`` and bring its schema up to date.
+    """Open a ledger at ``path`` and bring its schema up to date.
 
     Args:
         path: the ledger file, or ``":memory:"``.
         busy_timeout: seconds to wait for another process's write lock before giving up.
         max_pages: cap on the file's size in pages (a seam: tests simulate a full disk).
+        must_exist: refuse a missing or empty file instead of creating a ledger (read-only
+            commands never create one).
 
     Raises:
-        LedgerError: not a database, not an order-import ledger, a newer schema than this
-            version reads, unreadable, locked, or the disk refused the write.
+        LedgerError: missing (with ``must_exist``), not a database, damaged, not an
+            order-import ledger, a newer schema than this version reads, unreadable, locked, or
+            the disk refused the write.
     """
     where = str(path)
+    if must_exist and where != ":memory:":
+        file = Path(where)
+        if not file.is_file() or file.stat().st_size == 0:
+            raise LedgerError(
+                f"{where}: no ledger here",
+                hint="pass --ledger PATH (or set ledger_path) to the ledger the batch used",
+            )
     try:
         conn = sqlite3.connect(
             where, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -147,6 +198,8 @@ def open_connection(
         raise
     except sqlite3.Error as exc:
         conn.close()
+        if damaged(exc):
+            raise corrupted(where, exc) from None
         raise LedgerError(f"{where}: cannot use the ledger ({exc})") from None
     return conn
 
@@ -185,7 +238,9 @@ def _current_version(conn: sqlite3.Connection, where: str) -> int:
             hint="point --ledger at a new file or at an existing order-import ledger",
         )
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise corrupted(where, "its meta table has no schema_version")
     try:
-        return int(row[0]) if row else 0
-    except ValueError:
-        raise LedgerError(f"{where}: unreadable ledger schema version {row[0]!r}") from None
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise corrupted(where, f"unreadable schema version {row[0]!r}") from None

@@ -1,0 +1,300 @@
+"""Every read of a ledger, as functions over its connection; rows are read by column name.
+
+Private to the ledger package (``Ledger`` calls these). Streams page by keyset (``PAGE`` rows per
+query) and hold no read transaction between pages, so the runner can write while it iterates.
+A row whose stored JSON does not decode (a tampered file) raises ``LedgerError`` naming the
+batch, row and column, never a traceback.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar, cast
+
+from pipeline.errors import LedgerError
+from pipeline.ledger._connection import Connection
+from pipeline.ledger.records import BatchInfo, LedgerRow, RunInfo
+from pipeline.ledger.schema import corrupted
+from pipeline.models import ROW_STATES, Attempt, Issue, RowState, WorkItem
+
+PAGE = 500
+"""Rows per page when streaming reads (no read transaction is held between pages)."""
+ROW_COLUMNS = (
+    "batch, row_key, operation, source_file, sheet, source_line, raw, params, content_hash, "
+    "order_id, state, resolution, attempts, http_status, api_error_code, error_code, param, "
+    "message, latency_ms, issues, idempotency_key, updated_at, last_run_id"
+)
+WORK_COLUMNS = "batch, row_key, source_line, order_id, params, content_hash, state, attempts"
+TALLY_COLUMNS = frozenset(
+    {"state", "resolution", "api_error_code", "error_code", "http_status", "param", "source_file"}
+)
+_ATTEMPT_COLUMNS = (
+    "id, batch, row_key, run_id, started_at, latency_ms, http_status, api_error_code, kind, outcome"
+)
+
+T = TypeVar("T")
+
+
+def decoded(db: Connection, row: sqlite3.Row, build: Callable[[sqlite3.Row], T]) -> T:
+    """``build(row)``; a value that does not decode means the file was tampered with."""
+    try:
+        return build(row)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        keys = row.keys()
+        where = (
+            f"row {row['row_key']!r} of batch {row['batch']!r}"
+            if "row_key" in keys and "batch" in keys
+            else "a record"
+        )
+        raise corrupted(db.path, f"{where} does not decode: {exc}") from None
+
+
+# -- mappers: one sqlite3.Row to one record, by column name ----------------------------------
+
+
+def batch_info(row: sqlite3.Row) -> BatchInfo:
+    return BatchInfo(
+        name=row["name"],
+        operation=row["operation"],
+        source_file=row["source_file"],
+        input_sha256=row["input_sha256"],
+        config_fingerprint=row["config_fingerprint"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        tool_version=row["tool_version"],
+        mapping_text=row["mapping_text"],
+        identity=json.loads(row["identity"]),
+        encoding=row["encoding"],
+        delimiter=row["delimiter"],
+        sheet=row["sheet"],
+    )
+
+
+def run_info(row: sqlite3.Row) -> RunInfo:
+    return RunInfo(
+        id=row["id"],
+        batch=row["batch"],
+        command=row["command"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        counts=json.loads(row["counts"]),
+        settings=json.loads(row["settings"]),
+        summary=json.loads(row["summary"]),
+        rate_per_minute=row["rate"],
+        throttled=row["throttled"],
+    )
+
+
+def work_item(row: sqlite3.Row) -> WorkItem:
+    return WorkItem(
+        batch=row["batch"],
+        row_key=row["row_key"],
+        source_line=row["source_line"],
+        order_id=row["order_id"],
+        params=json.loads(row["params"]),
+        content_hash=row["content_hash"],
+        state=row["state"],
+        attempts=row["attempts"],
+    )
+
+
+def ledger_row(row: sqlite3.Row) -> LedgerRow:
+    return LedgerRow(
+        batch=row["batch"],
+        row_key=row["row_key"],
+        operation=row["operation"],
+        source_file=row["source_file"],
+        sheet=row["sheet"],
+        source_line=row["source_line"],
+        raw=json.loads(row["raw"]),
+        params=json.loads(row["params"]),
+        content_hash=row["content_hash"],
+        order_id=row["order_id"],
+        state=row["state"],
+        resolution=row["resolution"],
+        attempts=row["attempts"],
+        http_status=row["http_status"],
+        api_error_code=row["api_error_code"],
+        error_code=row["error_code"],
+        param=row["param"],
+        message=row["message"],
+        latency_ms=row["latency_ms"],
+        issues=tuple(Issue(**item) for item in json.loads(row["issues"])),
+        idempotency_key=row["idempotency_key"],
+        updated_at=row["updated_at"],
+        last_run_id=row["last_run_id"],
+    )
+
+
+def attempt(row: sqlite3.Row) -> Attempt:
+    return Attempt(
+        batch=row["batch"],
+        row_key=row["row_key"],
+        run_id=row["run_id"],
+        started_at=row["started_at"],
+        latency_ms=row["latency_ms"],
+        http_status=row["http_status"],
+        api_error_code=row["api_error_code"],
+        kind=row["kind"],
+        outcome=row["outcome"],
+    )
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def get_batch(db: Connection, batch: str) -> BatchInfo | None:
+    with db.guard("read batch") as conn:
+        row = conn.execute("SELECT * FROM batches WHERE name = ?", (batch,)).fetchone()
+    return None if row is None else decoded(db, row, batch_info)
+
+
+def batches(db: Connection) -> list[BatchInfo]:
+    with db.guard("list batches") as conn:
+        rows = conn.execute("SELECT * FROM batches ORDER BY created_at, name").fetchall()
+    return [decoded(db, row, batch_info) for row in rows]
+
+
+def require_batch(db: Connection, conn: sqlite3.Connection, batch: str) -> None:
+    if conn.execute("SELECT 1 FROM batches WHERE name = ?", (batch,)).fetchone() is None:
+        raise LedgerError(f"{db.path}: no batch named {batch!r} in this ledger")
+
+
+def runs(db: Connection, batch: str) -> list[RunInfo]:
+    with db.guard("read runs") as conn:
+        rows = conn.execute("SELECT * FROM runs WHERE batch = ? ORDER BY id", (batch,)).fetchall()
+    return [decoded(db, row, run_info) for row in rows]
+
+
+def state_of(db: Connection, conn: sqlite3.Connection, batch: str, row_key: str) -> str:
+    row = conn.execute(
+        "SELECT state FROM rows WHERE batch = ? AND row_key = ?", (batch, row_key)
+    ).fetchone()
+    if row is None:
+        raise LedgerError(f"{db.path}: batch {batch!r} has no row {row_key!r}")
+    return str(row["state"])
+
+
+def count_states(conn: sqlite3.Connection, batch: str) -> dict[str, int]:
+    """Rows of the batch by state; every state present, zeros included."""
+    found = {
+        r["state"]: r["n"]
+        for r in conn.execute(
+            "SELECT state, count(*) AS n FROM rows WHERE batch = ? GROUP BY state", (batch,)
+        )
+    }
+    return {state: int(found.get(state, 0)) for state in ROW_STATES}
+
+
+def counts(db: Connection, batch: str) -> dict[RowState, int]:
+    with db.guard("count rows") as conn:
+        return cast(dict[RowState, int], count_states(conn, batch))
+
+
+def merged(
+    db: Connection, batch: str, states: Sequence[str], columns: str, action: str, extra: str = ""
+) -> Iterator[sqlite3.Row]:
+    """Rows in ``states`` by rowid: one keyset-paged stream per state, merged, deduped."""
+    streams = [
+        _state_stream(db, batch, state, columns, action, extra) for state in dict.fromkeys(states)
+    ]
+    last = 0
+    for r in heapq.merge(*streams, key=lambda r: int(r["rowid"])):
+        if r["rowid"] <= last:
+            continue
+        last = r["rowid"]
+        yield r
+
+
+def _state_stream(
+    db: Connection, batch: str, state: str, columns: str, action: str, extra: str
+) -> Iterator[sqlite3.Row]:
+    cursor = 0
+    while True:
+        with db.guard(action) as conn:
+            page = conn.execute(
+                f"SELECT rowid AS rowid, {columns} FROM rows WHERE batch = ? AND state = ? "
+                f"AND rowid > ?{extra} ORDER BY rowid LIMIT ?",
+                (batch, state, cursor, PAGE),
+            ).fetchall()
+        yield from page
+        if len(page) < PAGE:
+            return
+        cursor = page[-1]["rowid"]
+
+
+def work(db: Connection, batch: str, states: Sequence[str]) -> Iterator[WorkItem]:
+    for r in merged(db, batch, states, WORK_COLUMNS, "read work"):
+        yield decoded(db, r, work_item)
+
+
+def rows(
+    db: Connection, batch: str, states: Sequence[str] | None, with_issues: bool
+) -> Iterator[LedgerRow]:
+    wanted = list(states) if states is not None else list(ROW_STATES)
+    extra = " AND issues != '[]'" if with_issues else ""
+    for r in merged(db, batch, wanted, ROW_COLUMNS, "read rows", extra):
+        yield decoded(db, r, ledger_row)
+
+
+def tally(
+    db: Connection, batch: str, column: str, states: Sequence[str] | None
+) -> dict[str | None, int]:
+    if column not in TALLY_COLUMNS:
+        raise LedgerError(f"cannot tally rows by {column!r}")
+    wanted = list(states) if states is not None else list(ROW_STATES)
+    marks = ",".join("?" * len(wanted))
+    with db.guard("tally rows") as conn:
+        found = conn.execute(
+            f"SELECT {column} AS value, count(*) AS n FROM rows WHERE batch = ? "
+            f"AND state IN ({marks}) GROUP BY {column} ORDER BY count(*) DESC",
+            (batch, *wanted),
+        ).fetchall()
+    return {r["value"]: int(r["n"]) for r in found}
+
+
+def totals_by_currency(db: Connection, batch: str) -> list[tuple[str | None, str, int, int]]:
+    with db.guard("sum totals") as conn:
+        found = conn.execute(
+            "SELECT json_extract(params, '$.currency_code') AS cur, state, count(*) AS n, "
+            "coalesce(sum(CAST(json_extract(params, '$.total') AS INTEGER)), 0) AS total "
+            "FROM rows WHERE batch = ? GROUP BY cur, state ORDER BY cur, state",
+            (batch,),
+        ).fetchall()
+    return [(r["cur"], r["state"], int(r["n"]), int(r["total"])) for r in found]
+
+
+def attempts(db: Connection, batch: str) -> Iterator[Attempt]:
+    cursor = 0
+    size = PAGE * 10
+    while True:
+        with db.guard("read attempts") as conn:
+            page = conn.execute(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE batch = ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (batch, cursor, size),
+            ).fetchall()
+        for r in page:
+            yield decoded(db, r, attempt)
+        if len(page) < size:
+            return
+        cursor = page[-1]["id"]
+
+
+def recent_attempt_times(db: Connection, since: float) -> list[float]:
+    """Start times of attempts (every batch) since ``since``, written and buffered."""
+    with db.guard("read recent attempts") as conn:
+        found = conn.execute(
+            "SELECT started_at FROM attempts WHERE started_at >= ? ORDER BY started_at", (since,)
+        ).fetchall()
+    buffered = [a[3] for a in db.buffered_attempts() if a[3] >= since]
+    return [float(r["started_at"]) for r in found] + buffered
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for the ledger's JSON columns."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
