@@ -10,8 +10,8 @@
     │   │   ├── RateLimitedError       429; carries ``retry_after`` seconds when sent
     │   │   └── ThrottleBudgetExceeded the run spent its whole 429 wait budget; stop, resume later
     │   ├── PermanentApiError          other 4xx: recorded against the row, never retried blindly
-    │   └── AuthError                  401/403: the whole run stops at once
-    └── Interrupted                    Ctrl-C: in-flight rows were drained (exit 130)
+    │   ├── AuthError                  401/403: the whole run stops at once
+    │   └── UnexpectedResponseError    a 2xx that cannot be trusted: the outcome is unknown
 
 Per-row problems (a bad cell, a 400 for one order) are *data*, not exceptions: they end up in
 the ledger and the reports. Only run-level problems propagate as these exceptions.
@@ -144,7 +144,7 @@ class AuthError(ApiError):
     exit_code = 2
 
 
-class Interrupted(PipelineError):
-    """Ctrl-C: in-flight rows were recorded; resume with the same command."""
-
-    exit_code = 130
+class UnexpectedResponseError(ApiError):
+    """A 2xx answer that cannot be trusted: not JSON, too large, no order, or about another
+    order. Whether the request took effect is unknown, so it is not retried blindly: the row is
+    left in doubt and looked up (``GET /orders/{id}``) like a row after a crash."""

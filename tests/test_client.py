@@ -28,6 +28,7 @@ from pipeline.errors import (
     PermanentApiError,
     RateLimitedError,
     TransientApiError,
+    UnexpectedResponseError,
 )
 
 KEY = "test_SeCrEtKeY123"
@@ -144,7 +145,7 @@ async def test_each_request_gets_its_own_idempotency_key() -> None:
     async with client_for(handler) as client:
         await client.import_order({"id": "a"}, idempotency_key="key-a")
         await client.import_order({"id": "b"}, idempotency_key="key-b")
-        await client.retrieve_order("a")
+        await client.retrieve_order("o1")
     assert keys == ["key-a", "key-b", None]
 
 
@@ -270,17 +271,30 @@ def test_error_from_response_legacy_only_body_and_missing_retry_after() -> None:
     assert error_from_response(429, b"", {"retry-after": "2"}).retry_after == 2.0  # type: ignore[attr-defined]
 
 
-def test_parse_retry_after_forms() -> None:
-    """Seconds, decimals and HTTP dates parse; junk and negatives don't break it."""
-    assert parse_retry_after("12") == 12.0
-    assert parse_retry_after("0.5") == 0.5
-    assert parse_retry_after("-3") == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0
-    future = parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT")
-    assert future is not None
-    assert future > 1e9
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("12", 12.0),
+        (" 7 ", 7.0),
+        ("Fri, 01 Jan 2100 00:00:10 GMT", 10.0),  # an HTTP-date: seconds from now
+        # Not positive or not RFC 9110 (whole seconds or an HTTP-date): absent → normal backoff.
+        ("0", None),
+        ("-3", None),
+        ("0.5", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e3", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", None),  # a date in the past
+        ("Fri, 01 Jan 2100 00:00:00", None),  # no zone
+    ],
+)
+def test_parse_retry_after_follows_the_rfc(value: str | None, seconds: float | None) -> None:
+    """Retry-After is whole seconds or an HTTP-date; 0, negative, nan and past dates are absent."""
+    now = 4_102_444_800.0  # 2100-01-01T00:00:00Z: the date form is measured from ``now``
+    assert parse_retry_after(value, now=now) == seconds
 
 
 @pytest.mark.parametrize(
@@ -427,16 +441,22 @@ async def test_rejects_overlong_idempotency_keys() -> None:
             await client.import_order({"id": "o1"}, idempotency_key="k" * 101)
 
 
-async def test_non_json_success_body_is_transient() -> None:
-    """A 200 with an HTML body (a proxy page) is not taken as success."""
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>ok</html>", b'{"order": null}', b"[1, 2]", b'{"list": []}', b'{"order": "o1"}'],
+)
+async def test_a_2xx_without_an_order_is_unexpected_not_success(body: bytes) -> None:
+    """A 200 with an HTML body (a proxy page), no order or a null one is not taken as success:
+    UnexpectedResponseError (not retried blindly; the worker looks the row up)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"<html>ok</html>")
+        return httpx.Response(200, content=body)
 
     async with client_for(handler) as client:
-        with pytest.raises(TransientApiError) as info:
+        with pytest.raises(UnexpectedResponseError) as info:
             await client.import_order({"id": "o1"}, idempotency_key="k")
     assert info.value.api_error_code == "invalid_response"
+    assert not isinstance(info.value, TransientApiError)
 
 
 # -- integration: the real client against the real sandbox over HTTP ---------------------------

@@ -1,8 +1,10 @@
 """The Chargebee HTTP client: one pooled httpx.AsyncClient, auth, headers, error translation.
 
-The ONLY module that touches httpx. Every method makes exactly one HTTP attempt; retries live
-in ``api.retry`` and pacing in ``api.ratelimit``. httpx and Chargebee errors become
-``pipeline.errors`` exceptions in one place (``error_from_response`` / ``_transport_error``).
+Every method makes exactly one HTTP attempt; retries live in ``api.retry`` and pacing in
+``api.ratelimit``. httpx and Chargebee errors become ``pipeline.errors`` exceptions in one place
+(``error_from_response`` / ``_transport_error``). Every attempt is bounded: an overall deadline
+(``connect_timeout + read_timeout``), a cap on the response size, no cookie jar. Text from the
+server is scrubbed of the key (every form of it) and made printable before anyone sees it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import math
+import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, CookiePolicy
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
+import anyio
 import httpx
+import truststore
 
 from pipeline import __version__
 from pipeline.api.encode import to_form, to_query
@@ -26,9 +34,11 @@ from pipeline.config import Settings, is_loopback
 from pipeline.errors import (
     ApiError,
     AuthError,
+    ConfigError,
     PermanentApiError,
     RateLimitedError,
     TransientApiError,
+    UnexpectedResponseError,
 )
 
 __all__ = [
@@ -39,6 +49,8 @@ __all__ = [
     "ChargebeeClient",
     "error_from_response",
     "parse_retry_after",
+    "printable",
+    "scrub",
 ]
 
 USER_AGENT = f"order-import/{__version__}"
@@ -49,6 +61,10 @@ TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 """Retried like the official SDKs do (FACTS §2.2); 429 is handled separately."""
 MAX_ERROR_MESSAGE = 500
 """Error text kept from a response body (HTML error pages can be long)."""
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""Largest API answer read (a page of 100 orders is well under 1 MiB); the rest is not read."""
+MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+"""Largest export file downloaded."""
 REDACTED = "***"
 
 
@@ -69,34 +85,92 @@ class ApiResponse:
     """Unix time the request was sent."""
 
 
-def _default_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
-    """The lean HTTP/1.1 transport by default; ``http_transport = "httpx"`` keeps httpx's own."""
-    if settings.http_transport == "httpx":
-        return None
-    return LeanTransport(max_connections=settings.concurrency)
+class _NoCookies(CookiePolicy):
+    """A cookie policy that stores and returns nothing: the client keeps no cookie jar."""
+
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = True
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: Any) -> bool:
+        return False
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | bool:
+    """The TLS verification httpx uses: the OS certificate store (``truststore``) by default, so
+    a corporate TLS-inspecting proxy's CA is trusted; ``use_truststore = false`` = certifi."""
+    if settings.use_truststore:
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
+
+
+def _transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
+    """The lean HTTP/1.1 transport for loopback targets when ``http_transport = "lean"``;
+    otherwise None: httpx's own transport (proxies from the environment, OS trust store)."""
+    host = urlsplit(settings.base_url).hostname
+    if settings.http_transport == "lean" and is_loopback(host):
+        return LeanTransport(max_connections=settings.concurrency)
+    return None
+
+
+def _secret_forms(key: str) -> tuple[str, ...]:
+    """Every form in which a server might echo the key back: raw, the Basic token, url-encoded,
+    JSON-escaped. Longest first, so a form containing another is replaced whole."""
+    token = base64.b64encode(f"{key}:".encode()).decode("ascii")
+    forms = {
+        key,
+        token,
+        f"{key}:",
+        quote(key, safe=""),
+        quote_plus(key),
+        quote(f"{key}:", safe=""),
+        quote(token, safe=""),
+        json.dumps(key)[1:-1],
+    }
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
+
+
+def _checked_key(settings: Settings) -> str:
+    key = settings.require_api_key().reveal()
+    if not (key.isascii() and key.isprintable()) or key != key.strip():
+        raise ConfigError(
+            "the API key contains characters other than printable ASCII "
+            "(a Chargebee key never does; was it copied with a stray byte or space?)",
+            hint="check CHARGEBEE_API_KEY or api_key in the config file",
+        )
+    return key
 
 
 class ChargebeeClient:
     """Async client for the order endpoints; use as ``async with ChargebeeClient(s) as c``.
 
     Args:
-        settings: resolved settings (base URL, key, timeouts, concurrency, event headers).
+        settings: resolved settings (base URL, key, timeouts, concurrency, event headers,
+            ``trust_env`` and ``use_truststore``).
         transport: an httpx transport to use instead of the network (tests: MockTransport).
 
     Raises:
-        ConfigError: no API key, plain http to a non-loopback host, or a live site without
-            ``--live``.
+        ConfigError: no API key or one that is not printable ASCII, plain http to a
+            non-loopback host, or a live site without ``--live``.
     """
 
     def __init__(
         self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         settings.check_target()
-        key = settings.require_api_key().reveal()
+        key = _checked_key(settings)
         token = base64.b64encode(f"{key}:".encode()).decode("ascii")
         self._authorization = f"Basic {token}"
-        self._secrets = (key, token)
-        self._settings = settings
+        self._secrets = _secret_forms(key)
         static = [("Accept", "application/json"), ("User-Agent", USER_AGENT)]
         if settings.events_disabled:
             static += [
@@ -106,15 +180,17 @@ class ChargebeeClient:
         if settings.business_entity_id:
             static.append(("chargebee-business-entity-id", settings.business_entity_id))
         self._static_headers = tuple(static)
+        self._deadline = settings.connect_timeout + settings.read_timeout
         pool = settings.concurrency
         self._http = httpx.AsyncClient(
             base_url=settings.base_url + "/",
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            verify=True,
+            verify=tls_context(settings),
             follow_redirects=False,
-            trust_env=False,
-            transport=transport or _default_transport(settings),
+            trust_env=settings.trust_env,
+            cookies=CookieJar(policy=_NoCookies()),
+            transport=transport or _transport(settings),
         )
 
     async def __aenter__(self) -> ChargebeeClient:
@@ -143,6 +219,37 @@ class ChargebeeClient:
 
     # -- one attempt -------------------------------------------------------------------------
 
+    async def _exchange(
+        self, request: httpx.Request, limit: int
+    ) -> tuple[httpx.Response, bytes, bool]:
+        """Send ``request`` and read at most ``limit`` bytes of the answer, all within the
+        overall deadline: (response, body, whether the body was cut at ``limit``)."""
+        try:
+            with anyio.fail_after(self._deadline):
+                response = await self._http.send(request, stream=True)
+                try:
+                    chunks: list[bytes] = []
+                    size = 0
+                    cut = False
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            cut = True
+                            break
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise TransientApiError(
+                f"timeout: no complete answer within {self._deadline:g} s "
+                "(connect_timeout + read_timeout)",
+                status_code=None,
+                api_error_code="timeout",
+            ) from None
+        except httpx.RequestError as exc:
+            raise _transport_error(exc, self._secrets) from exc
+        return response, b"".join(chunks), cut
+
     async def _send(
         self,
         method: str,
@@ -158,60 +265,88 @@ class ChargebeeClient:
             headers["Content-Type"] = FORM_CONTENT_TYPE
             content = urlencode(list(form)).encode("utf-8")
         params = httpx.QueryParams(list(query)) if query is not None else None
+        request = self._http.build_request(
+            method, path.lstrip("/"), content=content, params=params, headers=headers
+        )
         started_at = time.time()
         t0 = time.perf_counter()
-        try:
-            response = await self._http.request(
-                method, path.lstrip("/"), content=content, params=params, headers=headers
-            )
-        except httpx.RequestError as exc:
-            raise _transport_error(exc, self._secrets) from exc
+        response, data, cut = await self._exchange(request, MAX_RESPONSE_BYTES)
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        if not 200 <= response.status_code < 300:
-            raise error_from_response(
-                response.status_code, response.content, response.headers, secrets=self._secrets
+        status = response.status_code
+        if not 200 <= status < 300:
+            raise error_from_response(status, data, response.headers, secrets=self._secrets)
+        if cut:
+            raise UnexpectedResponseError(
+                f"HTTP {status} with a body over {MAX_RESPONSE_BYTES:,} bytes (not read)",
+                status_code=status,
+                api_error_code="response_too_large",
             )
         try:
-            body = response.json()
+            body = json.loads(data)
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise TransientApiError(
-                f"HTTP {response.status_code} with a body that is not a JSON object",
-                status_code=response.status_code,
+            raise UnexpectedResponseError(
+                f"HTTP {status} with a body that is not a JSON object",
+                status_code=status,
                 api_error_code="invalid_response",
             )
         replayed = response.headers.get(REPLAYED_HEADER, "").strip().lower() == "true"
-        return ApiResponse(response.status_code, body, replayed, latency_ms, started_at)
+        return ApiResponse(status, body, replayed, latency_ms, started_at)
 
     # -- endpoints ----------------------------------------------------------------------------
 
     async def import_order(self, params: Mapping[str, Any], *, idempotency_key: str) -> ApiResponse:
-        """``POST /orders/import_order`` (one attempt). Body ``{"order": {...}}``."""
-        return await self._send(
+        """``POST /orders/import_order`` (one attempt). Body ``{"order": {...}}``.
+
+        Raises:
+            UnexpectedResponseError: a 2xx without an ``order`` object (whether the order was
+                created is unknown: look it up).
+        """
+        response = await self._send(
             "POST", "orders/import_order", form=to_form(params), idempotency_key=idempotency_key
         )
+        _resource(response, "order")
+        return response
 
     async def update_order(
         self, order_id: str, params: Mapping[str, Any], *, idempotency_key: str
     ) -> ApiResponse:
-        """``POST /orders/{id}`` (one attempt). Body ``{"order": {...}}``."""
-        return await self._send(
+        """``POST /orders/{id}`` (one attempt). Body ``{"order": {...}}``.
+
+        Raises:
+            UnexpectedResponseError: a 2xx without an ``order`` object.
+        """
+        response = await self._send(
             "POST",
             f"orders/{_segment(order_id)}",
             form=to_form(params),
             idempotency_key=idempotency_key,
         )
+        _resource(response, "order")
+        return response
 
     async def retrieve_order(self, order_id: str) -> dict[str, Any] | None:
-        """``GET /orders/{id}``: the order dict, or None on 404 ``resource_not_found``."""
+        """``GET /orders/{id}``: the order dict, or None on 404 ``resource_not_found``.
+
+        Raises:
+            UnexpectedResponseError: a 2xx without an order, or with an order of another id.
+        """
         try:
             response = await self._send("GET", f"orders/{_segment(order_id)}")
         except PermanentApiError as err:
             if err.status_code == 404 and err.api_error_code == "resource_not_found":
                 return None
             raise
-        return _resource(response, "order")
+        order = _resource(response, "order")
+        if str(order.get("id")) != order_id:
+            raise UnexpectedResponseError(
+                f"asked for order {order_id!r}, the answer is about "
+                f"{printable(scrub(str(order.get('id')), self._secrets))[:100]!r}",
+                status_code=response.status,
+                api_error_code="invalid_response",
+            )
+        return order
 
     async def list_orders_page(
         self, filters: Mapping[str, Any], *, limit: int = 100, offset: str | None = None
@@ -238,8 +373,12 @@ class ChargebeeClient:
         """Yield every order matching ``filters``, following ``next_offset`` until it is absent.
 
         Each page is one attempt; pass ``limiter`` to spend the rate budget per page.
+
+        Raises:
+            UnexpectedResponseError: the server sent an offset it had sent before (a loop).
         """
         offset: str | None = None
+        seen: set[str] = set()
         while True:
             if limiter is None:
                 orders, offset = await self.list_orders_page(filters, limit=limit, offset=offset)
@@ -252,6 +391,12 @@ class ChargebeeClient:
                 yield order
             if offset is None:
                 return
+            if offset in seen:
+                raise UnexpectedResponseError(
+                    "the order list repeats a next_offset: paging stopped",
+                    api_error_code="invalid_response",
+                )
+            seen.add(offset)
 
     async def export_orders(
         self, filters: Mapping[str, Any], *, idempotency_key: str | None = None
@@ -281,25 +426,36 @@ class ChargebeeClient:
                 api_error_code="invalid_download_url",
             )
         headers = {"Accept": "*/*", "User-Agent": USER_AGENT}
-        try:
-            response = await self._http.get(url, headers=headers, auth=None)
-        except httpx.RequestError as exc:
-            raise _transport_error(exc, self._secrets) from exc
+        request = self._http.build_request("GET", url, headers=headers)
+        response, data, cut = await self._exchange(request, MAX_DOWNLOAD_BYTES)
         if not 200 <= response.status_code < 300:
             raise error_from_response(
-                response.status_code, response.content, response.headers, secrets=self._secrets
+                response.status_code, data, response.headers, secrets=self._secrets
             )
-        return response.content
+        if cut:
+            raise PermanentApiError(
+                f"export download is larger than {MAX_DOWNLOAD_BYTES:,} bytes",
+                status_code=response.status_code,
+                api_error_code="response_too_large",
+            )
+        return data
 
 
 def _segment(value: str) -> str:
+    """One URL path segment: everything escaped (``/``, ``?``, ``#``, spaces...), and the dot
+    segments ``.`` and ``..`` too, which URL resolution would otherwise drop (``orders/.``
+    would become ``orders/``, the list/create endpoint)."""
+    if not value:
+        raise PermanentApiError("an empty id cannot be looked up", api_error_code="invalid_id")
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 
 def _resource(response: ApiResponse, name: str) -> dict[str, Any]:
     value = response.body.get(name)
     if not isinstance(value, dict):
-        raise TransientApiError(
+        raise UnexpectedResponseError(
             f"HTTP {response.status} without an {name!r} object in the body",
             status_code=response.status,
             api_error_code="invalid_response",
@@ -311,29 +467,55 @@ def _resource(response: ApiResponse, name: str) -> dict[str, Any]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret (the API key, its Basic token) in ``text`` with ``***``."""
+    """Replace every secret (the API key in each of its forms) in ``text`` with ``***``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
     return text
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: an integer/decimal, or an HTTP date; None when absent/bad."""
-    if value is None or not value.strip():
+def _scrub_all(data: Any, secrets: Iterable[str]) -> Any:
+    """``data`` (parsed JSON) with every string in it scrubbed, keys and nested values too."""
+    if isinstance(data, str):
+        return scrub(data, secrets)
+    if isinstance(data, Mapping):
+        return {scrub(str(k), secrets): _scrub_all(v, secrets) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_scrub_all(v, secrets) for v in data]
+    return data
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, bidi overrides, CR,
+    newlines...) are shown escaped (``\\x1b``) instead of acting."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait, as RFC 9110 §10.2.3 defines it: a whole number of
+    seconds, or an HTTP-date. Anything else, and any wait that is not positive (``0``, ``-3``,
+    ``nan``, ``1.5``, a date in the past), is None: treated as absent, so the normal backoff
+    applies and every 429 costs real time from the run's throttle budget.
+    """
+    if value is None:
         return None
     text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    if _DELAY_SECONDS.fullmatch(text):
+        seconds = float(int(text[:12]))  # 12 digits: far beyond any budget, never an overflow
+        return seconds if seconds > 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return wait if math.isfinite(wait) and wait > 0 else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -375,18 +557,24 @@ def error_from_response(
     JSON bodies give ``api_error_code``, ``param``, ``type`` and the legacy ``error_code`` /
     ``error_msg`` / ``error_param``. Other bodies get the SDKs' synthetic code: text containing
     "503" → ``internal_temporary_error``, "504" → ``gateway_timeout``, else ``internal_error``;
-    ``status_code`` stays the real HTTP status. ``secrets`` are scrubbed from the message.
+    ``status_code`` stays the real HTTP status. ``secrets`` are scrubbed from every string of
+    the body (message, param, codes, nested values) and from raw text before any reformatting;
+    every field is made printable.
     """
     data: Mapping[str, Any] | None = None
+    secrets = tuple(secrets)
     if isinstance(body, Mapping):
-        data, raw = body, json.dumps(dict(body), default=str)
+        data = body
+        raw = ""
     else:
-        raw = _text(body)
+        raw = scrub(_text(body), secrets)  # before any reformatting: whitespace is kept
         try:
             parsed = json.loads(raw) if raw.strip() else None
         except ValueError:
             parsed = None
         data = parsed if isinstance(parsed, Mapping) else None
+    if data is not None:
+        data = _scrub_all(data, secrets)
     if data is not None and (data.get("api_error_code") or data.get("error_code")):
         code = str(data.get("api_error_code") or data.get("error_code"))
         message = str(data.get("message") or data.get("error_msg") or f"HTTP {status}")
@@ -394,18 +582,19 @@ def error_from_response(
         error_code = data.get("error_code")
         error_type = data.get("type")
     else:
+        raw = raw or json.dumps(data, default=str)
         code = _synthetic_code(raw)
         snippet = " ".join(raw.split())[:MAX_ERROR_MESSAGE]
         message = f"HTTP {status} from the API: {snippet or '(empty body)'}"
         param = error_code = error_type = None
     fields: dict[str, Any] = {
         "status_code": status,
-        "api_error_code": code,
-        "param": str(param) if param else None,
-        "error_code": str(error_code) if error_code else None,
-        "error_type": str(error_type) if error_type else None,
+        "api_error_code": _field(code),
+        "param": _field(param),
+        "error_code": _field(error_code),
+        "error_type": _field(error_type),
     }
-    message = scrub(message, secrets)
+    message = printable(scrub(message, secrets))[: MAX_ERROR_MESSAGE * 4]
     if status == 429:
         retry_after = parse_retry_after(_header(headers, "Retry-After"))
         return RateLimitedError(message, retry_after=retry_after, **fields)
@@ -416,9 +605,16 @@ def error_from_response(
     return PermanentApiError(message, **fields)
 
 
+def _field(value: Any) -> str | None:
+    """One short error field (code, param, type) as printable text, or None when empty."""
+    if value is None or value == "":
+        return None
+    return printable(str(value))[:200]
+
+
 def _transport_error(exc: httpx.RequestError, secrets: Iterable[str]) -> TransientApiError:
     code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
-    detail = scrub(str(exc) or exc.__class__.__name__, secrets)
+    detail = printable(scrub(str(exc) or exc.__class__.__name__, secrets))
     return TransientApiError(
         f"{code.replace('_', ' ')}: {exc.__class__.__name__}: {detail}",
         status_code=None,

@@ -26,6 +26,7 @@ from pipeline.errors import (
     PipelineError,
     ThrottleBudgetExceeded,
     TransientApiError,
+    UnexpectedResponseError,
 )
 from pipeline.keys import idempotency_key
 from pipeline.ledger.ledger import Ledger
@@ -68,6 +69,16 @@ async def dispatch_update(client: ChargebeeClient, item: WorkItem, key: str) -> 
 
 
 DISPATCH: Mapping[Operation, Dispatch] = {"import": dispatch_import, "update": dispatch_update}
+
+
+def answer_mismatch(item: WorkItem, order: Mapping[str, Any]) -> str | None:
+    """Why a 2xx order is not about the row sent (another id or invoice), or None when it is."""
+    if item.order_id is not None and str(order.get("id")) != item.order_id:
+        return f"names order {str(order.get('id'))[:100]!r}, not {item.order_id!r}"
+    invoice = item.params.get("invoice_id")
+    if invoice not in (None, "") and str(order.get("invoice_id")) != str(invoice):
+        return f"names invoice {str(order.get('invoice_id'))[:100]!r}, not {str(invoice)!r}"
+    return None
 
 
 def first_pipeline_error(group: BaseExceptionGroup[BaseException]) -> PipelineError | None:
@@ -179,7 +190,7 @@ class Sender:
         except AuthError as err:
             self._auth_failed(err)
             return
-        except (TransientApiError, PermanentApiError) as err:
+        except ApiError as err:
             self.stats.notes.append(f"row {item.row_key}: could not verify ({err.message})")
             return
         if self.operation == "update":
@@ -261,7 +272,21 @@ class Sender:
         except TransientApiError as err:
             await self._finish(item, self._error_outcome(item, err, "retryable"))
             return
-        order = response.body.get("order", {})
+        except UnexpectedResponseError as err:
+            await self._look_up_in_doubt(item, err)
+            return
+        order = response.body.get("order") or {}
+        problem = answer_mismatch(item, order)
+        if problem is not None:
+            await self._look_up_in_doubt(
+                item,
+                UnexpectedResponseError(
+                    f"HTTP {response.status} {problem}",
+                    status_code=response.status,
+                    api_error_code="invalid_response",
+                ),
+            )
+            return
         await self._finish(
             item,
             Outcome(
@@ -276,6 +301,28 @@ class Sender:
                 attempts=attempts,
             ),
         )
+
+    async def _look_up_in_doubt(self, item: WorkItem, err: UnexpectedResponseError) -> None:
+        """A 2xx that cannot be trusted: whether the order was created is unknown, so the row is
+        looked up like a row left in doubt by a crash. Found → verified against the row; not
+        found → ``retryable`` (nothing was created); the look-up failing → the row stays
+        ``in_flight`` (in doubt) for the next run to look up."""
+        note = f"row {item.row_key}: untrusted answer ({err.message})"
+        if item.order_id is None:
+            self.stats.notes.append(f"{note}; no order id to look up: left in doubt")
+            return
+        try:
+            order, _ = await self._retrieve(item)
+        except AuthError as auth:
+            self._auth_failed(auth)
+            return
+        except ApiError as lookup_err:
+            self.stats.notes.append(f"{note}; look-up failed ({lookup_err.message}): in doubt")
+            return
+        if order is None:
+            await self._finish(item, self._error_outcome(item, err, "retryable"))
+            return
+        await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
 
     async def _verify_duplicate(self, item: WorkItem, err: PermanentApiError) -> None:
         try:
