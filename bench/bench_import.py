@@ -19,13 +19,13 @@ from bench.common import (
     ChildRun,
     Figure,
     SandboxProcess,
-    api_requests,
     cli_env,
     figure,
     run_child,
     sandbox_process,
 )
 from tests.orders_factory import order_row, write_orders
+from tests.support import api_requests
 
 GOAL_RATIO = 25.0
 GOAL_CPU_MS = 1.0

@@ -16,13 +16,14 @@ from typing import Any
 
 import anyio
 
-from bench.common import Figure, api_requests, figure, max_in_window, sandbox_process
+from bench.common import Figure, figure, sandbox_process
 from pipeline.api.client import ChargebeeClient
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RetryPolicy, send_with_retries
 from pipeline.config import load_settings
 from pipeline.errors import ApiError
 from tests.orders_factory import BASE_TS
+from tests.support import api_requests, max_in_window
 
 LIMITS = (150, 1000, 3500)
 WORKERS = 16

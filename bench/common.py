@@ -208,29 +208,6 @@ def run_child(
     return ChildRun(done.returncode, wall, children_cpu() - cpu0, done.stdout, done.stderr)
 
 
-def max_in_window(times: Sequence[float], window_s: float) -> int:
-    """The most timestamps in any half-open window ``[t, t + window_s)`` (two pointers, O(n))."""
-    ordered = sorted(times)
-    best = 0
-    left = 0
-    for right, t in enumerate(ordered):
-        while ordered[left] <= t - window_s:
-            left += 1
-        best = max(best, right - left + 1)
-    return best
-
-
-def api_requests(state: dict[str, Any], *, method: str = "POST", path_part: str = "") -> list[Any]:
-    """The request-log entries of API calls (control endpoints excluded)."""
-    return [
-        r
-        for r in state.get("requests", [])
-        if r.get("method") == method
-        and "/api/" in str(r.get("path", ""))
-        and path_part in str(r.get("path", ""))
-    ]
-
-
 def machine() -> dict[str, str]:
     """What the figures were measured on: cores, CPU model, Python, platform."""
     import platform

@@ -8,54 +8,62 @@ sandbox holding every valid row exactly once. Every loop is bounded in count and
 
 from __future__ import annotations
 
-import os
 import random
 import resource
 import signal
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.orders_factory import write_orders
+from tests.support import (
+    assert_clean_exit,
+    assert_duplicates_looked_up,
+    assert_each_row_posted_once,
+    assert_one_key_per_row,
+    cli,
+    cli_env,
+    duplicate_answers,
+    expected_ids,
+    imported_ids,
+    kill9,
+    posted_before_lookup,
+    replayed_answers,
+    request_log,
+    wait_for_requests,
+)
 
 KEY = "drills_key_7f3a"
 pytestmark = pytest.mark.drill
 RUN_TIMEOUT_S = 180
 
 
-def env_for(server: Any) -> dict[str, str]:
-    """Environment for a CLI subprocess aimed at the sandbox (nothing inherited from the host)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
-    env.update({"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url})
-    return env
-
-
 def run_cmd(source: Path, work: Path, *more: str) -> list[str]:
     """``order-import run`` of batch ``drill`` with its ledger and reports in ``work``."""
-    return [
-        sys.executable, "-m", "pipeline", "run", str(source), "--batch", "drill", "--quiet",
+    return cli(
+        "run", str(source), "--batch", "drill", "--quiet",
         "--ledger", str(work / "ledger.sqlite"), "--report-dir", str(work / "reports"),
         "--rate", "60000", *more,
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def start(source: Path, work: Path, server: Any, *more: str, **popen: Any) -> subprocess.Popen[str]:
     """Start a run in the background (output captured unless redirected)."""
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen(run_cmd(source, work, *more), env=env_for(server), text=True, **popen)
+    return subprocess.Popen(
+        run_cmd(source, work, *more), env=cli_env(server, KEY), text=True, **popen
+    )
 
 
 def finish(source: Path, work: Path, server: Any, *more: str) -> subprocess.CompletedProcess[str]:
     """Run (resume) to completion, bounded."""
     return subprocess.run(
         run_cmd(source, work, *more),
-        env=env_for(server),
+        env=cli_env(server, KEY),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -65,47 +73,12 @@ def finish(source: Path, work: Path, server: Any, *more: str) -> subprocess.Comp
 
 def requests_seen(server: Any) -> int:
     """How many requests the sandbox has logged."""
-    return len(server.state(orders=False)["requests"])
-
-
-def wait_for_requests(
-    server: Any, at_least: int, proc: subprocess.Popen[str], timeout: float = 60.0
-) -> bool:
-    """Wait (bounded) until the sandbox logged ``at_least`` requests; False if the run ended."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if requests_seen(server) >= at_least:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)
-    raise AssertionError(f"sandbox saw fewer than {at_least} requests in {timeout}s")
-
-
-def kill9(proc: subprocess.Popen[str]) -> bool:
-    """SIGKILL the run if it is still going; True if it was killed."""
-    killed = proc.poll() is None
-    if killed:
-        proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    return killed
-
-
-def imported_ids(server: Any) -> Counter[str]:
-    """Live orders per id in the sandbox."""
-    return Counter(o["id"] for o in server.state()["orders"] if not o.get("deleted"))
+    return len(request_log(server))
 
 
 def expect_once(server: Any, prefix: str, count: int) -> None:
     """The sandbox holds ids ``{prefix}-000000..`` exactly once each, and nothing else."""
-    assert imported_ids(server) == Counter({f"{prefix}-{i:06d}": 1 for i in range(count)})
-
-
-def assert_clean_exit(result: subprocess.CompletedProcess[str], code: int = 0) -> None:
-    """Exit code as expected and no traceback in the output."""
-    text = result.stdout + result.stderr
-    assert "Traceback" not in text, text
-    assert result.returncode == code, text
+    assert imported_ids(server) == expected_ids(prefix, count)
 
 
 def test_kill_9_at_20_random_points_then_resume_lands_every_row_once(make_sandbox, tmp_path):
@@ -114,7 +87,9 @@ def test_kill_9_at_20_random_points_then_resume_lands_every_row_once(make_sandbo
     source = write_orders(tmp_path / "orders.csv", 300, prefix="K20")
     rng = random.Random(7_2026)
     killed = 0
+    boundaries = []
     for _ in range(20):
+        boundaries.append(requests_seen(server))
         proc = start(
             source, tmp_path, server, "--concurrency", "4",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -125,9 +100,17 @@ def test_kill_9_at_20_random_points_then_resume_lands_every_row_once(make_sandbo
     assert killed >= 15, f"only {killed} of 20 runs were still going when killed"
     partial = len(imported_ids(server))
     assert 0 < partial < 300, "the kills should leave the batch part-way"
+    boundaries.append(requests_seen(server))
     final = finish(source, tmp_path, server)
     assert_clean_exit(final)
     expect_once(server, "K20", 300)
+    # What reached the server: one creating POST per row across 21 runs, no duplicate_entry and
+    # no replay; every row a killed run had POSTed was looked up (GET) before any new POST.
+    log = request_log(server)
+    assert_each_row_posted_once(log, expected_ids("K20", 300))
+    for boundary in boundaries[1:]:
+        assert posted_before_lookup(log, boundary) == [], f"in-doubt rows resent at {boundary}"
+    assert any(r["method"] == "GET" for r in log), "no kill left a row in doubt to look up"
 
 
 def test_sandbox_restarted_mid_run_every_row_lands_once(make_sandbox, tmp_path):
@@ -145,6 +128,11 @@ def test_sandbox_restarted_mid_run_every_row_lands_once(make_sandbox, tmp_path):
     assert "Traceback" not in out + err, err
     assert proc.returncode == 0, out + err
     expect_once(server, "RS", 200)
+    # Requests cut by the restart were resent under the same key: answered by replay, never
+    # duplicate_entry.
+    log = request_log(server)
+    assert_one_key_per_row(log)
+    assert duplicate_answers(log) == []
 
 
 def test_sandbox_refusing_connections_for_10_s_then_exactly_once(make_sandbox, tmp_path):
@@ -163,10 +151,15 @@ def test_sandbox_refusing_connections_for_10_s_then_exactly_once(make_sandbox, t
             proc.kill()
     assert "Traceback" not in out + err, err
     assert proc.returncode in (0, 1, 3), out + err
+    boundary = requests_seen(server)
     if proc.returncode != 0:
         final = finish(source, tmp_path, server)
         assert_clean_exit(final)
     expect_once(server, "RF", 150)
+    log = request_log(server)
+    assert_one_key_per_row(log)
+    assert duplicate_answers(log) == []
+    assert posted_before_lookup(log, boundary) == []
 
 
 def test_ten_percent_5xx_with_a_crash_mid_run_lands_every_row_once(make_sandbox, tmp_path):
@@ -182,6 +175,12 @@ def test_ten_percent_5xx_with_a_crash_mid_run_lands_every_row_once(make_sandbox,
     counts = server.state(orders=False)["counts"]
     assert counts["fault_before_commit"] > 0
     assert counts["fault_after_commit"] + counts["fault_drop_after_commit"] > 0
+    # A write stored before its answer was lost is resent under the SAME key (answered by
+    # replay); any duplicate_entry (after the crash) was verified with a GET of that id.
+    log = request_log(server)
+    assert_one_key_per_row(log)
+    assert replayed_answers(log), "no lost answer was ever replayed"
+    assert_duplicates_looked_up(log)
 
 
 def test_idempotency_keys_expire_while_answers_are_lost_and_after_a_crash(make_sandbox, tmp_path):
@@ -205,6 +204,12 @@ def test_idempotency_keys_expire_while_answers_are_lost_and_after_a_crash(make_s
     counts = server.state(orders=False)["counts"]
     assert counts["fault_after_commit"] + counts["fault_drop_after_commit"] > 0
     assert counts["replays"] == 0, "keys expired: nothing could be answered by replay"
+    # Keys expired, so resends of stored rows meet duplicate_entry: each one is verified with a
+    # GET of that id (the ledger then says already present, never a second order).
+    log = request_log(server)
+    assert duplicate_answers(log), "the drill should have provoked duplicate_entry answers"
+    assert_duplicates_looked_up(log)
+    assert_one_key_per_row(log)
 
 
 def _ignore_sigxfsz() -> None:
@@ -250,6 +255,10 @@ def test_ledger_disk_write_failing_mid_run_then_resume_lands_every_row_once(make
     source, out, err, code = disk_full_run(server, tmp_path, "DF")
     assert code != 0, out + err
     assert len(imported_ids(server)) < 300, "the ledger failure should stop the run part-way"
+    boundary = requests_seen(server)
     final = finish(source, tmp_path, server)
     assert_clean_exit(final)
     expect_once(server, "DF", 300)
+    log = request_log(server)
+    assert_each_row_posted_once(log, expected_ids("DF", 300))
+    assert posted_before_lookup(log, boundary) == []

@@ -7,33 +7,28 @@ the sandbox holds every valid row exactly once.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.orders_factory import write_orders
+from tests.support import (
+    assert_each_row_posted_once,
+    cli,
+    cli_env,
+    expected_ids,
+    imported_ids,
+    posted_before_lookup,
+    request_log,
+    wait_for_requests,
+)
 
 KEY = "drill_test_key"
 pytestmark = pytest.mark.drill
-
-
-def cli_env(server) -> dict[str, str]:
-    """Environment for a CLI subprocess aimed at the sandbox."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
-    env.update({"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url})
-    return env
-
-
-def cli(*args: str) -> list[str]:
-    """The order-import command line for a subprocess."""
-    return [sys.executable, "-m", "pipeline", *args]
 
 
 def run_cmd(source: Path, workdir: Path, *more: str) -> list[str]:
@@ -44,31 +39,11 @@ def run_cmd(source: Path, workdir: Path, *more: str) -> list[str]:
     )  # fmt: skip
 
 
-def imported_ids(server) -> Counter[str]:
-    """How many live orders the sandbox holds per id."""
-    return Counter(o["id"] for o in server.state()["orders"] if not o.get("deleted"))
-
-
-def wait_for_requests(server, at_least: int, proc=None, timeout: float = 30.0) -> bool:
-    """Block until the sandbox has seen some requests (the CLI got past start-up).
-
-    Returns False when ``proc`` exited first (nothing left to send).
-    """
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if len(server.state(orders=False, events=False)["requests"]) >= at_least:
-            return True
-        if proc is not None and proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    raise AssertionError(f"sandbox saw fewer than {at_least} requests in {timeout}s")
-
-
 def finish(source: Path, workdir: Path, server, *more: str) -> subprocess.CompletedProcess[str]:
     """Resume to completion (bounded)."""
     return subprocess.run(
         run_cmd(source, workdir, "--rate", "60000", *more),
-        env=cli_env(server),
+        env=cli_env(server, KEY),
         capture_output=True,
         text=True,
         timeout=180,
@@ -88,11 +63,13 @@ def test_kill_9_at_random_points_then_resume_after_the_idempotency_window(make_s
     source = write_orders(tmp_path / "orders.csv", 400, prefix="K")
     rng = random.Random(20261122)
     kills = 0
+    boundaries = []
     for _ in range(4):
-        seen = len(server.state()["requests"])
+        seen = len(request_log(server))
+        boundaries.append(seen)
         proc = subprocess.Popen(
             run_cmd(source, tmp_path, "--rate", "60000", "--concurrency", "8"),
-            env=cli_env(server),
+            env=cli_env(server, KEY),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -106,9 +83,16 @@ def test_kill_9_at_random_points_then_resume_after_the_idempotency_window(make_s
             proc.wait(timeout=30)
         time.sleep(0.6)  # let Chargebee's (the sandbox's) idempotency window expire
     assert kills >= 1
+    boundaries.append(len(request_log(server)))
     final = finish(source, tmp_path, server)
     assert final.returncode == 0, final.stdout + final.stderr
-    assert imported_ids(server) == Counter({f"K-{i:06d}": 1 for i in range(400)})
+    assert imported_ids(server) == expected_ids("K", 400)
+    # Keys expired before each resume, so a resend would have met duplicate_entry: there is
+    # none, because each row in doubt was looked up first and only ever POSTed once.
+    log = request_log(server)
+    assert_each_row_posted_once(log, expected_ids("K", 400))
+    for boundary in boundaries[1:]:
+        assert posted_before_lookup(log, boundary) == []
 
 
 def test_ctrl_c_drains_in_flight_rows_and_exits_130_then_resume_completes(make_sandbox, tmp_path):
@@ -119,13 +103,13 @@ def test_ctrl_c_drains_in_flight_rows_and_exits_130_then_resume_completes(make_s
     source = write_orders(tmp_path / "orders.csv", 200, prefix="C")
     proc = subprocess.Popen(
         run_cmd(source, tmp_path, "--rate", "60000", "--concurrency", "8"),
-        env=cli_env(server),
+        env=cli_env(server, KEY),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        wait_for_requests(server, 10)
+        wait_for_requests(server, 10, timeout=30)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -135,14 +119,15 @@ def test_ctrl_c_drains_in_flight_rows_and_exits_130_then_resume_completes(make_s
     assert "Traceback" not in err
     status = subprocess.run(
         cli("status", "--batch", "d1", "--ledger", str(tmp_path / "l.sqlite"), "--json"),
-        env=cli_env(server), capture_output=True, text=True, timeout=60, check=True,
+        env=cli_env(server, KEY), capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     counts = json.loads(status.stdout)["counts"]
     assert counts["in_flight"] == 0
     assert 0 < counts["succeeded"] < 200
     final = finish(source, tmp_path, server)
     assert final.returncode == 0, final.stdout + final.stderr
-    assert imported_ids(server) == Counter({f"C-{i:06d}": 1 for i in range(200)})
+    assert imported_ids(server) == expected_ids("C", 200)
+    assert_each_row_posted_once(request_log(server), expected_ids("C", 200))
 
 
 def test_429_storm_with_retry_after_all_rows_land_and_the_pause_is_honoured(make_sandbox, tmp_path):
@@ -153,8 +138,10 @@ def test_429_storm_with_retry_after_all_rows_land_and_the_pause_is_honoured(make
     source = write_orders(tmp_path / "orders.csv", 40, prefix="R")
     result = finish(source, tmp_path, server, "--concurrency", "4")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert imported_ids(server) == Counter({f"R-{i:06d}": 1 for i in range(40)})
-    requests = server.state()["requests"]
+    assert imported_ids(server) == expected_ids("R", 40)
+    requests = request_log(server)
+    # 429s create nothing; apart from them each row reached the server exactly once.
+    assert_each_row_posted_once(requests, expected_ids("R", 40))
     throttled = [r for r in requests if r["status"] == 429]
     assert throttled, "the drill should have provoked 429s"
     # After a 429 the client pauses all workers: far fewer 429s than requests sent blindly

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from bench.bench_rate import RateCase, drive
-from bench.common import api_requests, max_in_window
+from tests.support import api_requests, max_in_window
 
 pytestmark = pytest.mark.drill
 LIMIT = 600

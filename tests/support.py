@@ -1,0 +1,232 @@
+"""Helpers shared by tests and bench: CLI subprocesses aimed at a sandbox, and the maths that
+reads the sandbox's request log (what reached the server, per order id, in time order).
+
+Imports nothing from ``bench`` (bench may import this module, never the other way round) and
+nothing from ``pipeline`` at module level, so a subprocess-only test stays light. Every wait here
+is bounded in time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+IMPORT_PATH = "/api/v2/orders/import_order"
+RUN_TIMEOUT_S = 180.0
+
+
+class Server(Protocol):
+    """What these helpers need of a sandbox (``sandbox.server.SandboxServer`` has it)."""
+
+    base_url: str
+
+    def state(
+        self, *, orders: bool = True, events: bool = True, requests: bool = True
+    ) -> dict[str, Any]:
+        """``GET /__sandbox/state``."""
+        ...
+
+
+# -- the CLI in a subprocess -----------------------------------------------------------------
+
+
+def cli_env(server: Server, key: str) -> dict[str, str]:
+    """Environment for a CLI subprocess aimed at ``server`` (host CHARGEBEE_* vars dropped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
+    env.update({"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": server.base_url})
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    """The ``order-import`` command line for a subprocess (this interpreter, this checkout)."""
+    return [sys.executable, "-m", "pipeline", *args]
+
+
+def run_cli(
+    server: Server, key: str, *args: str, timeout: float = RUN_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to completion (bounded), output captured."""
+    return subprocess.run(
+        cli(*args),
+        env=cli_env(server, key),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def kill9(proc: subprocess.Popen[Any]) -> bool:
+    """SIGKILL the process if it is still going (then reap it, bounded); True if it was killed."""
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    return killed
+
+
+def assert_clean_exit(result: subprocess.CompletedProcess[str], code: int = 0) -> None:
+    """Exit code as expected and no traceback in the output."""
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text, text
+    assert result.returncode == code, text
+
+
+# -- the sandbox's state ---------------------------------------------------------------------
+
+
+def request_log(server: Server) -> list[dict[str, Any]]:
+    """The sandbox's request log (API requests, arrival order)."""
+    return list(server.state(orders=False, events=False)["requests"])
+
+
+def imported_ids(server: Server) -> Counter[str]:
+    """Live (not deleted) orders per id in the sandbox."""
+    return Counter(o["id"] for o in server.state(events=False, requests=False)["orders"]
+                   if not o.get("deleted"))  # fmt: skip
+
+
+def expected_ids(prefix: str, count: int) -> Counter[str]:
+    """``{prefix}-000000..`` once each: what ``tests.orders_factory.write_orders`` writes."""
+    return Counter({f"{prefix}-{i:06d}": 1 for i in range(count)})
+
+
+def wait_for_requests(
+    server: Server,
+    at_least: int,
+    proc: subprocess.Popen[Any] | None = None,
+    timeout: float = 60.0,
+) -> bool:
+    """Wait (bounded) until the sandbox logged ``at_least`` requests; False if ``proc`` ended
+    first. Raises AssertionError on timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len(request_log(server)) >= at_least:
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    raise AssertionError(f"sandbox saw fewer than {at_least} requests in {timeout}s")
+
+
+# -- request-log maths -----------------------------------------------------------------------
+
+
+def api_requests(state: dict[str, Any], *, method: str = "POST", path_part: str = "") -> list[Any]:
+    """The request-log entries of API calls (control endpoints excluded)."""
+    return [
+        r
+        for r in state.get("requests", [])
+        if r.get("method") == method
+        and "/api/" in str(r.get("path", ""))
+        and path_part in str(r.get("path", ""))
+    ]
+
+
+def max_in_window(times: Sequence[float], window_s: float) -> int:
+    """The most timestamps in any half-open window ``[t, t + window_s)`` (two pointers, O(n))."""
+    ordered = sorted(times)
+    best = 0
+    left = 0
+    for right, t in enumerate(ordered):
+        while ordered[left] <= t - window_s:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+def is_import(entry: dict[str, Any]) -> bool:
+    """A ``POST /orders/import_order`` (the only request that can create an order)."""
+    return entry["method"] == "POST" and entry["path"] == IMPORT_PATH
+
+
+def is_lookup(entry: dict[str, Any], order_id: str) -> bool:
+    """A ``GET /orders/{order_id}``."""
+    return entry["method"] == "GET" and entry.get("order_id") == order_id
+
+
+def import_posts(log: Iterable[dict[str, Any]]) -> Counter[str]:
+    """How many import POSTs reached the server per order id, not counting 429 answers (the
+    sandbox refuses those before it reads the request: nothing can have been created)."""
+    return Counter(str(r["order_id"]) for r in log if is_import(r) and r["status"] != 429)
+
+
+def keys_per_id(log: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """The idempotency keys each order id's import POSTs carried."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for r in log:
+        if is_import(r):
+            found[str(r["order_id"])].add(str(r["idempotency_key"]))
+    return dict(found)
+
+
+def duplicate_answers(log: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Import POSTs answered ``duplicate_entry``."""
+    return [r for r in log if is_import(r) and r.get("api_error_code") == "duplicate_entry"]
+
+
+def replayed_answers(log: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Requests answered with a stored answer (``chargebee-idempotency-replayed``)."""
+    return [r for r in log if r.get("replayed")]
+
+
+def duplicates_not_looked_up(log: Sequence[dict[str, Any]]) -> list[str]:
+    """Order ids with a ``duplicate_entry`` answer that no later ``GET /orders/{id}`` followed."""
+    missing: list[str] = []
+    for i, r in enumerate(log):
+        if is_import(r) and r.get("api_error_code") == "duplicate_entry":
+            oid = str(r["order_id"])
+            if not any(is_lookup(later, oid) for later in log[i + 1 :]):
+                missing.append(oid)
+    return missing
+
+
+def posted_before_lookup(log: Sequence[dict[str, Any]], boundary: int) -> list[str]:
+    """Order ids POSTed before ``boundary`` (a resume's first log index) whose first request
+    from ``boundary`` on was another POST, not a ``GET /orders/{id}``: rows in doubt that were
+    resent without being looked up first."""
+    earlier = {str(r["order_id"]) for r in log[:boundary] if is_import(r)}
+    first_after: dict[str, dict[str, Any]] = {}
+    for r in log[boundary:]:
+        oid = r.get("order_id")
+        if oid is not None and str(oid) in earlier and str(oid) not in first_after:
+            first_after[str(oid)] = r
+    return sorted(oid for oid, r in first_after.items() if is_import(r))
+
+
+def assert_each_row_posted_once(log: Sequence[dict[str, Any]], expected: Counter[str]) -> None:
+    """Fault-free runs (kills and resumes allowed): exactly one import POST per row reached the
+    server, none answered ``duplicate_entry``, none answered by replay."""
+    posts = import_posts(log)
+    twice = {oid: n for oid, n in posts.items() if n > 1}
+    assert not twice, f"rows POSTed more than once: {dict(list(twice.items())[:10])}"
+    assert posts == expected, "import POSTs per id differ from one per row"
+    dups = [r["order_id"] for r in duplicate_answers(log)]
+    assert dups == [], f"duplicate_entry answers: {dups[:10]}"
+    replays = [r["order_id"] for r in replayed_answers(log)]
+    assert replays == [], f"replayed answers: {replays[:10]}"
+
+
+def assert_one_key_per_row(log: Sequence[dict[str, Any]]) -> None:
+    """Every import POST of one order id carried the same idempotency key (retries and resumes
+    of an unchanged row reuse it)."""
+    many = {oid: keys for oid, keys in keys_per_id(log).items() if len(keys) > 1}
+    assert not many, f"rows sent under several idempotency keys: {dict(list(many.items())[:5])}"
+
+
+def assert_duplicates_looked_up(log: Sequence[dict[str, Any]]) -> None:
+    """Every ``duplicate_entry`` answer was followed by a ``GET /orders/{id}`` of that id."""
+    missing = duplicates_not_looked_up(log)
+    assert missing == [], f"duplicate_entry answers never verified with a GET: {missing[:10]}"
+
+
+def spans(times: Sequence[float]) -> list[float]:
+    """Seconds from the first timestamp to each one (sorted)."""
+    ordered = sorted(times)
+    return [t - ordered[0] for t in ordered]
