@@ -1,24 +1,43 @@
 """Settings, read once: config file (TOML) < environment < command-line flags.
 
+``Settings`` is a frozen pydantic model: every value is checked against its type and range, and a
+bad one is refused with where it came from and its key path (``order-import.toml: [validation]
+date_order: must be true or false, got "no"``) as a ``ConfigError`` (exit 2), never a traceback.
+Types are strict: text is not a number and not a boolean.
+
 This is the only module that reads ``os.environ``. The API key comes from the environment
-(``CHARGEBEE_API_KEY``) or the config file, never from a flag, and is wrapped in ``Secret`` so
-that it cannot leak through ``repr`` or an f-string.
+(``CHARGEBEE_API_KEY``) or the config file, never from a flag, and is a ``Secret`` (pydantic's
+``SecretStr``) so that it cannot leak through ``repr``, ``str``, a model dump or an error message.
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
+import difflib
 import hashlib
 import ipaddress
 import json
-import math
 import os
+import re
 import socket
 import tomllib
+import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+)
+from pydantic_core import ErrorDetails
 
 from pipeline.errors import ConfigError
 from pipeline.models import ValidationRules
@@ -64,56 +83,99 @@ def is_loopback(host: str | None) -> bool:
     return bool(addresses) and all(a.is_loopback for a in addresses)
 
 
-class Secret:
-    """A string that never shows itself in ``repr``/``str``; call ``reveal()`` to use it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
+class Secret(SecretStr):
+    """A string that never shows itself (``repr``, ``str``, dumps); ``reveal()`` gives it."""
 
     def reveal(self) -> str:
         """Return the secret value. Only the HTTP client should call this."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+        return self.get_secret_value()
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+# ---------------------------------------------------------------------------------------------
+# Field checks beyond type and range (each raises ValueError with the words the user reads).
+
+
+def _site_name(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", value):
+        raise ValueError("must be a Chargebee site name such as acme-test (letters, digits, -)")
+    return value
+
+
+def _entity_id(value: str | None) -> str | None:
+    if value is not None and not (value.isascii() and value.isprintable() and len(value) <= 50):
+        raise ValueError("must be printable ASCII of at most 50 characters")
+    return value
+
+
+def _encoding_name(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError("must be a known text encoding such as utf-8 or cp1252") from None
+    return value
+
+
+def _sheet_text(value: Any) -> Any:
+    """A worksheet index may be written as a number (``sheet = 0``): the loader takes text."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return value
+
+
+def _rules(value: Any) -> Any:
+    """The ``[validation]`` table, checked key by key, becomes ``ValidationRules``."""
+    if isinstance(value, ValidationRules):
+        return value
+    return ValidationRules(**dict(_ValidationTable.model_validate(value)))
+
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, hide_input_in_errors=True)
+
+_RULE_HINTS = typing.get_type_hints(ValidationRules)
+_RULE_FIELDS: dict[str, Any] = {
+    f.name: (_RULE_HINTS[f.name], f.default) for f in dataclasses.fields(ValidationRules)
+}
+_ValidationTable: type[BaseModel] = create_model(
+    "ValidationTable", __config__=_STRICT, **_RULE_FIELDS
+)
+"""The ``[validation]`` table as a strict model, generated from ``ValidationRules``."""
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+AnyPath = Annotated[Path, Field(strict=False)]
+"""Paths are written as text in TOML; pydantic turns the text into a Path."""
+
+
+class Settings(BaseModel):
     """Everything a command needs, resolved once. Every field documents its meaning."""
+
+    model_config = _STRICT
 
     api_key: Secret | None = None
     """Chargebee API key (env ``CHARGEBEE_API_KEY`` or config ``api_key``); never a flag."""
-    site: str | None = None
+    site: Annotated[str | None, AfterValidator(_site_name)] = None
     """Chargebee site name, e.g. ``acme-test`` (env ``CHARGEBEE_SITE``)."""
     base_url_override: str | None = None
-    """Full API base URL, e.g. ``http://127.0.0.1:8080/api/v2`` (env ``CHARGEBEE_BASE_URL``)."""
+    """Full API base URL, e.g. ``http://127.0.0.1:8080/api/v2`` (env ``CHARGEBEE_BASE_URL``;
+    ``base_url`` in the config file)."""
     live: bool = False
     """``--live``: allow a live (non ``-test``) chargebee.com site."""
-    rate_per_minute: float | None = None
+    rate_per_minute: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """Requests per minute the run may spend; None = the site kind's default (150)."""
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: Annotated[int, Field(ge=1, le=256)] = DEFAULT_CONCURRENCY
     """Requests in flight at once."""
-    burst: int = DEFAULT_BURST
+    burst: Annotated[int, Field(ge=1)] = DEFAULT_BURST
     """Token-bucket burst: requests that may go back to back after an idle spell."""
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_attempts: Annotated[int, Field(ge=1)] = DEFAULT_MAX_ATTEMPTS
     """HTTP attempts per row in one run before it is left ``retryable``."""
-    max_row_seconds: float = DEFAULT_MAX_ROW_SECONDS
+    max_row_seconds: PositiveSeconds = DEFAULT_MAX_ROW_SECONDS
     """Time budget per row for in-run retries."""
-    max_throttle_wait: float = DEFAULT_MAX_THROTTLE_WAIT
+    max_throttle_wait: Annotated[float, Field(ge=0, allow_inf_nan=False)] = (
+        DEFAULT_MAX_THROTTLE_WAIT
+    )
     """Total seconds a run may spend paused by 429s before it stops (resumable)."""
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
+    connect_timeout: PositiveSeconds = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: PositiveSeconds = DEFAULT_READ_TIMEOUT
     http_transport: HttpTransport = "lean"
     """``lean`` (our HTTP/1.1 keep-alive pool, ~4x less CPU per request) or ``httpx`` (httpx's
     own transport: the fallback if a proxy or server ever disagrees with the lean one)."""
@@ -124,28 +186,33 @@ class Settings:
     TLS-inspecting proxy's CA is trusted; False = the certifi bundle."""
     events_disabled: bool = True
     """Send ``chargebee-event-email``/``-webhook: all-disabled`` (``--send-events`` turns off)."""
-    business_entity_id: str | None = None
+    business_entity_id: Annotated[str | None, AfterValidator(_entity_id)] = None
     """``chargebee-business-entity-id`` header for multi-entity sites."""
-    ledger_path: Path = DEFAULT_LEDGER
-    report_dir: Path | None = None
+    ledger_path: AnyPath = DEFAULT_LEDGER
+    report_dir: AnyPath | None = None
     """Where reports go; None = ``reports/<batch>/``."""
-    mapping_path: Path | None = None
-    encoding: str | None = None
+    mapping_path: AnyPath | None = None
+    encoding: Annotated[str | None, AfterValidator(_encoding_name)] = None
     """Input encoding override; None = detect."""
-    delimiter: str | None = None
-    """CSV delimiter override; None = sniff."""
-    sheet: str | None = None
+    delimiter: Annotated[str, Field(min_length=1, max_length=3)] | None = None
+    """CSV delimiter override (one character, or ``\\t``/``tab``); None = sniff."""
+    sheet: Annotated[str | None, BeforeValidator(_sheet_text)] = None
     """Excel worksheet name or 0-based index; None = the first sheet."""
-    chunk_rows: int = 100_000
+    chunk_rows: Annotated[int, Field(ge=1)] = 100_000
     """Rows per chunk when streaming input."""
     allow_drift: bool = False
     """Resume even though the input file changed since the batch started."""
     quiet: bool = False
     log_json: bool = False
     """Write JSON-lines events to stderr for automation."""
-    export_poll_seconds: float = DEFAULT_EXPORT_POLL_SECONDS
-    validation: ValidationRules = field(default_factory=ValidationRules)
-    config_file: Path | None = None
+    export_poll_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = (
+        DEFAULT_EXPORT_POLL_SECONDS
+    )
+    validation: Annotated[ValidationRules, BeforeValidator(_rules)] = Field(
+        default_factory=ValidationRules
+    )
+    """Cross-field rules (the config file's ``[validation]`` table)."""
+    config_file: AnyPath | None = None
     """The config file that was read, if any."""
 
     @property
@@ -163,6 +230,8 @@ class Settings:
     @property
     def site_kind(self) -> SiteKind:
         """loopback (sandbox), test (``*-test.chargebee.com``), live, or custom (other host)."""
+        from urllib.parse import urlsplit
+
         host = (urlsplit(self.base_url).hostname or "").lower()
         if is_loopback(host):
             return "loopback"
@@ -186,6 +255,8 @@ class Settings:
 
     def check_target(self) -> None:
         """Refuse plain http to non-loopback hosts, and a live site without ``--live``."""
+        from urllib.parse import urlsplit
+
         url = urlsplit(self.base_url)
         kind = self.site_kind
         if url.scheme not in ("http", "https"):
@@ -208,7 +279,7 @@ class Settings:
             "events_disabled": self.events_disabled,
             "business_entity_id": self.business_entity_id,
             "mapping": _file_digest(self.mapping_path),
-            "validation": asdict(self.validation),
+            "validation": dataclasses.asdict(self.validation),
         }
         blob = json.dumps(relevant, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -220,9 +291,21 @@ def _file_digest(path: Path | None) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-_SETTING_NAMES = frozenset(f.name for f in fields(Settings))
-_PATH_FIELDS = frozenset({"ledger_path", "report_dir", "mapping_path"})
-_FILE_KEYS = _SETTING_NAMES - {"config_file"}
+# ---------------------------------------------------------------------------------------------
+# Reading: file < environment < flags, and errors in the user's words.
+
+_FILE_ALIASES = {"base_url": "base_url_override"}
+"""Config-file keys that name a field differently (the file says ``base_url``)."""
+_NOT_IN_FILE = frozenset({"config_file", "base_url_override"})
+"""Fields the config file does not set by that name (``base_url_override`` is still read)."""
+_ENV_FIELDS = {ENV_API_KEY: "api_key", ENV_SITE: "site", ENV_BASE_URL: "base_url_override"}
+_CREATE_KEYS = frozenset({"endpoint", "operation", "method", "api", "action"})
+"""Keys someone might use to ask for ``POST /orders`` (create); answered with where to go."""
+_CREATE_HINT = (
+    "POST /orders (create an order) is deprecated by Chargebee and order-import never uses it: "
+    "historical orders are imported through POST /orders/import_order (`order-import run FILE "
+    "--batch B`), corrections go through `order-import update FILE --batch B`"
+)
 
 
 def load_settings(
@@ -240,7 +323,9 @@ def load_settings(
         environ: the environment (defaults to ``os.environ``); a seam for tests.
 
     Raises:
-        ConfigError: unreadable config file, unknown keys, bad values, or ``api_key`` as a flag.
+        ConfigError: unreadable config file, unknown keys, values of the wrong type or out of
+            range (the message names where the value came from and its key), or ``api_key``
+            as a flag.
     """
     env = os.environ if environ is None else environ
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -249,80 +334,160 @@ def load_settings(
     path = config_file or (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
     if path is None and DEFAULT_CONFIG_FILE.is_file():
         path = DEFAULT_CONFIG_FILE
-    values: dict[str, Any] = _read_config_file(path) if path else {}
-    if env.get(ENV_API_KEY):
-        values["api_key"] = env[ENV_API_KEY]
-    if env.get(ENV_SITE):
-        values["site"] = env[ENV_SITE]
-    if env.get(ENV_BASE_URL):
-        values["base_url_override"] = env[ENV_BASE_URL]
-    values.update(flags)
-    return _build(values, path)
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        for name, value in _read_config_file(path).items():
+            values[name], origins[name] = value, str(path)
+    for var, name in _ENV_FIELDS.items():
+        if env.get(var):
+            values[name], origins[name] = env[var], f"${var}"
+    for name, value in flags.items():
+        values[name], origins[name] = value, "command line"
+    values["config_file"] = path
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise _config_error(exc, values, origins) from None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    """The config file's keys by field name; unreadable or unparsable files are ConfigErrors."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.__class__.__name__})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            hint="TOML files are UTF-8: save the config file as UTF-8",
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    if "base_url" in data:
-        data["base_url_override"] = data.pop("base_url")
-    unknown = set(data) - _FILE_KEYS - {"base_url_override"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return data
+    if "config_file" in data:
+        raise ConfigError(f"{path}: config_file: unknown setting", hint="pass --config instead")
+    return {_FILE_ALIASES.get(key, key): value for key, value in data.items()}
 
 
-def _build(values: dict[str, Any], path: Path | None) -> Settings:
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        if name == "api_key":
-            kwargs[name] = Secret(str(value))
-        elif name == "validation":
-            kwargs[name] = _validation_rules(value, path)
-        elif name in _PATH_FIELDS:
-            kwargs[name] = Path(value)
-        elif name in _SETTING_NAMES:
-            kwargs[name] = value
-        else:
-            raise ConfigError(f"unknown setting {name!r}")
-    kwargs["config_file"] = path
-    settings = Settings(**kwargs)
-    _check_numbers(settings)
-    return settings
+def _config_error(
+    exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str]
+) -> ConfigError:
+    """The first problem of a ValidationError as one line: where, which key, what was wrong."""
+    first = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    name = loc[0]
+    origin = origins.get(name, "settings")
+    key = _key_path(loc, in_file=origin not in ("command line", "settings"))
+    if first["type"] == "extra_forbidden":
+        return _unknown_key(origin, key, loc)
+    value = _value_at(values, loc)
+    shown = "" if name == "api_key" or value is _MISSING else f", got {_show(value)}"
+    return ConfigError(f"{origin}: {key}: {_expected(first, loc)}{shown}")
 
 
-def _validation_rules(value: Any, path: Path | None) -> ValidationRules:
-    if isinstance(value, ValidationRules):
-        return value
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: [validation] must be a table")
-    known = {f.name for f in fields(ValidationRules)}
-    unknown = set(value) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown [validation] key(s) {', '.join(sorted(unknown))}")
-    return replace(ValidationRules(), **dict(value))
+def _unknown_key(origin: str, key: str, loc: list[str]) -> ConfigError:
+    known = _VALIDATION_KEYS if len(loc) > 1 else _FILE_KEYS
+    if loc[-1] in _CREATE_KEYS:
+        return ConfigError(f"{origin}: {key}: unknown setting", hint=_CREATE_HINT)
+    close = difflib.get_close_matches(loc[-1], sorted(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"{origin}: {key}: unknown setting", hint=hint)
 
 
-def _check_numbers(settings: Settings) -> None:
-    checks = {
-        "rate_per_minute": settings.rate_per_minute is None
-        or (math.isfinite(settings.rate_per_minute) and settings.rate_per_minute > 0),
-        "concurrency": 1 <= settings.concurrency <= 256,
-        "burst": settings.burst >= 1,
-        "max_attempts": settings.max_attempts >= 1,
-        "chunk_rows": settings.chunk_rows >= 1,
-        "http_transport": settings.http_transport in ("lean", "httpx"),
-    }
-    for name, ok in checks.items():
-        if not ok:
-            raise ConfigError(f"{name} is out of range: {getattr(settings, name)!r}")
-    entity = settings.business_entity_id
-    if entity is not None and not (entity.isascii() and entity.isprintable() and len(entity) <= 50):
-        raise ConfigError(
-            f"business_entity_id must be printable ASCII of at most 50 characters: {entity!r}"
-        )
+def _key_path(loc: list[str], *, in_file: bool) -> str:
+    """``concurrency``, ``[validation] date_order`` (the file's words: ``base_url``)."""
+    names = {v: k for k, v in _FILE_ALIASES.items()} if in_file else {}
+    head = names.get(loc[0], loc[0])
+    if len(loc) == 1:
+        return head
+    return f"[{head}] " + ".".join(loc[1:])
+
+
+_MISSING = object()
+
+
+def _value_at(values: Mapping[str, Any], loc: list[str]) -> Any:
+    current: Any = values
+    for part in loc:
+        if not isinstance(current, Mapping) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it (TOML-like), short."""
+    if isinstance(value, str | int | float | bool):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, Mapping):
+        text = "a table"
+    elif isinstance(value, list | tuple):
+        text = "a list"
+    else:
+        text = type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TYPE_WORDS = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "str": "text",
+    "Path": "a path (text)",
+    "Secret": "text",
+}
+
+
+def _expected(error: ErrorDetails, loc: list[str]) -> str:
+    """What the field wants, in words: ``must be an integer from 1 to 256``."""
+    kind = error["type"]
+    if kind in ("value_error", "assertion_error"):
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    if kind == "literal_error":
+        return f"must be {error.get('ctx', {}).get('expected', '')}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "must be a table"
+    if kind in ("string_too_short", "string_too_long"):
+        return "must be one character (or \\t)"
+    field = _field_info(loc)
+    if field is None:
+        return error["msg"].replace("Input should be", "must be")
+    return f"must be {_describe(field)}"
+
+
+def _field_info(loc: list[str]) -> Any:
+    model: type[BaseModel] = _ValidationTable if len(loc) > 1 else Settings
+    return model.model_fields.get(loc[-1])
+
+
+def _describe(field: Any) -> str:
+    """``an integer ≥ 1``, ``a number > 0``, ``true or false``, from a field's type and bounds."""
+    words = "a valid value"
+    bounds = {type(m).__name__: m for m in field.metadata}
+    for arg in typing.get_args(field.annotation) or (field.annotation,):
+        if typing.get_origin(arg) is Annotated:
+            arg, *extras = typing.get_args(arg)
+            for extra in extras:
+                bounds.update({type(m).__name__: m for m in getattr(extra, "metadata", [extra])})
+        if getattr(arg, "__name__", None) in _TYPE_WORDS:
+            words = _TYPE_WORDS[arg.__name__]
+            break
+    low, high = bounds.get("Ge"), bounds.get("Le")
+    if low is not None and high is not None:
+        return f"{words} from {low.ge} to {high.le}"
+    if low is not None:
+        return f"{words} ≥ {low.ge}"
+    if "Gt" in bounds:
+        return f"{words} > {bounds['Gt'].gt}"
+    return words
+
+
+_FILE_KEYS = (frozenset(Settings.model_fields) - _NOT_IN_FILE) | frozenset(_FILE_ALIASES)
+_VALIDATION_KEYS = frozenset(_ValidationTable.model_fields)

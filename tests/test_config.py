@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.config import DEFAULT_CONCURRENCY, Secret, load_settings
 from pipeline.errors import ConfigError
@@ -130,15 +132,14 @@ def test_defaults_and_fingerprint_exclude_the_key():
     assert a.fingerprint() != c.fingerprint()
 
 
-def test_http_transport_setting_selects_the_transport():
-    """lean (default) uses LeanTransport, httpx keeps httpx's own pool, anything else is refused."""
-    from pipeline.api.client import _default_transport
-    from pipeline.api.transport import LeanTransport
-
+def test_http_transport_setting_is_checked():
+    """http_transport is one of the known transports; anything else names the key and value."""
     env = {"CHARGEBEE_BASE_URL": LOOPBACK}
-    assert isinstance(_default_transport(load_settings(environ=env)), LeanTransport)
-    assert _default_transport(load_settings({"http_transport": "httpx"}, environ=env)) is None
-    with pytest.raises(ConfigError, match="http_transport"):
+    assert load_settings(environ=env).http_transport == "lean"
+    assert load_settings({"http_transport": "httpx"}, environ=env).http_transport == "httpx"
+    with pytest.raises(
+        ConfigError, match=r"http_transport: must be 'lean' or 'httpx', got \"curl\""
+    ):
         load_settings({"http_transport": "curl"}, environ=env)
 
 
@@ -148,3 +149,107 @@ def test_infinite_rate_and_non_ascii_business_entity_are_refused():
         load_settings({"rate_per_minute": float("inf")}, environ={})
     with pytest.raises(ConfigError, match="business_entity_id"):
         load_settings({"business_entity_id": "acme-ü"}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('concurrency = "32"\n', r'concurrency: must be an integer from 1 to 256, got "32"'),
+        ("concurrency = 32.5\n", r"concurrency: must be an integer from 1 to 256, got 32.5"),
+        ("concurrency = 1000\n", r"concurrency: must be an integer from 1 to 256, got 1000"),
+        ('rate_per_minute = "fast"\n', r'rate_per_minute: must be a number > 0, got "fast"'),
+        ("rate_per_minute = true\n", r"rate_per_minute: must be a number > 0, got true"),
+        ("rate_per_minute = nan\n", r"rate_per_minute: must be a number > 0"),
+        ("burst = 0\n", r"burst: must be an integer ≥ 1, got 0"),
+        ("read_timeout = -1\n", r"read_timeout: must be a number > 0, got -1"),
+        ('live = "yes"\n', r'live: must be true or false, got "yes"'),
+        ('[validation]\ndate_order = "no"\n', r"\[validation\] date_order: must be true or false"),
+        ("[validation]\nmin_year = 19.9\n", r"\[validation\] min_year: must be an integer"),
+        ("validation = 5\n", r"validation: must be a table, got 5"),
+        ("ledger_path = 5\n", r"ledger_path: must be a path \(text\), got 5"),
+        ('encoding = "klingon"\n', r"encoding: must be a known text encoding"),
+        ('delimiter = ""\n', r"delimiter: must be one character"),
+        ('site = "evil.example/x#"\n', r"site: must be a Chargebee site name"),
+        ("base_url = 5\n", r"base_url: must be text, got 5"),
+    ],
+)
+def test_wrong_types_and_ranges_name_the_file_key_and_value(tmp_path, text, message):
+    """Strict types: text is no number and no boolean; the message says file, key, want, got."""
+    path = write(tmp_path / "order-import.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config_file=path, environ={})
+    assert str(info.value).startswith(f"{path}: ")
+    assert re.search(message, str(info.value)), str(info.value)
+
+
+def test_unknown_keys_suggest_the_near_name_and_create_points_to_import_order(tmp_path):
+    """A typo gets a suggestion; asking for POST /orders gets where orders are imported."""
+    typo = write(tmp_path / "a.toml", "concurency = 3\n")
+    with pytest.raises(ConfigError, match=r"concurency: unknown setting") as info:
+        load_settings(config_file=typo, environ={})
+    assert "did you mean 'concurrency'" in str(info.value)
+    nested = write(tmp_path / "b.toml", "[validation]\ndate_ordr = false\n")
+    with pytest.raises(ConfigError, match=r"\[validation\] date_ordr: unknown setting"):
+        load_settings(config_file=nested, environ={})
+    create = write(tmp_path / "c.toml", 'endpoint = "create"\n')
+    with pytest.raises(ConfigError, match="endpoint: unknown setting") as info:
+        load_settings(config_file=create, environ={})
+    assert "deprecated" in str(info.value)
+    assert "import_order" in str(info.value)
+    with pytest.raises(ConfigError, match="config_file: unknown setting"):
+        load_settings(config_file=write(tmp_path / "d.toml", 'config_file = "x"\n'), environ={})
+
+
+def test_environment_and_flag_values_say_where_they_came_from():
+    """A bad value from the environment names the variable; from a flag, the command line."""
+    with pytest.raises(ConfigError, match=r"^\$CHARGEBEE_SITE: site: must be a Chargebee site"):
+        load_settings(environ={"CHARGEBEE_SITE": "a b"})
+    with pytest.raises(ConfigError, match=r"^command line: concurrency: must be an integer"):
+        load_settings({"concurrency": 0}, environ={})
+
+
+def test_non_utf8_and_syntax_errors_name_the_file_and_line(tmp_path):
+    """A latin-1 file and a TOML syntax error are ConfigErrors with the file and the line."""
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('site = "acme-test"\n# Genève\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.toml: line 2: not UTF-8 text \(byte 0xe8\)"):
+        load_settings(config_file=latin, environ={})
+    broken = write(tmp_path / "broken.toml", 'site = "acme-test"\nconcurrency = = 3\n')
+    with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML: .*line 2"):
+        load_settings(config_file=broken, environ={})
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(config_file=tmp_path, environ={})
+
+
+def test_utf8_bom_and_numeric_sheet_are_accepted(tmp_path):
+    """A BOM written by Windows editors is fine; ``sheet = 0`` means the first sheet."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'site = "acme-test"\nsheet = 0\nledger_path = "l.sqlite"\n')
+    settings = load_settings(config_file=path, environ={})
+    assert settings.site == "acme-test"
+    assert settings.sheet == "0"
+    assert settings.ledger_path == Path("l.sqlite")
+
+
+def test_the_key_never_shows_in_dumps_or_errors(tmp_path):
+    """repr, str, model dumps and a type error about the key never carry its value."""
+    settings = load_settings(environ={"CHARGEBEE_API_KEY": "SENTINEL-123"})
+    for text in (
+        repr(settings),
+        str(settings),
+        str(settings.model_dump()),
+        settings.model_dump_json(),
+        f"{settings.api_key}",
+    ):
+        assert "SENTINEL" not in text
+    path = write(tmp_path / "k.toml", 'api_key = ["SENTINEL-123"]\n')
+    with pytest.raises(ConfigError, match="api_key: must be text") as info:
+        load_settings(config_file=path, environ={})
+    assert "SENTINEL" not in str(info.value)
+
+
+def test_settings_are_frozen():
+    """Settings are read once: a command cannot change them half-way."""
+    settings = load_settings(environ={})
+    with pytest.raises(ValidationError):
+        settings.concurrency = 5  # type: ignore[misc]
