@@ -507,7 +507,7 @@ def test_recent_attempt_times_span_batches_and_include_the_buffer(tmp_path: Path
 
 def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     """A ledger written by schema version 1 gains the attempts index (v2) and the batch's
-    planning record (v3); its batches read with an empty identity."""
+    planning record and the rows their raw hash (v3); old batches read with nothing recorded."""
     from pipeline.ledger.schema import MIGRATIONS
 
     path = tmp_path / "old.sqlite"
@@ -519,7 +519,7 @@ def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     with Ledger(path) as led:
         info = led.get_batch("old")
     assert info is not None
-    assert (info.identity, info.mapping_text, info.encoding) == ({}, None, None)
+    assert (info.mapping_text, info.encoding, info.delimiter, info.sheet) == (None,) * 4
     conn = sqlite3.connect(path)
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]

@@ -10,7 +10,6 @@ to, or stored by, it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
@@ -122,11 +121,6 @@ class Ledger:
         config_fingerprint: str,
         allow_drift: bool = False,
         adopt_input: bool = False,
-        mapping_text: str | None = None,
-        identity: Mapping[str, Any] | None = None,
-        encoding: str | None = None,
-        delimiter: str | None = None,
-        sheet: str | None = None,
     ) -> BatchInfo:
         """Create the batch, or re-open it after checking it is the same job.
 
@@ -135,29 +129,18 @@ class Ledger:
         ``adopt_input=True`` (``run --allow-drift``) also makes the new file the batch's input,
         so later runs of the corrected file need no ``--allow-drift``.
 
-        ``identity`` is what decides row keys and order ids (the mapping's ``[id]`` table and the
-        columns feeding ``id``/``document_number``). When it differs from the batch's and any
-        row may have reached Chargebee, the run is refused, ``allow_drift`` or not: new keys
-        for rows already sent would import them a second time. When no row was sent yet, the
-        unsent rows planned under the old keys leave the batch (they are planned again).
-        ``identity=None`` leaves the recorded identity as it is. ``mapping_text``, ``encoding``,
-        ``delimiter`` and ``sheet`` record what the batch was (last) planned with.
-
         Raises:
             LedgerError: the batch exists with a different operation.
-            DriftError: the input file's sha256 changed and ``allow_drift`` is False, or the
-                row identity changed after rows were sent.
+            DriftError: the input file's sha256 changed and ``allow_drift`` is False.
         """
         now = time.time()
-        wanted = dict(identity) if identity is not None else None
         with self._db.write("open batch") as conn:
             row = conn.execute("SELECT * FROM batches WHERE name = ?", (batch,)).fetchone()
             if row is None:
                 conn.execute(
                     "INSERT INTO batches (name, operation, source_file, input_sha256, "
-                    "config_fingerprint, created_at, updated_at, tool_version, mapping_text, "
-                    "identity, encoding, delimiter, sheet) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "config_fingerprint, created_at, updated_at, tool_version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         batch,
                         operation,
@@ -167,31 +150,26 @@ class Ledger:
                         now,
                         now,
                         tool_version(),
-                        mapping_text,
-                        dumps(wanted or {}),
-                        encoding,
-                        delimiter,
-                        sheet,
                     ),
                 )
             else:
                 existing = reads.decoded(self._db, row, reads.batch_info)
-                self._check_reopen(conn, existing, operation, input_sha256, allow_drift, wanted)
+                if existing.operation != operation:
+                    raise LedgerError(
+                        f"{self.path}: batch {batch!r} is a {existing.operation!r} batch, "
+                        f"not {operation!r}",
+                        hint="use a new --batch name for a different operation",
+                    )
+                if existing.input_sha256 != input_sha256 and not allow_drift:
+                    raise DriftError(
+                        f"batch {batch!r}: the input changed since the batch started "
+                        f"(was sha256 {existing.input_sha256}, now {input_sha256})",
+                        hint="--allow-drift or a new --batch",
+                    )
                 conn.execute(
-                    "UPDATE batches SET config_fingerprint = ?, updated_at = ?, tool_version = ?, "
-                    "mapping_text = ?, identity = ?, encoding = ?, delimiter = ?, sheet = ? "
+                    "UPDATE batches SET config_fingerprint = ?, updated_at = ?, tool_version = ? "
                     "WHERE name = ?",
-                    (
-                        config_fingerprint,
-                        now,
-                        tool_version(),
-                        mapping_text,
-                        dumps(wanted if wanted is not None else dict(existing.identity)),
-                        encoding,
-                        delimiter,
-                        sheet,
-                        batch,
-                    ),
+                    (config_fingerprint, now, tool_version(), batch),
                 )
                 if adopt_input and existing.input_sha256 != input_sha256:
                     conn.execute(
@@ -202,47 +180,26 @@ class Ledger:
         assert info is not None
         return info
 
-    def _check_reopen(
+    def planned_with(
         self,
-        conn: Any,
-        existing: BatchInfo,
-        operation: Operation,
-        input_sha256: str,
-        allow_drift: bool,
-        identity: dict[str, Any] | None,
+        batch: str,
+        *,
+        mapping_text: str | None,
+        encoding: str | None,
+        delimiter: str | None,
+        sheet: str | None,
     ) -> None:
-        batch = existing.name
-        if existing.operation != operation:
-            raise LedgerError(
-                f"{self.path}: batch {batch!r} is a {existing.operation!r} batch, "
-                f"not {operation!r}",
-                hint="use a new --batch name for a different operation",
+        """Record what the batch's rows were (last) planned with: the mapping file's content
+        (None: API column names) and the reading options (None: detected / the first sheet).
+        Call after ``plan()`` succeeded, so a refused plan never replaces them; ``retry`` and
+        ``report`` read them back from ``BatchInfo``."""
+        with self._db.write("record planning settings") as conn:
+            reads.require_batch(self._db, conn, batch)
+            conn.execute(
+                "UPDATE batches SET mapping_text = ?, encoding = ?, delimiter = ?, sheet = ? "
+                "WHERE name = ?",
+                (mapping_text, encoding, delimiter, sheet, batch),
             )
-        if existing.input_sha256 != input_sha256 and not allow_drift:
-            raise DriftError(
-                f"batch {batch!r}: the input changed since the batch started "
-                f"(was sha256 {existing.input_sha256}, now {input_sha256})",
-                hint="--allow-drift or a new --batch",
-            )
-        if identity is None or not existing.identity or dict(existing.identity) == identity:
-            return
-        changes = identity_changes(existing.identity, identity)
-        marks = ",".join("?" * len(UNSENT))
-        sent = conn.execute(
-            f"SELECT count(*) FROM rows WHERE batch = ? AND state NOT IN ({marks})",
-            (batch, *sorted(UNSENT)),
-        ).fetchone()[0]
-        if sent:
-            raise DriftError(
-                f"batch {batch!r}: the mapping changed how rows are keyed since rows were sent "
-                f"({changes}); {sent} row(s) already sent would get new keys and be imported "
-                "a second time",
-                hint="restore the mapping's [id] settings (and the id/document_number columns) "
-                "the batch was started with; --allow-drift does not change this",
-            )
-        conn.execute(
-            f"DELETE FROM rows WHERE batch = ? AND state IN ({marks})", (batch, *sorted(UNSENT))
-        )
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -310,6 +267,7 @@ class Ledger:
         """
         totals: dict[str, int] = {}
         chunk: list[SourceRow] = []
+        inserted: list[str] = []
         with self._db.guard("plan") as conn:
             reads.require_batch(self._db, conn, batch)
             conn.execute("PRAGMA synchronous = NORMAL")  # re-derivable from the source file
@@ -317,10 +275,13 @@ class Ledger:
             for row in rows:
                 chunk.append(row)
                 if len(chunk) >= PLAN_CHUNK:
-                    self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed)
+                    self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted)
                     chunk = []
             if chunk:
-                self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed)
+                self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted)
+        except DriftError:
+            self._forget(batch, inserted)  # a refused plan leaves no rows under the new keys
+            raise
         finally:
             with self._db.guard("plan") as conn:
                 conn.execute("PRAGMA synchronous = FULL")
@@ -335,15 +296,27 @@ class Ledger:
         run_id: int,
         totals: dict[str, int],
         on_changed: Callable[[ChangedRow], None] | None,
+        inserted: list[str],
     ) -> None:
         changed: list[ChangedRow] = []
         with self._db.write("plan") as conn:
-            stats = plan_chunk(conn, batch, chunk, operation, run_id, changed)
+            stats = plan_chunk(conn, batch, chunk, operation, run_id, changed, inserted)
         for name, value in stats.items():
             totals[name] = totals.get(name, 0) + value
         if on_changed is not None:
             for row in changed:
                 on_changed(row)
+
+    def _forget(self, batch: str, row_keys: list[str]) -> None:
+        """Remove never-sent rows planned by a plan that was then refused."""
+        with self._db.write("undo a refused plan") as conn:
+            for start in range(0, len(row_keys), PAGE):
+                part = row_keys[start : start + PAGE]
+                conn.execute(
+                    f"DELETE FROM rows WHERE batch = ? AND state IN ('invalid', 'pending') "
+                    f"AND row_key IN ({','.join('?' * len(part))})",
+                    (batch, *part),
+                )
 
     def requeue(
         self,
@@ -575,16 +548,3 @@ class Ledger:
         """Unix start times of HTTP attempts (every batch: the site's budget is shared) since
         ``since``: what the rate limiter of a new run must still count."""
         return reads.recent_attempt_times(self._db, since)
-
-
-def identity_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """``name was X, now Y`` for every identity setting that differs."""
-
-    def show(value: Any) -> str:
-        return "not set" if value in (None, "", [], ()) else json.dumps(value, ensure_ascii=False)
-
-    return "; ".join(
-        f"{name} was {show(old.get(name))}, now {show(new.get(name))}"
-        for name in sorted(set(old) | set(new))
-        if old.get(name) != new.get(name)
-    )

@@ -15,20 +15,22 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
+from pipeline.errors import DriftError
 from pipeline.keys import canonical_json
 from pipeline.ledger.records import ChangedRow
 from pipeline.models import Operation, SourceRow
 
 _INSERT = (
     "INSERT INTO rows (batch, row_key, operation, source_file, sheet, source_line, raw, params, "
-    "content_hash, order_id, state, issues, updated_at, last_run_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "content_hash, order_id, state, issues, updated_at, last_run_id, raw_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _REFRESH = (
     "UPDATE rows SET operation = ?, source_file = ?, sheet = ?, source_line = ?, raw = ?, "
     "params = ?, content_hash = ?, order_id = ?, state = ?, issues = ?, updated_at = ?, "
-    "last_run_id = ? WHERE batch = ? AND row_key = ?"
+    "last_run_id = ?, raw_hash = ? WHERE batch = ? AND row_key = ?"
 )
+_UNSENT = ("invalid", "pending")
 _REQUEUE_FROM = frozenset({"failed", "retryable", "conflict"})
 
 
@@ -52,6 +54,12 @@ def _raw_and_issues(row: SourceRow) -> tuple[str, str]:
     if not row.issues:
         return raw, "[]"
     return raw, _COMPACT([asdict(i) for i in row.issues])
+
+
+def raw_hash(row: SourceRow) -> str:
+    """sha256 of a row's original columns (sorted by name): the record, whatever its key."""
+    raw = row.raw if isinstance(row.raw, dict) else dict(row.raw)
+    return hashlib.sha256(_CANONICAL(raw).encode("utf-8")).hexdigest()
 
 
 def _row_values(
@@ -79,6 +87,7 @@ def _row_values(
         issues,
         now,
         run_id,
+        raw_hash(row),
     )
 
 
@@ -89,10 +98,16 @@ def plan_chunk(
     operation: Operation,
     run_id: int,
     changed: list[ChangedRow],
+    inserted: list[str],
 ) -> Counter[str]:
     """Apply the planning rules to ``chunk``; returns PlanStats field counts.
 
-    Valid succeeded rows whose content differs from what was sent are appended to ``changed``.
+    Valid succeeded rows whose content differs from what was sent are appended to ``changed``;
+    the keys of rows inserted are appended to ``inserted``.
+
+    Raises:
+        DriftError: a valid new row is a record the batch already sent under another row key
+            (nothing of the chunk is written; the caller rolls the transaction back).
     """
     stats: Counter[str] = Counter(total=len(chunk))
     by_key = {row.row_key: row for row in chunk}  # a key repeated in one chunk: last wins
@@ -105,6 +120,9 @@ def plan_chunk(
             (batch, *keys),
         )
     }
+    fresh = [row for key, row in by_key.items() if key not in existing and row.is_valid]
+    if fresh:
+        stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
     differs: list[tuple[SourceRow, str]] = []
     now = time.time()
     inserts: list[tuple[Any, ...]] = []
@@ -147,11 +165,50 @@ def plan_chunk(
         refreshes.append((*values, batch, key))
     if inserts:
         conn.executemany(_INSERT, inserts)
+        inserted.extend(values[1] for values in inserts)
     if refreshes:
         conn.executemany(_REFRESH, refreshes)
     if differs:
         changed.extend(_changed_rows(conn, batch, differs))
     return stats
+
+
+def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: list[SourceRow]) -> int:
+    """Rows already in the batch under another key that are the same records as ``fresh``.
+
+    Sent (or maybe sent) ones refuse the plan: a new key would import them a second time.
+    Never-sent ones leave the batch (their record is planned again under its new key);
+    returns how many.
+    """
+    by_hash = {raw_hash(row): row for row in fresh}
+    hashes = list(by_hash)
+    found = conn.execute(
+        f"SELECT row_key, state, order_id, source_line, raw_hash FROM rows WHERE batch = ? "
+        f"AND raw_hash IN ({','.join('?' * len(hashes))})",
+        (batch, *hashes),
+    ).fetchall()
+    others = [r for r in found if r["row_key"] != by_hash[r["raw_hash"]].row_key]
+    sent = [r for r in others if r["state"] not in _UNSENT]
+    if sent:
+        first = sent[0]
+        now = by_hash[first["raw_hash"]]
+        raise DriftError(
+            f"batch {batch!r}: {len(sent)} row(s) already sent would get new row keys, so they "
+            f"would be imported a second time (line {now.source_line}: sent as "
+            f"{first['row_key']!r}, order {first['order_id']}, now keyed {now.row_key!r}); "
+            "the mapping changed how rows are keyed since they were sent",
+            hint="restore the mapping's [id] settings and the columns that feed id and "
+            "document_number as they were when the batch started (--allow-drift does not "
+            "change this); a different keying needs a new --batch for rows never sent",
+        )
+    stale = [r["row_key"] for r in others]
+    if stale:
+        conn.execute(
+            f"DELETE FROM rows WHERE batch = ? AND row_key IN ({','.join('?' * len(stale))}) "
+            f"AND state IN ('invalid', 'pending')",
+            (batch, *stale),
+        )
+    return len(stale)
 
 
 def _changed_rows(

@@ -66,7 +66,6 @@ def batch_info(row: sqlite3.Row) -> BatchInfo:
         updated_at=row["updated_at"],
         tool_version=row["tool_version"],
         mapping_text=row["mapping_text"],
-        identity=json.loads(row["identity"]),
         encoding=row["encoding"],
         delimiter=row["delimiter"],
         sheet=row["sheet"],

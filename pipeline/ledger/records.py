@@ -30,14 +30,13 @@ class BatchInfo:
     """order-import version that created (or last opened) the batch."""
     mapping_text: str | None = None
     """The mapping file's content the batch was planned with (None: API column names)."""
-    identity: Mapping[str, Any] = field(default_factory=dict)
-    """The settings that decide row keys and order ids (empty for batches from before v3)."""
     encoding: str | None = None
-    """The input encoding the batch was planned with (None: not recorded)."""
+    """The ``encoding`` setting the batch was planned with (None: detected, or not recorded)."""
     delimiter: str | None = None
-    """The CSV delimiter the batch was planned with (None: not recorded or not CSV)."""
+    """The ``delimiter`` setting the batch was planned with (None: sniffed, or not recorded)."""
     sheet: str | None = None
-    """The worksheet the batch was planned with (None: not recorded or not a workbook)."""
+    """The ``sheet`` setting the batch was planned with (None: the first sheet, or not
+    recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +114,9 @@ class PlanStats:
     """``retryable`` with unchanged content: the runner re-sends them."""
     in_doubt: int = 0
     """``in_flight`` rows (left by a crash): untouched, the runner reconciles them."""
+    rekeyed_unsent: int = 0
+    """Never-sent rows that came back under a new row key (the mapping changed how rows are
+    keyed): their old entries left the batch, the records are planned under the new keys."""
     changed_succeeded: int = 0
     """Already ``succeeded`` but the file now says something else: not re-sent (an import
     cannot change an order); see ``ChangedRow`` and ``order-import update``."""

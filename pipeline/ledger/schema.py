@@ -107,15 +107,13 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_to_3(conn: sqlite3.Connection) -> None:
-    # What a batch was planned with, so a later run can tell (and retry/report can reuse) it.
-    for column in (
-        "mapping_text TEXT",  # the mapping file's content (NULL: API column names)
-        "identity TEXT NOT NULL DEFAULT '{}'",  # the settings that decide row keys and ids
-        "encoding TEXT",
-        "delimiter TEXT",
-        "sheet TEXT",
-    ):
-        conn.execute(f"ALTER TABLE batches ADD COLUMN {column}")
+    # What a batch was planned with, so retry and report can reuse it.
+    for column in ("mapping_text", "encoding", "delimiter", "sheet"):
+        conn.execute(f"ALTER TABLE batches ADD COLUMN {column} TEXT")
+    # sha256 of a row's original columns: a record already sent that comes back under another
+    # row key (the mapping changed how rows are keyed) is recognised before it is sent again.
+    conn.execute("ALTER TABLE rows ADD COLUMN raw_hash TEXT")
+    conn.execute("CREATE INDEX rows_raw_hash ON rows (batch, raw_hash)")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
