@@ -109,10 +109,11 @@ def test_a_row_repeating_an_earlier_row_key_never_replaces_it(make_sandbox, work
 
 
 def test_a_second_concurrent_run_on_one_ledger_is_refused(make_sandbox, workdir):
-    """While another run holds the ledger, a run exits 2 with a clear message, sending nothing."""
+    """While another run holds the ledger, a run exits 2 with a clear message, sending nothing.
+    (Through symlinks and hard links: tests/test_ledger_lock.py.)"""
     server = make_sandbox(api_key=KEY)
     source = write_orders(workdir / "orders.csv", 2)
-    with open("order-import.sqlite.lock", "a+b") as held:
+    with open("order-import.sqlite", "a+b") as held:  # the lock is on the ledger file itself
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = run(server, source)
     assert result.exit_code == 2

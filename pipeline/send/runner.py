@@ -7,11 +7,9 @@ are skipped before they cost any rate-limit budget.
 
 from __future__ import annotations
 
-import fcntl
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -21,12 +19,14 @@ from pipeline.api.client import ChargebeeClient
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RetryPolicy
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, LedgerError
-from pipeline.ledger.ledger import Ledger
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.ledger.ledger import ChangedRow, Ledger
+from pipeline.ledger.lock import run_lock
 from pipeline.load.reader import input_sha256
 from pipeline.models import Operation, RunSummary, SourceRow
 from pipeline.prepare.prepare import prepare_rows
 from pipeline.progress import Progress, make_progress
+from pipeline.send.corrections import write_corrections
 from pipeline.send.workers import Sender, SendStats
 
 if TYPE_CHECKING:
@@ -80,9 +80,10 @@ def run_batch(
         settings.require_api_key()
     progress = progress or make_progress(quiet=settings.quiet, log_json=settings.log_json)
     started = time.monotonic()
-    with _exclusive(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
+    # The run lock is taken before the Ledger opens and released after it closes (see lock.py).
+    with run_lock(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
         request = _resolve_operation(ledger, request)
-        run_id, plan, plan_notes = _open(ledger, settings, request, rows)
+        run_id, plan, planned = _open(ledger, settings, request, rows)
         stats = SendStats()
         send_started = time.monotonic()
         try:
@@ -112,6 +113,7 @@ def run_batch(
                 },
             )
         report_dir = _reports(ledger, settings, request)
+        _offer_corrections(settings, request, planned)
         if stats.auth_error is not None:
             raise stats.auth_error
     return RunSummary(
@@ -130,7 +132,7 @@ def run_batch(
         dry_run=request.dry_run,
         canary_stopped=stats.canary_stopped,
         report_dir=str(report_dir) if report_dir else None,
-        notes=tuple(plan_notes)
+        notes=tuple(planned.notes)
         + tuple(stats.notes)
         + ((stats.stop_reason,) if stats.stop_reason else ()),
     )
@@ -151,12 +153,22 @@ def _resolve_operation(ledger: Ledger, request: RunRequest) -> RunRequest:
     return replace(request, operation=info.operation)
 
 
+@dataclass(slots=True)
+class Planned:
+    """What planning left for the end of the run (filled in by the deferred planning step)."""
+
+    notes: list[str] = field(default_factory=list)
+    changed: list[ChangedRow] = field(default_factory=list)
+    """Succeeded rows the input now gives differently (offered to ``update``)."""
+
+
 def _open(
     ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
-) -> tuple[int, Callable[[], None], list[str]]:
+) -> tuple[int, Callable[[], None], Planned]:
     """Open the batch and start a run; return the run id, the (deferred) planning step, and
-    the notes planning leaves for the summary."""
-    notes: list[str] = []
+    what planning leaves for the summary."""
+    planned = Planned()
+    notes = planned.notes
     if request.source is None:
         if request.command != "retry" and rows is None:
             raise ConfigError(f"{request.command} needs an input file")
@@ -170,7 +182,7 @@ def _open(
             if request.command == "retry":
                 ledger.requeue(request.batch)
 
-        return run_id, requeue_all, notes
+        return run_id, requeue_all, planned
     chunks = _first_chunk_eagerly(
         rows if rows is not None else prepare_rows(request.source, settings)
     )
@@ -197,9 +209,17 @@ def _open(
 
     def plan() -> None:
         keys: set[str] = set()
+        rekeyed = 0
         for chunk in chunks:
             own = [_own_key(row) for row in chunk]
-            ledger.plan(request.batch, own, operation=request.operation, run_id=run_id)
+            stats = ledger.plan(
+                request.batch,
+                own,
+                operation=request.operation,
+                run_id=run_id,
+                on_changed=planned.changed.append,
+            )
+            rekeyed += stats.rekeyed_unsent
             if request.command == "retry":
                 keys.update(row.row_key for row in own)
             if adopting:
@@ -212,8 +232,58 @@ def _open(
                 notes.append(
                     f"{dropped} unsent row(s) no longer in the input were removed from the batch"
                 )
+        if rekeyed:
+            notes.append(
+                f"{rekeyed} unsent row(s) are keyed differently now (the mapping changed how "
+                "rows are keyed): planned again under their new keys"
+            )
+        if rows is None and request.source is not None:
+            ledger.planned_with(
+                request.batch,
+                mapping_text=_mapping_text(settings),
+                encoding=settings.encoding,
+                delimiter=settings.delimiter,
+                sheet=settings.sheet,
+            )
 
-    return run_id, plan, notes
+    return run_id, plan, planned
+
+
+def _mapping_text(settings: Settings) -> str | None:
+    """The mapping file's content (prepare has read it already: it is readable)."""
+    if settings.mapping_path is None:
+        return None
+    try:
+        return settings.mapping_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _offer_corrections(settings: Settings, request: RunRequest, planned: Planned) -> None:
+    """Rows already imported whose content changed: count them, write the update file."""
+    if not planned.changed:
+        return
+    from pipeline.report.write import default_report_dir
+
+    count = len(planned.changed)
+    lead = (
+        f"{count} row(s) already imported differ from the input now; an import never changes "
+        "an order, so they were not sent"
+    )
+    try:
+        made = write_corrections(planned.changed, default_report_dir(settings, request.batch))
+    except PipelineError as err:
+        planned.notes.append(f"{lead} (the corrections file could not be written: {err})")
+        return
+    parts = [lead]
+    if made.path is not None:
+        parts.append(
+            f"to change the {made.rows} order(s) in Chargebee: "
+            f"order-import update {made.path} --batch {request.batch}-corrections"
+        )
+    if made.not_updatable:
+        parts.append(f"changes to {', '.join(made.not_updatable)} cannot be made by an update")
+    planned.notes.append("; ".join(parts))
 
 
 def _own_key(row: SourceRow) -> SourceRow:
@@ -225,28 +295,6 @@ def _own_key(row: SourceRow) -> SourceRow:
     if any(issue.rule == "duplicate_row_key" for issue in row.issues):
         return replace(row, row_key=f"{row.row_key}#line{row.source_line}")
     return row
-
-
-@contextmanager
-def _exclusive(ledger_path: Path) -> Iterator[None]:
-    """One run per ledger at a time: a second concurrent run is refused, not interleaved."""
-    if str(ledger_path) == ":memory:":
-        yield
-        return
-    lock_path = Path(f"{ledger_path}.lock")
-    try:
-        handle = lock_path.open("a+b")
-    except OSError as exc:
-        raise LedgerError(f"{lock_path}: cannot create the run lock ({exc.strerror})") from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(
-                f"another order-import run is using {ledger_path}",
-                hint="wait for it to finish; running one batch twice at once is refused",
-            ) from None
-        yield
 
 
 def _first_chunk_eagerly(chunks: RowSource) -> Iterator[list[SourceRow]]:
@@ -279,7 +327,8 @@ async def _send(
     )
     # Requests an earlier run made in the last minute still count against the site's budget.
     now = time.time()
-    limiter.seed(now - t for t in ledger.recent_attempt_times(now - 61.0))
+    recent = await anyio.to_thread.run_sync(ledger.recent_attempt_times, now - 61.0)
+    limiter.seed(now - t for t in recent)
     async with ChargebeeClient(settings, transport=transport) as client:
         sender = Sender(
             ledger=ledger,
