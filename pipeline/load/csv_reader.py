@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +19,17 @@ import numpy as np
 from pipeline.errors import InputError
 from pipeline.load.rows import RawChunk, clean_header, fit_row, frame_from_rows
 from pipeline.models import Issue
+
+
+def allow_cells_up_to(size: int) -> None:
+    """Let Python's csv module read a cell as large as ``size`` characters (default 128 KiB).
+
+    The limit is process-wide and only ever raised: one huge cell (a 5 MB note) must make its
+    row invalid by the schema's length rule, not the whole file unreadable.
+    """
+    wanted = min(max(size, 0) + 1, sys.maxsize)
+    if csv.field_size_limit() < wanted:
+        csv.field_size_limit(wanted)
 
 
 def _decode_error_line(path: Path, encoding: str) -> int | None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
+from pipeline.load.encoding import EncodingGuess, detect_encoding, non_ascii_values
 from pipeline.load.rows import Source
 
 SAMPLE_BYTES = 1 << 20
@@ -20,12 +23,12 @@ DELIMITERS = (",", ";", "\t", "|")
 WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_CONTROL_BYTES = frozenset(range(9)) | frozenset(range(14, 32))
 
 
 def input_sha256(path: Path) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB blocks (the ledger's drift guard)."""
     digest = hashlib.sha256()
+    require_regular_file(path)
     try:
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(SAMPLE_BYTES), b""):
@@ -80,11 +83,36 @@ def open_source(
     return source
 
 
-def _check_file(path: Path) -> bytes:
-    if not path.exists():
-        raise InputError("file not found", path=str(path))
-    if path.is_dir():
+def require_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it (opening a FIFO would block).
+
+    Raises:
+        InputError: missing, a directory, a pipe, socket or device.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError("file not found", path=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror or exc})", path=str(path)) from None
+    if stat.S_ISDIR(mode):
         raise InputError("is a directory, not a file", path=str(path))
+    if not stat.S_ISREG(mode):
+        if stat.S_ISFIFO(mode):
+            kind = "a named pipe (FIFO)"
+        elif stat.S_ISSOCK(mode):
+            kind = "a socket"
+        else:
+            kind = "a device"
+        raise InputError(
+            f"is {kind}, not a regular file",
+            path=str(path),
+            hint="save the export to a file first (the file is read more than once)",
+        )
+
+
+def _check_file(path: Path) -> bytes:
+    require_regular_file(path)
     try:
         with path.open("rb") as fh:
             head = fh.read(SAMPLE_BYTES)
@@ -93,90 +121,6 @@ def _check_file(path: Path) -> bytes:
     if not head.strip():
         raise InputError("the file is empty", path=str(path))
     return head
-
-
-def detect_encoding(sample: bytes, path: Path) -> str:
-    """Pick a text encoding: BOM first, then strict UTF-8, then charset-normalizer (cp1252 bias).
-
-    Raises:
-        InputError: the bytes look binary (NUL or many control bytes) rather than text.
-    """
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if b"\x00" in sample or _looks_binary(sample):
-        raise InputError(
-            "looks like a binary file, not CSV text",
-            path=str(path),
-            hint="pass a CSV, XLSX, XLS or ODS export (UTF-16 text needs its byte-order mark)",
-        )
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    return _guess_single_byte(sample)
-
-
-def _looks_binary(sample: bytes) -> bool:
-    window = sample[:65536]
-    controls = sum(1 for byte in window if byte in _CONTROL_BYTES)
-    return controls > max(8, len(window) // 100)
-
-
-# Encodings charset-normalizer may name that are genuinely not Western European; anything else
-# it names for a non-UTF-8 sample (hp_roman8, latin-1, mac_roman...) is read as cp1252.
-NON_WESTERN = frozenset(
-    {
-        "cp1250",
-        "cp1251",
-        "cp1253",
-        "cp1254",
-        "cp1255",
-        "cp1256",
-        "cp1257",
-        "cp1258",
-        "cp866",
-        "koi8_r",
-        "koi8_u",
-        "iso8859_2",
-        "iso8859_5",
-        "iso8859_7",
-        "iso8859_8",
-        "iso8859_9",
-        "mac_cyrillic",
-        "shift_jis",
-        "cp932",
-        "euc_jp",
-        "gb2312",
-        "gbk",
-        "gb18030",
-        "big5",
-        "euc_kr",
-        "cp949",
-        "tis_620",
-        "cp874",
-    }
-)
-
-
-def _guess_single_byte(sample: bytes) -> str:
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(sample[:65536]).best()
-    guess = best.encoding if best is not None else None
-    if guess in NON_WESTERN:
-        return str(guess)
-    # Legacy Western exports are overwhelmingly Windows-1252; on short samples charset-normalizer
-    # often names an exotic sibling (hp_roman8, mac_roman, latin-1), so prefer cp1252.
-    try:
-        sample.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
 
 
 def sniff_delimiter(text: str) -> str:
@@ -203,22 +147,21 @@ def sniff_delimiter(text: str) -> str:
 def _open_csv(
     path: Path, head: bytes, encoding: str | None, delimiter: str | None, chunk_rows: int
 ) -> Source:
-    enc = encoding or detect_encoding(head, path)
+    guess = EncodingGuess(encoding, False, "given") if encoding else detect_encoding(head, path)
+    enc = guess.encoding
     try:
-        codecs.lookup(enc)
+        b"".decode(enc)  # LookupError for unknown names and bytes-to-bytes codecs (base64)
     except LookupError:
-        raise InputError(f"unknown encoding {enc!r}", path=str(path)) from None
-    try:
-        text = codecs.getincrementaldecoder(enc)(errors="replace").decode(head, final=False)
-    except UnicodeDecodeError:  # pragma: no cover - errors="replace" does not raise
-        text = ""
+        raise InputError(f"unknown text encoding {enc!r}", path=str(path)) from None
+    from pipeline.load.csv_reader import CsvReader, allow_cells_up_to
+
+    allow_cells_up_to(path.stat().st_size)
+    text = codecs.getincrementaldecoder(enc)(errors="replace").decode(head, final=False)
     delim = delimiter or sniff_delimiter(text.lstrip("\ufeff"))
     if delim in ("\\t", "tab", "TAB"):
         delim = "\t"
     if len(delim) != 1:
         raise InputError(f"the delimiter must be one character, got {delim!r}", path=str(path))
-    from pipeline.load.csv_reader import CsvReader
-
     reader = CsvReader(path, enc, delim, chunk_rows)
     header, header_line = reader.read_header()
     return Source(
@@ -228,5 +171,7 @@ def _open_csv(
         header_line=header_line,
         encoding=enc,
         delimiter=delim,
+        encoding_guessed=guess.guessed,
+        encoding_samples=non_ascii_values(text, delim, enc) if guess.guessed else (),
         _chunks=reader.chunks(),
     )

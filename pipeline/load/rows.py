@@ -42,8 +42,24 @@ class Source:
     delimiter: str | None = None
     excel_date_system: int | None = None
     """1900 or 1904 for workbooks (serial dates), None for CSV."""
+    encoding_guessed: bool = False
+    """True when the encoding is a guess (no byte-order mark, not UTF-8, not given)."""
+    encoding_samples: tuple[str, ...] = ()
+    """A few non-ASCII values as the guessed encoding reads them (empty unless guessed)."""
     _chunks: Iterator[RawChunk] | None = None
     _first: RawChunk | None = None
+
+    @property
+    def encoding_note(self) -> str | None:
+        """One line for the validate/run summary when the encoding was guessed, else None."""
+        if not self.encoding_guessed:
+            return None
+        shown = ", ".join(repr(value) for value in self.encoding_samples)
+        seen = f"; non-ASCII values read as: {shown}" if shown else ""
+        return (
+            f"Encoding {self.encoding} was guessed (no byte-order mark, not UTF-8){seen}. "
+            "If they look wrong, pass --encoding or set encoding in the mapping file."
+        )
 
     def chunks(self) -> Iterator[RawChunk]:
         """Yield the data records in chunks (the first one was read by ``open_source``)."""
