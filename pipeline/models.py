@@ -96,6 +96,14 @@ class SourceRow:
     ``order_line_items`` as a list of dicts. Timestamps are ``int`` Unix seconds."""
     issues: tuple[Issue, ...] = ()
     """Validation findings (errors and warnings)."""
+    lines: tuple[int, ...] = ()
+    """Every source line of a grouped order (``[orders] group_by``), first = ``source_line``;
+    empty for a one-line row."""
+    skip_reason: str | None = None
+    """Set when a mapping ``[[skip]]`` rule matched: the row is never sent (state ``skipped``)."""
+    control: Mapping[str, Any] | None = None
+    """Control fields mapped in ``[control]``, never sent: ``amount`` (int minor units or None)
+    and ``currency`` (text or None)."""
 
     @property
     def is_valid(self) -> bool:

@@ -153,7 +153,7 @@ def write_errors(base: list[dict[str, str]], path: Path) -> None:
     """The first 100 orders with known errors injected (counts pinned in tests/test_prepare.py).
 
     Injected: 3 unknown statuses (enum), 2 empty invoice numbers (required), 2 impossible dates
-    (date), 2 ship dates before the order date (date_order), 1 country name instead of a code
+    (date), 2 ship dates before the order date (date_order), 1 unknown country name
     (country), 2 bad emails (email), 1 repeated order number (duplicate_row_key), 1 note over
     600 characters (max_length), 1 credit with decimals (integer), 1 row with an extra cell
     (ragged_row) and 1 US zip that lost its leading zero (leading_zero, a warning): 16 invalid
@@ -169,7 +169,7 @@ def write_errors(base: list[dict[str, str]], path: Path) -> None:
     for i in (11, 12):
         rows[i]["Ship Date"] = "01/01/2020 00:00"
         rows[i]["Created"] = "01/01/2020 00:00"
-    rows[20]["Ship To Country"] = "Germany"
+    rows[20]["Ship To Country"] = "Narnia"  # not a country name in any language
     rows[21]["Ship To Email"] = "not-an-email"
     rows[22]["Ship To Email"] = "anna@@example"
     rows[30]["Order #"] = rows[29]["Order #"]

@@ -185,10 +185,10 @@ def test_header_matching(header: str, param: str | None) -> None:
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [
-        ('[columns]\n"A" = "nope"\n', "[columns.'A']"),
+        ('[columns]\n"A" = "nope"\n', "[columns] 'A'"),
         ('[dates]\ntimezone = "Nowhere/City"\n', "unknown time zone"),
         ('[dates]\nformats = ["%Y-%m-%dT%H:%M%z"]\n', "%z"),
-        ('[id]\nsource = "magic"\n', "[id.source]"),
+        ('[id]\nsource = "magic"\n', "[id] source: must be"),
         ('[id]\nsource = "column"\n', "no column maps to"),
         ("[frobnicate]\n", "[frobnicate] unknown key"),
         ("not toml = = =\n", "not valid TOML"),

@@ -26,7 +26,8 @@ def _frame(**cols: list[object]) -> pd.DataFrame:
             out[name] = pd.Series(values, dtype="str")
     n = len(out["id"])
     for name in ("invoice_id", "status"):
-        out.setdefault(name, pd.Series(["INV"] * n if name == "invoice_id" else ["shipped"] * n))
+        values = [f"INV-{i}" for i in range(n)] if name == "invoice_id" else ["shipped"] * n
+        out.setdefault(name, pd.Series(values))
     for name in ("created_at", "order_date", "shipping_date"):
         out.setdefault(name, pd.array([T] * n, dtype="Int64"))
     return pd.DataFrame(out)
@@ -96,7 +97,7 @@ def test_uniqueness_spans_chunks() -> None:
     """A duplicate id in a later chunk names the line of the first occurrence."""
     state = FileState()
     first = _frame(document_number=["D1", "D2"])
-    second = _frame(document_number=["D3", "D1"])
+    second = _frame(document_number=["D3", "D1"], invoice_id=["INV-8", "INV-9"])
     second["id"] = pd.Series(["O-9", "O-0"], dtype="str")
     assert _rules(first, state=state) == []
     lines = np.array([10, 11])
@@ -151,3 +152,45 @@ def test_seen_values_agrees_with_a_python_set() -> None:
             first_line.setdefault(value, at)
         assert got == want
         line += len(values)
+
+
+def test_one_invoice_for_two_orders_is_an_error_unless_allowed() -> None:
+    """Rows sharing an invoice_id (line items read as orders) are flagged across chunks."""
+    frame = _frame(invoice_id=["INV-1", "INV-2", "INV-1"])
+    state = FileState()
+    first = _rules(frame.iloc[:2].reset_index(drop=True), state=state)
+    assert first == []
+    lines = np.array([4])
+    found = validate_chunk(
+        frame.iloc[2:].reset_index(drop=True),
+        lines,
+        ["k2"],
+        sources={"invoice_id": "Invoice"},
+        rules=ValidationRules(),
+        state=state,
+        now=T,
+    )
+    assert [(i.rule, i.column) for _, i in found] == [("duplicate_invoice_id", "Invoice")]
+    assert "line 2" in found[0][1].message
+    allowed = validate_chunk(
+        frame,
+        np.arange(2, 5),
+        ["a", "b", "c"],
+        sources={},
+        rules=ValidationRules(),
+        state=FileState(),
+        now=T,
+        unique_invoice=False,
+    )
+    assert allowed == []
+    skipped = validate_chunk(
+        frame,
+        np.arange(2, 5),
+        ["a", "b", "c"],
+        sources={},
+        rules=ValidationRules(),
+        state=FileState(),
+        now=T,
+        exclude=np.array([False, False, True]),
+    )
+    assert skipped == []

@@ -1,7 +1,10 @@
 """Apply a mapping to loaded chunks: bind it to a header once, then map each chunk vectorised.
 
-Produces a params frame (one column per dotted param; text or NA, timestamps/integers as Int64),
-row keys, order ids and parse issues. Imports errors, models, keys and the sibling mapping/dates.
+Per chunk, in order: ``[clean]`` filters on source columns, ``[orders] group_by`` (one row per
+order), ``[[skip]]`` rules, each parameter's derivation and filters, ``[defaults]``,
+``[values]``, country names to codes, ``[constants]``, then dates and integers are parsed and
+row keys and order ids are chosen. Produces a params frame (one column per dotted param; text or
+NA, timestamps/integers as Int64), row keys, order ids and parse issues.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ import pandas as pd
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.keys import DEFAULT_ID_PREFIX, ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX, derived_order_id
+from pipeline.load.rows import RawChunk
 from pipeline.models import Issue
+from pipeline.prepare.countries import to_alpha2
 from pipeline.prepare.dates import DatePolicy, parse_dates
+from pipeline.prepare.grouping import collapse
 from pipeline.prepare.mapping import (
+    Derivation,
     IdPolicy,
     IdSource,
     MappingSpec,
     normalise_param,
     normalise_value,
 )
+from pipeline.prepare.transforms import clean_columns, derive, to_minor_units, when_mask
 from pipeline.prepare.validation import short_value
 
 _INTEGER = r"^[+-]?\d+$"
@@ -53,6 +61,10 @@ class BoundMapping:
     has_row_key: bool
     file_issues: list[Issue] = field(default_factory=list)
     """Header-level findings (unknown or unmapped columns), reported once per file."""
+    derive: dict[str, Derivation] = field(default_factory=dict)
+    """The derivations whose columns the file has (dotted param → how)."""
+    checked: list[str] = field(default_factory=list)
+    """Columns the mapping reads: a group's rows must agree on them."""
 
 
 @dataclass(slots=True)
@@ -70,6 +82,12 @@ class MappedChunk:
     """(position, param) cells whose text could not be parsed; schema checks skip them."""
     texts: dict[str, pd.Series]
     """The text of parsed params (dates, integers) before parsing, to show in reports."""
+    skip: np.ndarray | None = None
+    """Object array: the ``[[skip]]`` reason per row, None where the row is not skipped."""
+    group_lines: list[tuple[int, ...]] | None = None
+    """Every source line of each grouped order (``[orders] group_by``), else None."""
+    control: dict[str, pd.Series] = field(default_factory=dict)
+    """``amount`` (Int64 minor units) and ``currency`` per row, when ``[control]`` is mapped."""
 
 
 def implicit_mapping(
@@ -88,7 +106,11 @@ def implicit_mapping(
 
     source: IdSource = "column" if "id" in columns.values() else "derived"
     prefix = "" if source == "column" else DEFAULT_ID_PREFIX
-    return MappingSpec(columns=columns, id=IdPolicy(source, prefix))
+    derive = {
+        param: Derivation("column", (col,), key=f"columns.{col!r}")
+        for col, param in columns.items()
+    }
+    return MappingSpec(columns=columns, id=IdPolicy(source, prefix), derive=derive)
 
 
 def bind(
@@ -110,7 +132,22 @@ def bind(
     """
     where = str(path)
     data_columns = [c for c in header if not c.startswith(TOOL_COLUMN_PREFIX)]
-    sources = {param: col for col, param in spec.columns.items() if col in header}
+    mapping_name = spec.path or "mapping"
+    present = set(header)
+    for col, key in spec.referenced_columns().items():
+        if col not in present:
+            raise ConfigError(
+                f"{mapping_name}: [{key}] names column {col!r}, which {where} does not have",
+                hint="the file's columns are: " + ", ".join(repr(c) for c in data_columns[:40]),
+            )
+    derivations = {
+        param: how
+        for param, how in spec.derive.items()
+        if how.kind != "column" or how.columns[0] in present
+    }
+    sources = {param: how.columns[0] for param, how in derivations.items() if how.columns}
+    used = {c for how in spec.derive.values() for c in how.columns}
+    used |= set(spec.referenced_columns())
     issues: list[Issue] = []
 
     def note(column: str, rule: str, message: str) -> None:
@@ -119,24 +156,16 @@ def bind(
         )
 
     for col in data_columns:
-        if col in spec.columns or col in spec.ignore or col in spec.id.key_columns:
+        if col in used or col in spec.ignore:
             continue
         if spec.path is None:
             note(col, "unknown_column", "not an import_order parameter; the column is ignored")
         else:
-            note(col, "unmapped_column", "not in the mapping's [columns]; the column is ignored")
+            note(col, "unmapped_column", "not used by the mapping; the column is ignored")
     for col in spec.columns:
-        if col not in header:
+        if col not in present:
             note(col, "missing_column", "named in the mapping but not in the file")
-    for col in spec.id.key_columns:
-        if col not in header:
-            raise InputError(
-                "the mapping's [id] key_columns names a column the file does not have",
-                path=where,
-                line=header_line,
-                column=col,
-            )
-    available = set(sources) | set(spec.constants) | set(spec.defaults)
+    available = set(derivations) | set(spec.constants) | set(spec.defaults)
     for param in list(available):
         for sets in spec.values.get(param, {}).values():
             available |= set(sets)
@@ -153,11 +182,12 @@ def bind(
             f"no column for required parameter(s): {', '.join(form(p) for p in missing)}",
             path=where,
             line=header_line,
-            hint="map a column to each in the mapping's [columns], or set [constants]/[defaults]",
+            hint="map a column to each in the mapping's [columns] or [params], "
+            "or set [constants]/[defaults]",
         )
     if spec.id.source == "document_number" and "document_number" not in available:
         raise ConfigError(
-            f"{spec.path or 'mapping'}: [id] source is document_number but nothing provides one"
+            f"{mapping_name}: [id] source is document_number but nothing provides one"
         )
     policies: dict[str, DatePolicy] = {}
     for param in available & set(timestamp_params):
@@ -175,6 +205,8 @@ def bind(
         integer_params=sorted(available & set(integer_params)),
         has_row_key=ROW_KEY_COLUMN in header,
         file_issues=issues,
+        derive=derivations,
+        checked=sorted(c for c in used if c in present),
     )
 
 
@@ -183,16 +215,53 @@ def data_columns_any(sources: dict[str, str]) -> bool:
     return bool(sources)
 
 
-def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> MappedChunk:
-    """Map one chunk of text to params (vectorised per column)."""
+def apply(
+    bound: BoundMapping,
+    frame: pd.DataFrame,
+    lines: np.ndarray,
+    reader_issues: list[tuple[int, Issue]] | None = None,
+) -> MappedChunk:
+    """Map one chunk of text to params (vectorised per column; see the module docstring)."""
     spec = bound.spec
-    frame = frame.reset_index(drop=True)
+    frame = clean_columns(frame.reset_index(drop=True), spec.clean, spec.decimal, spec.thousands)
+    moved = list(reader_issues or ())
+    group_lines = None
+    if spec.group_by is not None:
+        grouped = collapse(RawChunk(frame, lines, moved), spec.group_by, bound.checked)
+        frame, lines, group_lines, moved = (
+            grouped.frame,
+            grouped.lines,
+            grouped.group_lines,
+            grouped.issues,
+        )
     n = len(frame)
+    skip: np.ndarray | None = None
+    if spec.skip:
+        skip = np.full(n, None, dtype=object)
+        for rule in spec.skip:
+            hit = when_mask(frame, rule.when) & pd.isna(skip)
+            skip[hit] = rule.reason
     empty = pd.Series(pd.NA, index=frame.index, dtype="str")
     params: dict[str, pd.Series] = {}
-    for param, col in bound.sources.items():
-        text = frame[col].str.strip()
-        params[param] = text.where(text != "", pd.NA)
+    issues: list[tuple[int, Issue]] = list(moved)
+    for param, how in bound.derive.items():
+        params[param], cut = derive(frame, how, spec.decimal, spec.thousands)
+        for pos in np.flatnonzero(cut.to_numpy(dtype=bool)):
+            issues.append(
+                (
+                    int(pos),
+                    Issue(
+                        source_line=int(lines[pos]),
+                        column=bound.sources.get(param),
+                        param=form(param),
+                        value=short_value(params[param].iloc[pos]),
+                        rule="truncated",
+                        message=f"{form(param)} was cut to fit by the mapping's truncate filter",
+                        severity="warning",
+                        stage="parse",
+                    ),
+                )
+            )
     for param, value in spec.defaults.items():
         params[param] = params.get(param, empty).fillna(value)
     for param, entries in spec.values.items():
@@ -208,10 +277,12 @@ def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> Mapped
                 params[target] = mapped.where(mapped.notna(), current)
             else:
                 params[target] = current.where(current.notna(), mapped)
+    if spec.countries == "names":
+        for param in [p for p in params if p.endswith(".country")]:
+            params[param] = to_alpha2(params[param])
     for param, value in spec.constants.items():
         params[param] = pd.Series(value, index=frame.index, dtype="str")
 
-    issues: list[tuple[int, Issue]] = []
     failed: set[tuple[int, str]] = set()
     out = pd.DataFrame(params, index=frame.index)
     texts = {p: out[p] for p in (*bound.date_policies, *bound.integer_params)}
@@ -230,11 +301,47 @@ def apply(bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray) -> Mapped
         _collect(bound, param, text, reasons, "integer", lines, issues, failed)
         out[param] = pd.to_numeric(text.where(ok), errors="coerce").astype("Int64")
 
+    control = _control(bound, frame, lines, issues)
     row_keys, ids = _keys_and_ids(bound, frame, out)
     out["id"] = ids
     raw = frame[bound.data_columns]
     assert len(row_keys) == n
-    return MappedChunk(out, raw, lines, row_keys, issues, failed, texts)
+    return MappedChunk(out, raw, lines, row_keys, issues, failed, texts, skip, group_lines, control)
+
+
+def _control(
+    bound: BoundMapping, frame: pd.DataFrame, lines: np.ndarray, issues: list[tuple[int, Issue]]
+) -> dict[str, pd.Series]:
+    """``[control]`` amount (Int64 minor units) and currency per row; bad amounts are warnings."""
+    spec = bound.spec
+    if spec.control is None:
+        return {}
+    text = frame[spec.control.amount].str.strip()
+    amount = to_minor_units(text, spec.control.minor_units, spec.decimal, spec.thousands)
+    bad = np.flatnonzero((amount.isna() & (text != "")).to_numpy(dtype=bool))
+    for pos in bad:
+        issues.append(
+            (
+                int(pos),
+                Issue(
+                    source_line=int(lines[pos]),
+                    column=spec.control.amount,
+                    param=None,
+                    value=short_value(text.iloc[pos]),
+                    rule="control_amount",
+                    message="the control amount is not a number in the file's format "
+                    f"(decimal {spec.decimal!r}); it is left out of the totals",
+                    severity="warning",
+                    stage="parse",
+                ),
+            )
+        )
+    if spec.control.currency is not None:
+        currency = frame[spec.control.currency].str.strip().str.upper()
+        currency = currency.where(currency != "", pd.NA)  # type: ignore[call-overload]
+    else:
+        currency = pd.Series(spec.control.currency_code, index=frame.index, dtype="str")
+    return {"amount": amount, "currency": currency}
 
 
 def _collect(

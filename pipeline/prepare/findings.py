@@ -7,6 +7,8 @@ Imports errors, models, safety.
 from __future__ import annotations
 
 import csv
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +60,84 @@ class ValidationSummary:
     delimiter: str | None = None
     duration_s: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    skipped: int = 0
+    """Rows (orders, when grouped) a mapping ``[[skip]]`` rule set aside; never sent."""
+    skipped_by_reason: Mapping[str, int] = field(default_factory=dict)
+    bad_values: tuple[BadColumn, ...] = ()
+    """Distinct offending values per column, most frequent first (see ``BadValues``)."""
+    orders_from_lines: int = 0
+    """With ``[orders] group_by``: source lines that became the orders counted in rows_read."""
 
     @property
     def exit_code(self) -> int:
         """0 when every row is valid, else 1."""
         return 1 if self.invalid else 0
+
+
+@dataclass(frozen=True, slots=True)
+class BadColumn:
+    """The distinct values one column got wrong, for the terminal summary."""
+
+    column: str | None
+    param: str | None
+    rule: str
+    counts: tuple[tuple[str, int], ...]
+    """(value, rows) most frequent first, at most ``BadValues.SHOWN``."""
+    distinct: int
+    """Distinct bad values seen (up to ``BadValues.MAX_DISTINCT``)."""
+
+
+VALUE_MAP_RULES = frozenset({"enum", "country"})
+"""Rules a ``[values]`` entry fixes: the summary prints a block to paste for them."""
+
+
+class BadValues:
+    """Counts the distinct offending values of each (column, param, rule) over a file."""
+
+    SHOWN = 12
+    MAX_DISTINCT = 10_000
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str | None, str | None, str], Counter[str]] = {}
+
+    def add(self, issue: Issue) -> None:
+        """Count an error's value (warnings and value-less findings are not counted)."""
+        if issue.severity != "error" or issue.value is None or issue.param is None:
+            return
+        counts = self._counts.setdefault((issue.column, issue.param, issue.rule), Counter())
+        if issue.value in counts or len(counts) < self.MAX_DISTINCT:
+            counts[issue.value] += 1
+
+    def columns(self) -> tuple[BadColumn, ...]:
+        """Per column, the most frequent bad values (columns with the most bad rows first)."""
+        out = [
+            BadColumn(column, param, rule, tuple(c.most_common(self.SHOWN)), len(c))
+            for (column, param, rule), c in self._counts.items()
+        ]
+        out.sort(key=lambda b: -sum(n for _, n in b.counts))
+        return tuple(out)
+
+
+def values_block(bad: tuple[BadColumn, ...]) -> str:
+    """A ``[values]`` block to paste into the mapping for enum and country errors."""
+    out: list[str] = []
+    for entry in bad:
+        if entry.rule not in VALUE_MAP_RULES or entry.param is None:
+            continue
+        out.append(f'[values."{entry.param}"]')
+        for value, _ in entry.counts:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{escaped}" = ""  # FILL IN: the {entry.rule} value it means')
+    return "\n".join(out)
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_validation_dir(source: Path) -> Path:
+    """Where ``validate`` writes validation.csv without ``--report-dir``."""
+    name = _UNSAFE_NAME.sub("_", source.stem).strip("._") or "input"
+    return Path("reports") / f"validate-{name}"
 
 
 class ValidationReportWriter:
@@ -124,6 +199,14 @@ def render_summary(summary: ValidationSummary) -> str:
         f"{summary.invalid} invalid; {summary.errors} errors, {summary.warnings} warnings "
         f"({summary.duration_s:.1f} s).",
     ]
+    if summary.orders_from_lines:
+        lines.append(
+            f"Grouped {summary.orders_from_lines} source lines into {summary.rows_read} orders."
+        )
+    if summary.skipped:
+        lines.append(f"Skipped by the mapping (never sent): {summary.skipped}")
+        for reason, count in summary.skipped_by_reason.items():
+            lines.append(f"  {count:>7}  {reason}")
     if summary.encoding:
         shown = {"\t": "TAB", ",": ",", ";": ";", "|": "|"}.get(summary.delimiter or "", "?")
         lines.append(f"Read as {summary.encoding} text, delimiter {shown}.")
@@ -140,6 +223,21 @@ def render_summary(summary: ValidationSummary) -> str:
             lines.append(
                 f"  line {issue.source_line}{column}: {issue.severity}: {issue.message}{value}"
             )
+    if summary.bad_values:
+        lines.append("Bad values by column (distinct values, rows):")
+        for entry in summary.bad_values:
+            name = entry.column or entry.param
+            more = entry.distinct - len(entry.counts)
+            lines.append(
+                f"  {name!r} ({entry.param}, {entry.rule}): {entry.distinct} distinct"
+                + (f", first {len(entry.counts)} shown" if more > 0 else "")
+            )
+            for value, count in entry.counts:
+                lines.append(f"    {count:>7}  {value!r}")
+        block = values_block(summary.bad_values)
+        if block:
+            lines.append("Paste into the mapping file and fill in (docs/mapping.md, [values]):")
+            lines.extend("  " + line for line in block.splitlines())
     if summary.report_path is not None:
         lines.append(f"Every finding is in {summary.report_path}")
     if summary.invalid == 0:

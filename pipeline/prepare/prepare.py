@@ -20,7 +20,8 @@ from pipeline.load.reader import input_sha256, open_input
 from pipeline.load.rows import RawChunk, Source
 from pipeline.models import Issue, SourceRow
 from pipeline.prepare.apply import BoundMapping, MappedChunk, apply, bind, implicit_mapping
-from pipeline.prepare.findings import ValidationReportWriter, ValidationSummary
+from pipeline.prepare.findings import BadValues, ValidationReportWriter, ValidationSummary
+from pipeline.prepare.grouping import regroup
 from pipeline.prepare.mapping import MappingSpec, load_mapping
 from pipeline.prepare.suggest import StarterMapping, match_header, starter_mapping
 from pipeline.prepare.validation import FileState, validate_chunk
@@ -60,6 +61,7 @@ def open_prepared(path: Path, settings: Settings) -> tuple[Source, BoundMapping]
     spec = None
     if settings.mapping_path is not None:  # a broken mapping is reported before the file is read
         spec = _mapping_spec(settings, [])
+        settings = reading_settings(settings, spec)
     source = open_input(path, settings)
     spec = spec or _mapping_spec(settings, source.header)
     bound = bind(
@@ -75,14 +77,28 @@ def open_prepared(path: Path, settings: Settings) -> tuple[Source, BoundMapping]
     return source, bound
 
 
+def reading_settings(settings: Settings, spec: MappingSpec) -> Settings:
+    """The mapping's ``[file] encoding``/``delimiter`` apply unless a flag or config set them."""
+    return settings.model_copy(
+        update={
+            "encoding": settings.encoding or spec.encoding,
+            "delimiter": settings.delimiter or spec.delimiter,
+        }
+    )
+
+
 def _process(
     source: Source, bound: BoundMapping, settings: Settings, now: float
 ) -> Iterator[tuple[MappedChunk, dict[int, list[Issue]]]]:
     """Map and validate each chunk; yields the mapped chunk and its issues by row position."""
     state = FileState()
-    for chunk in source.chunks():
+    chunks = source.chunks()
+    if bound.spec.group_by is not None:
+        chunks = regroup(chunks, bound.spec.group_by)
+    for chunk in chunks:
         frame = _unneutralise(chunk, bound)
-        mapped = apply(bound, frame, chunk.lines)
+        mapped = apply(bound, frame, chunk.lines, chunk.issues)
+        skipped = None if mapped.skip is None else mapped.skip != None  # noqa: E711
         found = validate_chunk(
             mapped.params,
             mapped.lines,
@@ -94,10 +110,13 @@ def _process(
             now=now,
             display=mapped.texts,
             ids_follow_keys=not bound.has_row_key,
+            unique_invoice=not bound.spec.several_per_invoice,
+            exclude=None if skipped is None else skipped.astype(bool),
         )
         by_row: dict[int, list[Issue]] = {}
-        for pos, issue in (*chunk.issues, *mapped.issues, *found):
-            by_row.setdefault(pos, []).append(issue)
+        for pos, issue in (*mapped.issues, *found):
+            if skipped is None or not skipped[pos]:
+                by_row.setdefault(pos, []).append(issue)
         yield mapped, by_row
 
 
@@ -149,6 +168,16 @@ def _source_rows(
         cells = column.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
         values.append([None if v is None else int(v) for v in cells] if numeric else cells)
     raw_rows = zip(*raw_values, strict=True) if raw_values else iter(lambda: (), None)
+    skip = mapped.skip.tolist() if mapped.skip is not None else None
+    groups = mapped.group_lines
+    control = None
+    if mapped.control:
+        amounts = mapped.control["amount"].to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
+        currencies = mapped.control["currency"].to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
+        control = [
+            {"amount": None if a is None else int(a), "currency": c}
+            for a, c in zip(amounts, currencies, strict=True)
+        ]
     rows: list[SourceRow] = []
     for pos, (raw, cells) in enumerate(zip(raw_rows, zip(*values, strict=True), strict=False)):
         nested: dict[str, Any] = {}
@@ -168,6 +197,9 @@ def _source_rows(
                 raw=dict(zip(raw_names, raw, strict=True)),
                 params=nested,
                 issues=tuple(by_row.get(pos, ())),
+                lines=groups[pos] if groups is not None and len(groups[pos]) > 1 else (),
+                skip_reason=None if skip is None else skip[pos],
+                control=None if control is None else control[pos],
             )
         )
     return rows
@@ -184,9 +216,11 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
     source, bound = open_prepared(path, settings)
     writer = ValidationReportWriter(report_dir, str(path), source.sheet)
     rules: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    bad = BadValues()
     examples: list[Issue] = []
     warnings_seen: list[Issue] = []
-    rows = invalid = errors = warnings = 0
+    rows = invalid = errors = warnings = lines = 0
     with writer:
         for issue in bound.file_issues:
             writer.write(issue)
@@ -194,12 +228,17 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
             warnings += 1
         for mapped, by_row in _process(source, bound, settings, time.time()):
             rows += len(mapped.row_keys)
+            if mapped.group_lines is not None:
+                lines += sum(len(group) for group in mapped.group_lines)
+            if mapped.skip is not None:
+                skipped.update(reason for reason in mapped.skip.tolist() if reason is not None)
             for pos in sorted(by_row):
                 found = by_row[pos]
                 row_invalid = False
                 for issue in found:
                     writer.write(issue)
                     rules[issue.rule] += 1
+                    bad.add(issue)
                     if issue.severity == "error":
                         errors += 1
                         row_invalid = True
@@ -211,11 +250,12 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
                             warnings_seen.append(issue)
                 invalid += row_invalid
     shown = (examples + warnings_seen)[:EXAMPLES]
+    n_skipped = sum(skipped.values())
     return ValidationSummary(
         source_file=str(path),
         sheet=source.sheet,
         rows_read=rows,
-        valid=rows - invalid,
+        valid=rows - invalid - n_skipped,
         invalid=invalid,
         warnings=warnings,
         errors=errors,
@@ -226,6 +266,10 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
         encoding=source.encoding,
         delimiter=source.delimiter,
         duration_s=time.monotonic() - started,
+        skipped=n_skipped,
+        skipped_by_reason=dict(skipped.most_common()),
+        bad_values=bad.columns(),
+        orders_from_lines=lines,
     )
 
 

@@ -88,6 +88,7 @@ class FileState:
     ids: SeenValues = field(default_factory=SeenValues)
     document_numbers: SeenValues = field(default_factory=SeenValues)
     row_keys: SeenValues = field(default_factory=SeenValues)
+    invoices: SeenValues = field(default_factory=SeenValues)
 
 
 def timestamp_range(rules: ValidationRules, now: float) -> tuple[int, int]:
@@ -163,6 +164,8 @@ def validate_chunk(
     now: float | None = None,
     display: Mapping[str, pd.Series] | None = None,
     ids_follow_keys: bool = False,
+    unique_invoice: bool = True,
+    exclude: np.ndarray | None = None,
 ) -> list[tuple[int, Issue]]:
     """All findings for one chunk of mapped params (positions index ``params`` rows).
 
@@ -179,13 +182,19 @@ def validate_chunk(
         display: the original text of parsed params, shown as the value in issues.
         ids_follow_keys: every id is the row key or derived from it, so a repeated id is
             already a repeated row key; the separate id index (12 bytes a row) is skipped.
+        unique_invoice: a repeated ``invoice_id`` is an error (``duplicate_invoice_id``);
+            off when the mapping allows several orders per invoice.
+        exclude: rows (bool mask) that are skipped: they take no part in id, document
+            number and invoice uniqueness (their row keys still must be unique).
     """
     params = params.reset_index(drop=True)
     shown = {k: v.reset_index(drop=True) for k, v in (display or {}).items()}
     out = _Collector(params, lines, sources, shown)
     _schema_issues(params, out, rules, now if now is not None else time.time(), skip)
     _cross_field(params, out, rules)
-    _uniqueness(params, lines, row_keys, out, rules, state, ids_follow_keys)
+    reported = _uniqueness(params, lines, row_keys, out, rules, state, ids_follow_keys, exclude)
+    if unique_invoice and "invoice_id" in params:
+        _unique_invoice(params, lines, out, state, exclude, reported)
     _excel_hints(params, out)
     return out.issues
 
@@ -304,7 +313,9 @@ def _uniqueness(
     rules: ValidationRules,
     state: FileState,
     ids_follow_keys: bool,
-) -> None:
+    exclude: np.ndarray | None,
+) -> np.ndarray:
+    """Report repeated row keys, ids and document numbers; returns the rows reported."""
     keys = pd.Series(row_keys, dtype="str")
     key_dup = state.row_keys.check_and_add(keys, lines)
     for pos in np.flatnonzero(key_dup):
@@ -324,17 +335,51 @@ def _uniqueness(
                 ),
             )
         )
+    reported = key_dup > 0
     if not rules.unique_in_file:
-        return
+        return reported
     for name, seen in (("id", state.ids), ("document_number", state.document_numbers)):
         if name not in params or (name == "id" and ids_follow_keys):
             continue
-        first = seen.check_and_add(params[name], lines)
+        values = params[name] if exclude is None else params[name].where(~exclude, pd.NA)
+        first = seen.check_and_add(values, lines)
         first[key_dup > 0] = 0  # already reported as a duplicate row key
         for pos in np.flatnonzero(first):
             mask = np.zeros(len(params), dtype=bool)
             mask[pos] = True
             out.add(mask, name, f"duplicate_{name}", f"{{param}} repeats line {first[pos]}")
+        reported |= first > 0
+    return reported
+
+
+def _unique_invoice(
+    params: pd.DataFrame,
+    lines: np.ndarray,
+    out: _Collector,
+    state: FileState,
+    exclude: np.ndarray | None,
+    reported: np.ndarray,
+) -> None:
+    """Two orders naming one invoice: usually line items read as orders (see ``group_by``).
+
+    Rows already reported as a repeated row key, id or document number are not reported again.
+    """
+    values = params["invoice_id"]
+    if exclude is not None:
+        values = values.where(~exclude, pd.NA)
+    first = state.invoices.check_and_add(values, lines)
+    first[reported] = 0
+    for pos in np.flatnonzero(first):
+        mask = np.zeros(len(params), dtype=bool)
+        mask[pos] = True
+        out.add(
+            mask,
+            "invoice_id",
+            "duplicate_invoice_id",
+            f"{{param}} is also the invoice of line {first[pos]}: two orders would be created "
+            "for one invoice (line items of one order? set [orders] group_by; several orders "
+            "per invoice on purpose? set [orders] several_per_invoice = true)",
+        )
 
 
 def _excel_hints(params: pd.DataFrame, out: _Collector) -> None:

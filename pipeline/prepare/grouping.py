@@ -1,0 +1,128 @@
+"""``[orders] group_by``: consecutive rows with one key are one order (line-item exports).
+
+``regroup`` re-cuts the reader's chunks so that no group spans two chunks; ``collapse`` turns a
+chunk's rows into one row per group, vectorised: each column takes the first non-empty value of
+its group (pandas ``groupby().first()``), and two rows of a group that disagree on a column the
+mapping reads make that order invalid with both source lines named. Imports models and load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.load.rows import RawChunk
+from pipeline.models import Issue, truncate_value
+
+
+def _group_starts(keys: pd.Series) -> np.ndarray:
+    """True where a new group starts: the key differs from the row above, or is empty."""
+    text = keys.astype("str").str.strip()
+    starts = (text != text.shift(1)).to_numpy(dtype=bool) | (text == "").to_numpy(dtype=bool)
+    if len(starts):
+        starts[0] = True
+    return starts
+
+
+def regroup(chunks: Iterator[RawChunk], column: str) -> Iterator[RawChunk]:
+    """Yield chunks whose boundaries never cut a group of consecutive equal ``column`` values."""
+    held: RawChunk | None = None
+    for chunk in chunks:
+        if held is not None:
+            offset = len(held.frame)
+            chunk = RawChunk(
+                pd.concat([held.frame, chunk.frame], ignore_index=True),
+                np.concatenate([held.lines, chunk.lines]),
+                held.issues + [(pos + offset, issue) for pos, issue in chunk.issues],
+            )
+        starts = np.flatnonzero(_group_starts(chunk.frame[column]))
+        cut = int(starts[-1]) if starts.size else 0
+        if cut == 0:  # the whole chunk may be one group still growing
+            held = chunk
+            continue
+        yield RawChunk(
+            chunk.frame.iloc[:cut].reset_index(drop=True),
+            chunk.lines[:cut],
+            [(p, i) for p, i in chunk.issues if p < cut],
+        )
+        held = RawChunk(
+            chunk.frame.iloc[cut:].reset_index(drop=True),
+            chunk.lines[cut:],
+            [(p - cut, i) for p, i in chunk.issues if p >= cut],
+        )
+    if held is not None and len(held.frame):
+        yield held
+
+
+@dataclass(frozen=True, slots=True)
+class Collapsed:
+    """A chunk with one row per group."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    """The first source line of each group."""
+    group_lines: list[tuple[int, ...]]
+    """Every source line of each group."""
+    issues: list[tuple[int, Issue]]
+    """Reader issues moved to their group's position, plus ``group_conflict`` errors."""
+
+
+def collapse(
+    chunk: RawChunk, column: str, checked: Sequence[str], *, group_param: str | None = None
+) -> Collapsed:
+    """One row per group of consecutive equal ``column`` values.
+
+    Args:
+        chunk: rows as read (whole groups: see ``regroup``).
+        column: the group key column.
+        checked: columns the mapping reads; disagreeing non-empty values in a group are an error.
+        group_param: the parameter the key feeds, for messages.
+    """
+    frame = chunk.frame.reset_index(drop=True)
+    starts = _group_starts(frame[column])
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    blank = frame.replace("", pd.NA) if len(frame) else frame
+    collapsed = blank.groupby(group, sort=False).first().fillna("").astype("str")
+    collapsed = collapsed.reset_index(drop=True)[list(frame.columns)]
+    boundaries = first[1:]
+    group_lines = [tuple(int(x) for x in part) for part in np.split(chunk.lines, boundaries)]
+    issues = [(int(group[pos]), issue) for pos, issue in chunk.issues]
+    key_text = frame[column].astype("str").str.strip()
+    for col in checked:
+        if col == column or col not in frame.columns:
+            continue
+        values = blank[col].astype("str").str.strip().replace("", pd.NA)  # type: ignore[call-overload]
+        counts = values.groupby(group, sort=False).nunique(dropna=True).to_numpy()
+        for g in np.flatnonzero(counts > 1):
+            rows = np.flatnonzero(group == g)
+            cells = values.iloc[rows]
+            present = cells.dropna()
+            first_value = str(present.iloc[0])
+            other_pos = int(present.index[present != first_value][0])
+            first_pos = int(present.index[0])
+            other_value = str(cells.loc[other_pos])
+            line_a, line_b = int(chunk.lines[first_pos]), int(chunk.lines[other_pos])
+            issues.append(
+                (
+                    int(g),
+                    Issue(
+                        source_line=line_a,
+                        column=col,
+                        param=None,
+                        value=truncate_value(f"{first_value} | {other_value}"),
+                        rule="group_conflict",
+                        message=(
+                            f"lines {line_a} and {line_b} of order {key_text.iloc[first_pos]!r} "
+                            f"({column}) disagree on {col!r}: {first_value!r} vs "
+                            f"{other_value!r}; an order-level value must be the same on every "
+                            "line of the order (or empty)"
+                        ),
+                        stage="rule",
+                    ),
+                )
+            )
+    return Collapsed(collapsed, chunk.lines[first], group_lines, issues)
