@@ -8,30 +8,16 @@ and ``mismatch`` (one finding per differing field). Imports only the root leaves
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pipeline.params import ADDRESS_KINDS, flatten
+from pipeline.params import ADDRESS_KINDS, flatten, normal_value, ours_theirs
 
 Category = Literal["missing", "extra", "duplicate", "mismatch"]
 CATEGORIES: tuple[Category, ...] = ("missing", "extra", "duplicate", "mismatch")
 
-TIMESTAMP_FIELDS = frozenset(
-    {
-        "order_date",
-        "shipping_date",
-        "shipping_cut_off_date",
-        "shipped_at",
-        "delivered_at",
-        "cancelled_at",
-        "created_at",
-        "updated_at",
-    }
-)
 COMPARED_FIELDS: tuple[str, ...] = (
     "status",
     "document_number",
@@ -108,29 +94,9 @@ class Comparison:
     """Findings by category (every category present, 0 when none)."""
 
 
-_DIGITS = re.compile(r"^-?\d+(\.0+)?$")
-
-
 def norm(name: str, value: Any) -> str | None:
-    """A comparable text form: None for empty, Unix seconds for timestamps, bools lower-case."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value).strip()
-    if not text:
-        return None
-    if name.split(".")[-1] in TIMESTAMP_FIELDS and not _DIGITS.match(text):
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return text
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return str(int(when.timestamp()))
-    if _DIGITS.match(text):
-        return str(int(float(text)))
-    return text
+    """A comparable text form of ``value`` by the field's type (``pipeline.params``)."""
+    return normal_value(name, value)
 
 
 def stem(values: Iterable[str]) -> str:
@@ -234,7 +200,7 @@ def _field_diffs(item: Expected, order: Mapping[str, Any]) -> list[Finding]:
                     name,
                     expected_value,
                     actual_value,
-                    f"{name}: ledger {expected_value!r}, Chargebee {actual_value!r}{note}",
+                    ours_theirs(name, expected_value, actual_value) + note,
                 )
             )
     out.extend(_line_item_diffs(item, order))
@@ -264,7 +230,7 @@ def _line_item_diffs(item: Expected, order: Mapping[str, Any]) -> list[Finding]:
                         label,
                         want,
                         got,
-                        f"{label}: ledger {want!r}, Chargebee {got!r}",
+                        ours_theirs(label, want, got),
                     )
                 )
     return out

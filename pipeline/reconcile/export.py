@@ -2,8 +2,9 @@
 
 Chargebee does not document the export's columns (FACTS §7.3), so headers are matched by name:
 flattened snake_case (``shipping_address_city``, as the Data Catalog) and human labels
-(``Order ID``, ``Shipping Address City``) both work. An unknown layout raises
-``PermanentApiError`` (``export_layout_unknown``) so the caller can fall back to listing.
+(``Order ID``, ``Shipping Address City``) both work. An unknown layout
+raises ``PermanentApiError`` (``export_layout_unknown``), any fault or cap while reading the zip
+(``export_unreadable``): the caller falls back to listing either way.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+import struct
 import zipfile
-from collections.abc import Iterator
-from typing import Any
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 from pipeline.errors import PermanentApiError
-from pipeline.params import ADDRESS_KINDS
+from pipeline.params import ADDRESS_KINDS, TIMESTAMP_FIELDS
 
 ADDRESS_FIELDS = (
     "first_name",
@@ -34,42 +37,35 @@ ADDRESS_FIELDS = (
     "country",
     "validation_status",
 )
-ORDER_FIELDS = frozenset(
-    {
-        "id",
-        "document_number",
-        "invoice_id",
-        "customer_id",
-        "subscription_id",
-        "business_entity_id",
-        "status",
-        "order_type",
-        "price_type",
-        "payment_status",
-        "cancellation_reason",
-        "order_date",
-        "shipping_date",
-        "shipping_cut_off_date",
-        "shipped_at",
-        "delivered_at",
-        "cancelled_at",
-        "status_update_at",
-        "created_at",
-        "updated_at",
-        "paid_on",
-        "tracking_id",
-        "tracking_url",
-        "shipment_carrier",
-        "reference_id",
-        "fulfillment_status",
-        "batch_id",
-        "note",
-        "currency_code",
-        "refundable_credits_issued",
-        "total",
-        "resource_version",
-        "deleted",
-    }
+ORDER_FIELDS = (
+    frozenset(
+        {
+            "id",
+            "document_number",
+            "invoice_id",
+            "customer_id",
+            "subscription_id",
+            "business_entity_id",
+            "status",
+            "order_type",
+            "price_type",
+            "payment_status",
+            "cancellation_reason",
+            "tracking_id",
+            "tracking_url",
+            "shipment_carrier",
+            "reference_id",
+            "fulfillment_status",
+            "batch_id",
+            "note",
+            "currency_code",
+            "refundable_credits_issued",
+            "total",
+            "resource_version",
+            "deleted",
+        }
+    )
+    | TIMESTAMP_FIELDS
 )
 # Normalised header → canonical field, for labels that differ from the API name.
 ALIASES: dict[str, str] = {
@@ -104,6 +100,17 @@ FIELD_ALIASES: dict[str, str] = {
     "postcode": "zip",
     "country_code": "country",
 }
+MAX_MEMBERS = 1000
+"""Entries a zip may announce (Chargebee's exports hold a handful of CSVs)."""
+MAX_MEMBER_BYTES = 512 * 1024 * 1024
+"""Decompressed bytes read from one member."""
+MAX_RATIO = 100
+"""Decompressed bytes per compressed byte (CSV compresses ~5-20×; zip bombs ~1000×)."""
+RATIO_SLACK_BYTES = 256 * 1024
+"""Bytes read from a member before the ratio applies (tiny members compress oddly)."""
+MAX_CELL_CHARS = 128 * 1024
+"""Characters in one export cell (csv's own default limit; an order field is far shorter)."""
+READ_CHUNK = 64 * 1024
 _SKIP_FILES = ("line_item", "lineitem", "tax", "discount", "credit_note", "resent")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -144,19 +151,23 @@ def _typed(field: str, text: str) -> Any:
     return text
 
 
-def read_export_rows(text: str) -> Iterator[dict[str, Any]]:
-    """Orders from one CSV text (header row first), as nested dicts like ``GET /orders`` gives.
+def read_export_rows(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Orders from one CSV (header row first), as nested dicts like ``GET /orders`` gives.
+
+    Args:
+        lines: the CSV text, or an iterable of its lines (a text stream is read lazily).
 
     Raises:
-        PermanentApiError: no column could be read as the order id.
+        PermanentApiError: no column could be read as the order id (``export_layout_unknown``),
+            or a cell is larger than ``MAX_CELL_CHARS`` (``export_unreadable``).
     """
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(lines) if isinstance(lines, str) else lines)
     header = next(reader, None)
     if header is None:
         return
     columns = [canonical_column(h) for h in header]
     if "id" not in columns:
-        labels = ", ".join(header[:8])
+        labels = ", ".join(ascii(h) for h in header[:8])
         raise PermanentApiError(
             f"export CSV has no order id column (headers start: {labels})",
             api_error_code="export_layout_unknown",
@@ -168,6 +179,11 @@ def read_export_rows(text: str) -> Iterator[dict[str, Any]]:
             seen.add(field)
             index.append((position, field))
     for record in reader:
+        if any(len(cell) > MAX_CELL_CHARS for cell in record):
+            raise PermanentApiError(
+                f"export CSV line {reader.line_num} has a cell over {MAX_CELL_CHARS // 1024} KiB",
+                api_error_code="export_unreadable",
+            )
         if not any(cell.strip() for cell in record):
             continue
         order: dict[str, Any] = {}
@@ -187,27 +203,115 @@ def read_export_rows(text: str) -> Iterator[dict[str, Any]]:
 def read_export_zip(data: bytes) -> list[dict[str, Any]]:
     """Every order in an export zip (the first orders-like CSV that has an id column).
 
+    The zip is read as a stream, member by member, within caps: at most ``MAX_MEMBERS``
+    entries, ``MAX_MEMBER_BYTES`` decompressed per member, a compression ratio of at most
+    ``MAX_RATIO`` and cells of at most ``MAX_CELL_CHARS``. Memory stays bounded by the caps.
+
     Raises:
-        PermanentApiError: not a zip, no CSV, or no CSV whose headers can be read.
+        PermanentApiError: not a zip, no CSV, no CSV whose headers can be read
+            (``export_layout_unknown``), or any fault while reading it — an encrypted member,
+            a bad CRC, an unsupported compression method, corrupt data, a cap exceeded
+            (``export_unreadable``). Both are "use the list instead" under ``--via auto``.
     """
+    entries = _entry_count(data)
+    if entries > MAX_MEMBERS:
+        raise _unreadable(f"export zip holds {entries} entries (at most {MAX_MEMBERS} are read)")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise PermanentApiError(
             "export download is not a zip file", api_error_code="export_layout_unknown"
         ) from None
     with archive:
         files = _order_files(archive)
         if not files:
+            names = ", ".join(ascii(n) for n in archive.namelist()[:10])
             raise PermanentApiError(
-                f"export zip holds no orders CSV (files: {', '.join(archive.namelist()[:10])})",
+                f"export zip holds no orders CSV (files: {names})",
                 api_error_code="export_layout_unknown",
             )
         problems: list[str] = []
         for name in files:
-            text = archive.read(name).decode("utf-8-sig", errors="replace")
             try:
-                return list(read_export_rows(text))
+                return _read_member(archive, archive.getinfo(name))
             except PermanentApiError as err:
-                problems.append(f"{name}: {err.message}")
+                if err.api_error_code != "export_layout_unknown":
+                    raise
+                problems.append(f"{name!a}: {err.message}")
         raise PermanentApiError("; ".join(problems), api_error_code="export_layout_unknown")
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[dict[str, Any]]:
+    """One CSV member, streamed through the caps; every zip fault is a PermanentApiError."""
+    where = f"export zip member {info.filename!a}"
+    if info.flag_bits & 0x1:
+        raise _unreadable(f"{where} is encrypted")
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise _unreadable(f"{where} is {info.file_size} bytes (at most {MAX_MEMBER_BYTES} read)")
+    try:
+        with archive.open(info) as raw:
+            capped = _CappedReader(raw, where, info.compress_size)
+            text = io.TextIOWrapper(
+                io.BufferedReader(capped), encoding="utf-8-sig", errors="replace", newline=""
+            )
+            found: dict[str, dict[str, Any]] = {}
+            for order in read_export_rows(text):  # one order per id: a live one wins
+                oid = str(order["id"])
+                if oid not in found or found[oid].get("deleted") is True:
+                    found[oid] = order
+            return list(found.values())
+    except PermanentApiError:
+        raise
+    except NotImplementedError:
+        raise _unreadable(f"{where} uses an unsupported compression method") from None
+    except RuntimeError as exc:  # zipfile: "File ... is encrypted, password required"
+        raise _unreadable(f"{where} cannot be read ({exc})") from None
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise _unreadable(f"{where} has a cell over {MAX_CELL_CHARS // 1024} KiB") from None
+        raise _unreadable(f"{where} is not a readable CSV ({exc})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise _unreadable(f"{where} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+class _CappedReader(io.RawIOBase):
+    """A raw stream over a zip member that stops at the size and ratio caps."""
+
+    def __init__(self, inner: IO[bytes], where: str, compressed: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.where = where
+        self.limit = min(MAX_MEMBER_BYTES, RATIO_SLACK_BYTES + MAX_RATIO * max(compressed, 1))
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.inner.read(min(len(buffer), READ_CHUNK))
+        self.read_bytes += len(chunk)
+        if self.read_bytes > self.limit:
+            if self.limit == MAX_MEMBER_BYTES:
+                raise _unreadable(f"{self.where} is larger than {MAX_MEMBER_BYTES} bytes")
+            raise _unreadable(
+                f"{self.where} expands more than {MAX_RATIO} times (a zip bomb?); not read"
+            )
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _entry_count(data: bytes) -> int:
+    """Entries the zip's end-of-central-directory record announces (0 when there is none).
+
+    Read before ``zipfile`` builds its in-memory directory, so a zip announcing millions of
+    entries is refused without listing them.
+    """
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end < 0 or end + 22 > len(data):
+        return 0
+    (total,) = struct.unpack_from("<H", data, end + 10)
+    return int(total) if total != 0xFFFF else MAX_MEMBERS + 1
+
+
+def _unreadable(message: str) -> PermanentApiError:
+    return PermanentApiError(message, api_error_code="export_unreadable")

@@ -22,6 +22,8 @@ T = TypeVar("T")
 PAGE_LIMIT = 100
 ID_CHUNK = 50
 """Ids per ``id[in]`` probe."""
+MAX_PAGES = 100_000
+"""Pages of ``GET /orders`` before a listing is given up on (10 million orders)."""
 MAX_POLLS = 50
 """Polls before an export is given up on (the Python SDK's limit)."""
 
@@ -53,15 +55,34 @@ class Fetcher:
         result, _ = await send_with_retries(attempt, limiter=self.limiter, policy=self.policy)
         return result
 
-    async def via_list(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every order matching ``filters`` (``limit`` 100, following ``next_offset``)."""
+    async def via_list(
+        self, filters: dict[str, Any], *, max_pages: int = MAX_PAGES
+    ) -> list[dict[str, Any]]:
+        """Every order matching ``filters`` (``limit`` 100, following ``next_offset``).
+
+        Raises:
+            PermanentApiError: the server named an offset it had already given (paging would
+                never end) or paged past ``max_pages`` (``paging_loop``).
+        """
         found: list[dict[str, Any]] = []
         offset: str | None = None
-        while True:
+        seen: set[str] = set()
+        for page_number in range(1, max_pages + 1):
             page, offset = await self._call(functools.partial(self._page, filters, offset))
             found.extend(page)
             if offset is None:
                 return found
+            if offset in seen:
+                raise PermanentApiError(
+                    f"GET /orders page {page_number} gave next_offset {offset[:60]!a} again: "
+                    "the listing would never end, so it was stopped",
+                    api_error_code="paging_loop",
+                )
+            seen.add(offset)
+        raise PermanentApiError(
+            f"GET /orders still had a next_offset after {max_pages} pages; stopped",
+            api_error_code="paging_loop",
+        )
 
     async def _page(
         self, filters: dict[str, Any], offset: str | None

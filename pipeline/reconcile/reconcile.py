@@ -126,6 +126,8 @@ def reconcile_batch(
         raise ConfigError(f"no ledger at {settings.ledger_path}", hint="pass --ledger PATH")
     settings.check_target()
     settings.require_api_key()
+    out = out_dir or default_report_dir(settings, batch)
+    _check_out_dir(out)
     with Ledger(settings.ledger_path) as ledger:
         plan = _plan(ledger, batch)
         run_id = ledger.start_run(batch, command="reconcile", settings_summary={"via": via})
@@ -140,7 +142,6 @@ def reconcile_batch(
                 foreign_ids=plan.foreign_ids,
                 detect_extras=plan.operation == "import",
             )
-            out = out_dir or default_report_dir(settings, batch)
             result = _write(out, batch, plan, comparison, source, via, notes)
             status = "clean" if result.clean else "findings"
         finally:
@@ -151,6 +152,19 @@ def reconcile_batch(
         # report.html shows the reconciliation section from reconciliation.json beside it.
         write_reports(ledger, batch, out, settings=settings)
     return result
+
+
+def _check_out_dir(out: Path) -> None:
+    """``--out`` must be a directory (made when missing): refused before anything is fetched."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"--out {out}: is a file, not a directory",
+            hint="name a directory: reconciliation.csv, .json and report.html are written in it",
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
 
 
 def _plan(ledger: Ledger, batch: str) -> _Plan:
