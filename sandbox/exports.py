@@ -88,6 +88,14 @@ EXPORT_FIELDS: dict[str, str] = {
     "is_resent": "boolean",
 }
 """``order[<field>][<op>]`` filters the orders export accepts, by kind."""
+_ID_OPS = frozenset({"is", "is_not", "starts_with", "in", "not_in"})
+EXPORT_TEXT_OPS: dict[str, frozenset[str]] = {
+    "id": _ID_OPS,
+    "customer_id": _ID_OPS,
+    "subscription_id": _ID_OPS | {"is_present"},
+    "original_order_id": frozenset({"is", "is_not", "starts_with"}),
+}
+"""Operators per text field, as the spec lists them (only ``subscription_id`` has is_present)."""
 
 
 def parse_export_filters(form: dict[str, str]) -> list[Filter]:
@@ -101,6 +109,8 @@ def parse_export_filters(form: dict[str, str]) -> list[Filter]:
         if name == "total" and len(parts) == 1:
             found.append(parse_filter(key, "total", "number", parts[0], value))
         elif name == "order" and len(parts) == 2 and parts[0] in EXPORT_FIELDS:
+            if parts[1] not in EXPORT_TEXT_OPS.get(parts[0], {parts[1]}):
+                raise errors.unknown_param(key)
             found.append(parse_filter(key, parts[0], EXPORT_FIELDS[parts[0]], parts[1], value))
         else:
             raise errors.unknown_param(key)

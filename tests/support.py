@@ -8,6 +8,8 @@ is bounded in time.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +17,12 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 IMPORT_PATH = "/api/v2/orders/import_order"
+CONTRACT_PATH = Path(__file__).parent / "data" / "orders_contract.json"
+"""Chargebee's published contract for the order endpoints (an OpenAPI extract; see its NOTES)."""
 RUN_TIMEOUT_S = 180.0
 
 
@@ -31,6 +36,22 @@ class Server(Protocol):
     ) -> dict[str, Any]:
         """``GET /__sandbox/state``."""
         ...
+
+
+# -- the published contract ----------------------------------------------------------------
+
+
+@functools.cache
+def contract() -> dict[str, Any]:
+    """``tests/data/orders_contract.json``, parsed once."""
+    data: dict[str, Any] = json.loads(CONTRACT_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def contract_enum(operation: str, param: str) -> tuple[str, ...]:
+    """The values the contract lists for one param of one operation (expected values for
+    sandbox tests: never the sandbox's own constants)."""
+    return tuple(contract()["operations"][operation]["params"][param]["enum"])
 
 
 # -- the CLI in a subprocess -----------------------------------------------------------------

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sandbox.validation import ORDER_STATUSES
+from tests.support import contract_enum
 
 IMPORT = "/orders/import_order"
 
@@ -17,7 +17,7 @@ def _import(client, params) -> dict:
     return response.json()["order"]
 
 
-@pytest.mark.parametrize("status", ORDER_STATUSES)
+@pytest.mark.parametrize("status", contract_enum("update_order", "status"))
 def test_update_accepts_all_twelve_statuses(sandbox_client, valid_order, status):
     """Update takes all 12 order statuses, including legacy new/processing/complete/voided."""
     order = _import(sandbox_client, valid_order(status="queued"))
