@@ -184,7 +184,7 @@ def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: list[SourceRow]) -> in
     hashes = list(by_hash)
     found = conn.execute(
         f"SELECT row_key, state, order_id, source_line, raw_hash FROM rows WHERE batch = ? "
-        f"AND raw_hash IN ({','.join('?' * len(hashes))})",
+        f"AND raw_hash IN ({','.join('?' * len(hashes))}) ORDER BY rowid",
         (batch, *hashes),
     ).fetchall()
     others = [r for r in found if r["row_key"] != by_hash[r["raw_hash"]].row_key]

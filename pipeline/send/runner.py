@@ -7,6 +7,7 @@ are skipped before they cost any rate-limit budget.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -279,7 +280,8 @@ def _offer_corrections(settings: Settings, request: RunRequest, planned: Planned
     if made.path is not None:
         parts.append(
             f"to change the {made.rows} order(s) in Chargebee: "
-            f"order-import update {made.path} --batch {request.batch}-corrections"
+            f"order-import update {shlex.quote(str(made.path))} "
+            f"--batch {shlex.quote(request.batch + '-corrections')}"
         )
     if made.not_updatable:
         parts.append(f"changes to {', '.join(made.not_updatable)} cannot be made by an update")

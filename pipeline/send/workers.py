@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,7 +173,9 @@ class Sender:
         return self.stats
 
     async def _reconcile_in_flight(self) -> None:
-        doubtful = self.ledger.in_flight(self.batch)
+        doubtful = await anyio.to_thread.run_sync(
+            self.ledger.in_flight, self.batch, limiter=self._db
+        )
         if not doubtful:
             return
         self.progress.start(len(doubtful), batch=self.batch, phase="reconcile")
@@ -204,7 +207,7 @@ class Sender:
         await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
 
     async def _send_all(self) -> None:
-        counts = self.ledger.counts(self.batch)
+        counts = await anyio.to_thread.run_sync(self.ledger.counts, self.batch, limiter=self._db)
         total = counts.get("pending", 0) + counts.get("retryable", 0)
         if self.canary is not None:
             total = min(total, self.canary)
@@ -214,8 +217,9 @@ class Sender:
             for _ in range(self.concurrency):
                 group.start_soon(self._worker, receive_stream.clone())
             receive_stream.close()
-            async with send_stream:
-                for fed, item in enumerate(self.ledger.work(self.batch)):
+            async with send_stream, aclosing(self._work()) as work:
+                fed = 0
+                async for item in work:
                     if self._stop.is_set():
                         break
                     if self.canary is not None and fed >= self.canary:
@@ -226,6 +230,15 @@ class Sender:
                         )
                         break
                     await send_stream.send(item)
+                    fed += 1
+
+    async def _work(self) -> AsyncGenerator[WorkItem, None]:
+        """The rows to send, read a page at a time on the ledger's thread (never on the loop)."""
+        pages = self.ledger.work_pages(self.batch)
+        empty: list[WorkItem] = []
+        while page := await anyio.to_thread.run_sync(next, pages, empty, limiter=self._db):
+            for item in page:
+                yield item
 
     async def _worker(self, receive: Any) -> None:
         async with receive:
