@@ -179,9 +179,11 @@ def _read(data: bytes, name: str) -> str:
 def oddities(text: str) -> int:
     """Words whose non-ASCII characters are implausible as written text.
 
-    Counted: a C0/C1 control character; a symbol or non-decimal number (``³ ¹ £ ¯``) with letters
-    on both sides, or opening a word before a small letter; a capital letter right after a small
-    one where either is non-ASCII (``dŸ``, ``żD``). Trailing symbols (``m³``, ``12€``) are normal.
+    Counted: a C0/C1 control character; a symbol, non-decimal number or stray mark (``³ £ § †``)
+    with letters on both sides (the Catalan ``l·l`` dot excepted); a symbol or number opening a
+    word before a small letter (``£ódŸ``); a capital letter right after a small one where either
+    is non-ASCII (``dŸ``, ``żD``), or between a capital and a small one (``MŸnchen``). Trailing
+    symbols (``m³``, ``12€``) and opening marks (``¿Dónde``) are normal.
     """
     count = 0
     for match in _WORDS.finditer(text):
@@ -198,12 +200,12 @@ def _odd_word(word: str) -> bool:
         nxt = word[i + 1] if i + 1 < len(word) else ""
         if category == "Cc":
             return True
-        if category[0] == "S" or category == "No":
-            if prev.isalpha() and nxt.isalpha():
+        if category[0] == "S" or category in ("No", "Po"):
+            if prev.isalpha() and nxt.isalpha() and ch != "\u00b7":
                 return True
-            if not prev and nxt.isalpha() and nxt.islower():
+            if not prev and nxt.isalpha() and nxt.islower() and category != "Po":
                 return True
-        if category == "Lu" and prev.isalpha() and prev.islower():
+        if category == "Lu" and prev.isalpha() and (prev.islower() or nxt.islower()):
             return True
         if category == "Ll" and nxt.isalpha() and nxt.isupper():
             return True

@@ -1,7 +1,8 @@
 """Load legacy order files as text: CSV (encoding/BOM/delimiter detection) and workbooks, in chunks.
 
 Owns reading bytes into string DataFrame chunks with exact source line numbers; nothing about
-params or rules. Workbooks are read by ``pipeline.load.excel_reader``. Imports errors, models only.
+params or rules. Workbooks are read by ``pipeline.load.excel_reader``, CSV records by
+``pipeline.load.csv_reader``; which encoding a CSV is in is ``pipeline.load.encoding``'s job.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def _open_csv(
     guess = EncodingGuess(encoding, False, "given") if encoding else detect_encoding(head, path)
     enc = guess.encoding
     try:
-        b"".decode(enc)  # LookupError for unknown names and bytes-to-bytes codecs (base64)
+        b"\0\0\0\0".decode(enc, errors="replace")  # LookupError: unknown, or bytes-to-bytes
     except LookupError:
         raise InputError(f"unknown text encoding {enc!r}", path=str(path)) from None
     from pipeline.load.csv_reader import CsvReader, allow_cells_up_to
