@@ -15,12 +15,17 @@ Sandbox fixtures (see docs/sandbox.md for every knob):
 * ``valid_order(**overrides) -> dict[str, str]`` — form params of a valid import_order request
   (unique ``id`` ``ORD-<n>``, invoice ``INV-<n>``, status ``delivered``, Unix-second dates);
   pass ``name=None`` to leave a parameter out.
+
+Under ``CI=true`` a skipped test fails (``pytest_runtest_makereport`` below): a proof that
+cannot run in CI (no Chromium, a missing dev dependency) must not pass silently. Shared
+helpers for tests and bench live in ``tests/support.py``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -28,6 +33,25 @@ import pytest
 
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
+
+
+def ci_forbids_skips() -> bool:
+    """True under ``CI=true`` (GitHub Actions, GitLab and ``.ci/run`` set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Under CI, turn a skip (not an expected failure) into a failure naming the reason."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and ci_forbids_skips():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run every proof: {reason}"
+
 
 FAST_LIMITS: dict[str, Any] = {"rate_limit_per_minute": None, "concurrency_limit": None}
 """Limits off: what the ``sandbox`` fixture and ``make_sandbox`` use unless told otherwise."""
