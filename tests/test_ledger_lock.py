@@ -134,3 +134,34 @@ def test_run_lock_is_reentrant_on_one_thread_and_refused_on_another(tmp_path: Pa
     assert "another order-import run" in refused[0]
     with run_lock(alias):  # released: free again
         assert held(path)
+
+
+def test_update_takes_the_lock_before_its_first_write(
+    make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process holds the ledger, ``update`` is refused (exit 2) before it records
+    anything, even rows it would record as unchanged without a request."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    server = make_sandbox(api_key=KEY)
+    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
+    source = write_orders(tmp_path / "orders.csv", 2)
+    imported = CliRunner().invoke(
+        main, ["run", str(source), "--batch", "b1", "--quiet"], env=env, catch_exceptions=False
+    )
+    assert imported.exit_code == 0, imported.output
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("id,status\nT-000000,delivered\nT-000001,delivered\n", encoding="utf-8")
+    args = ["update", str(fixes), "--batch", "fixes", "--quiet"]
+    with open("order-import.sqlite", "rb") as other:  # another process's run, as the lock sees it
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    assert refused.exit_code == 2, refused.output
+    assert "another order-import run" in refused.output
+    with Ledger("order-import.sqlite") as led:
+        assert [b.name for b in led.batches()] == ["b1"]
+    applied = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    assert applied.exit_code == 0, applied.output

@@ -4,84 +4,38 @@ Reads the corrections file (``update_rows``), drops every field equal to what th
 the order holds (its import params + later succeeded updates), records rows with nothing left
 to change as ``succeeded``/``unchanged`` without a request, and hands the rest to the runner
 (same worker pool, limiter, ledger, progress and reports as ``run``). ``POST /orders`` (create)
-is deprecated and never used: ``refuse_create`` says so when a configuration asks for it.
+is deprecated and never used. Rows left in doubt by a crash are looked up and compared with
+what they sent before anything is resent (``update.in_doubt``).
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import DEFAULT_CONFIG_FILE, Settings
+from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.ledger.ledger import Ledger
+from pipeline.ledger.lock import run_lock
 from pipeline.load.reader import input_sha256
 from pipeline.models import Outcome, RunSummary, SourceRow
+from pipeline.params import same_value
 from pipeline.progress import Progress
-from pipeline.reconcile.compare import norm
 from pipeline.reconcile.ledger_view import KnownOrder, known_orders
 from pipeline.send.runner import RunRequest, run_batch
+from pipeline.update.in_doubt import resolve_in_doubt
 from pipeline.update.rows import read_update_rows
 
 if TYPE_CHECKING:
     import httpx
 
-CREATE_MESSAGE = (
-    "POST /orders (create an order) is deprecated by Chargebee and order-import never uses it"
-)
 CREATE_HINT = (
-    "historical orders are imported with POST /orders/import_order (`order-import run FILE "
-    "--batch B`); corrections to imported orders go through `order-import update FILE --batch B`"
+    "update only corrects orders Chargebee already holds; new orders are imported with "
+    "`order-import run FILE --batch B` (POST /orders/import_order). Creating orders with "
+    "POST /orders is deprecated by Chargebee and order-import never uses it"
 )
-_CREATE_KEYS = frozenset({"endpoint", "operation", "method", "api", "action"})
-_CREATE_WORDS = ("create", "post /orders", "/orders/create")
-
-
-def refuse_create(
-    operation: str | None = None,
-    *,
-    config_file: Path | None = None,
-    mapping_path: Path | None = None,
-) -> None:
-    """Raise a ConfigError pointing to import_order when anything asks for ``POST /orders``.
-
-    Checked: an ``--operation`` value, and ``endpoint``/``operation``/``method`` keys (at any
-    table level) of the config file (explicit, or ``./order-import.toml``) and mapping file.
-    """
-    if operation is not None and _asks_create(operation):
-        raise ConfigError(f"--operation {operation}: {CREATE_MESSAGE}", hint=CREATE_HINT)
-    config = config_file or (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
-    for path in (config, mapping_path):
-        if path is None or not path.is_file():
-            continue
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            continue  # the settings/mapping loader reports unreadable files itself
-        for where, value in _keys(data):
-            if where.rsplit(".", 1)[-1] in _CREATE_KEYS and _asks_create(str(value)):
-                raise ConfigError(
-                    f"{path}: {where} = {value!r}: {CREATE_MESSAGE}", hint=CREATE_HINT
-                )
-
-
-def _asks_create(value: str) -> bool:
-    text = " ".join(value.lower().split())
-    return text in ("create", "create_order", "orders.create") or any(
-        text.startswith(w) for w in _CREATE_WORDS[1:]
-    )
-
-
-def _keys(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in data.items():
-        where = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from _keys(value, where + ".")
-        else:
-            yield where, value
 
 
 def diff_params(requested: Mapping[str, Any], known: KnownOrder | None) -> dict[str, Any]:
@@ -97,7 +51,7 @@ def diff_params(requested: Mapping[str, Any], known: KnownOrder | None) -> dict[
             continue
         if isinstance(value, Mapping):
             current = held.get(name) or {}
-            changed = {k: v for k, v in value.items() if norm(k, v) != norm(k, current.get(k))}
+            changed = {k: v for k, v in value.items() if not same_value(k, v, current.get(k))}
             if changed:
                 out[name] = changed
         elif name == "order_line_items" and isinstance(value, list):
@@ -105,11 +59,11 @@ def diff_params(requested: Mapping[str, Any], known: KnownOrder | None) -> dict[
             items = []
             for item in value:
                 current = lines.get(str(item.get("id")), {})
-                if any(norm(k, v) != norm(k, current.get(k)) for k, v in item.items() if k != "id"):
+                if any(not same_value(k, v, current.get(k)) for k, v in item.items() if k != "id"):
                     items.append(dict(item))
             if items:
                 out[name] = items
-        elif norm(name, value) != norm(name, held.get(name)):
+        elif not same_value(name, value, held.get(name)):
             out[name] = value
     return out
 
@@ -149,34 +103,72 @@ def update_batch(
         InputError, ConfigError, LedgerError, DriftError: nothing was sent.
         AuthError: the key was refused.
     """
-    refuse_create(config_file=settings.config_file, mapping_path=settings.mapping_path)
     rows = read_update_rows(source, settings)
     ids = {str(r.params["id"]) for r in rows if r.params.get("id")}
-    with Ledger(settings.ledger_path) as ledger:
-        info = ledger.get_batch(batch)
-        if info is not None and info.operation != "update":
-            raise ConfigError(
-                f"batch {batch!r} is an {info.operation} batch; corrections need their own batch",
-                hint="use a new --batch name for the update, e.g. --batch fixes-1",
+    if not dry_run:
+        settings.check_target()
+        settings.require_api_key()
+    # One run per ledger: the lock is held from the first ledger write to the end of the run
+    # (run_batch takes it again, re-entrantly).
+    with run_lock(settings.ledger_path):
+        with Ledger(settings.ledger_path) as ledger:
+            info = ledger.get_batch(batch)
+            if info is not None and info.operation != "update":
+                raise ConfigError(
+                    f"batch {batch!r} is an {info.operation} batch; corrections need their own "
+                    "batch",
+                    hint="use a new --batch name for the update, e.g. --batch fixes-1",
+                )
+            notes = (
+                []
+                if info is None or dry_run
+                else _settle_in_doubt(ledger, settings, batch, transport)
             )
-        known = known_orders(ledger, order_ids=ids)
-        done = {r.row_key for r in ledger.rows(batch, states=("succeeded",))} if info else set()
-        to_send, unchanged = plan_update_rows(rows, known, done)
-        if unchanged and not dry_run:
-            _record_unchanged(ledger, settings, source, batch, unchanged)
-        elif unchanged:
-            to_send.extend(unchanged)  # dry run: planned pending, nothing recorded as done
-    summary = run_batch(
-        settings,
-        RunRequest("update", batch, source=source, operation="update", dry_run=dry_run),
-        transport=transport,
-        progress=progress,
-        rows=[to_send],
-    )
+            known = known_orders(ledger, order_ids=ids)
+            done = {r.row_key for r in ledger.rows(batch, states=("succeeded",))} if info else set()
+            to_send, unchanged = plan_update_rows(rows, known, done)
+            if unchanged and not dry_run:
+                _record_unchanged(ledger, settings, source, batch, unchanged)
+            elif unchanged:
+                to_send.extend(unchanged)  # dry run: planned pending, nothing recorded as done
+        summary = run_batch(
+            settings,
+            RunRequest("update", batch, source=source, operation="update", dry_run=dry_run),
+            transport=transport,
+            progress=progress,
+            rows=[to_send],
+        )
     if unchanged:
-        note = f"{len(unchanged)} row(s) already match what Chargebee holds: nothing sent"
-        summary = replace(summary, notes=(*summary.notes, note))
+        notes.append(f"{len(unchanged)} row(s) already match what Chargebee holds: nothing sent")
+    if notes:
+        summary = replace(summary, notes=(*notes, *summary.notes))
     return summary
+
+
+def _settle_in_doubt(
+    ledger: Ledger,
+    settings: Settings,
+    batch: str,
+    transport: httpx.AsyncBaseTransport | None,
+) -> list[str]:
+    """Look up the batch's in-doubt rows before anything is planned or sent (see in_doubt)."""
+    if not ledger.counts(batch).get("in_flight"):
+        return []
+    run_id = ledger.start_run(batch, command="update-lookup", settings_summary={})
+    status = "failed"
+    try:
+        result = resolve_in_doubt(ledger, settings, batch, run_id, transport=transport)
+        status = "finished"
+    finally:
+        ledger.finish_run(run_id, status=status, summary={})
+    notes = list(result.notes)
+    if result.applied or result.resent or result.conflicts:
+        notes.insert(
+            0,
+            f"rows left in doubt, looked up first: {result.applied} already applied, "
+            f"{result.resent} resent, {result.conflicts} changed since (not resent)",
+        )
+    return notes
 
 
 def _record_unchanged(
