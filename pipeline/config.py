@@ -334,17 +334,25 @@ def load_settings(
     path = config_file or (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
     if path is None and DEFAULT_CONFIG_FILE.is_file():
         path = DEFAULT_CONFIG_FILE
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
+    layers: list[tuple[str, dict[str, Any]]] = []
     if path is not None:
-        for name, value in _read_config_file(path).items():
-            values[name], origins[name] = value, str(path)
+        layers.append((str(path), _read_config_file(path)))
     for var, name in _ENV_FIELDS.items():
         if env.get(var):
-            values[name], origins[name] = env[var], f"${var}"
-    for name, value in flags.items():
-        values[name], origins[name] = value, "command line"
-    values["config_file"] = path
+            layers.append((f"${var}", {name: env[var]}))
+    layers.append(("command line", flags))
+    values: dict[str, Any] = {"config_file": path}
+    origins: dict[str, str] = {}
+    for origin, layer in layers:
+        values.update(layer)
+        origins.update(dict.fromkeys(layer, origin))
+    if path is not None:
+        # The file is checked whole, even where the environment or a flag overrides a key.
+        _validate(dict(layers[0][1], config_file=path), dict.fromkeys(layers[0][1], str(path)))
+    return _validate(values, origins)
+
+
+def _validate(values: dict[str, Any], origins: dict[str, str]) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:

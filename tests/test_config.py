@@ -253,3 +253,10 @@ def test_settings_are_frozen():
     settings = load_settings(environ={})
     with pytest.raises(ValidationError):
         settings.concurrency = 5  # type: ignore[misc]
+
+
+def test_a_bad_file_value_is_refused_even_when_overridden(tmp_path):
+    """The file is checked whole: the environment or a flag overriding a bad key does not hide it."""
+    path = write(tmp_path / "c.toml", 'concurrency = "32"\napi_key = ["k"]\n')
+    with pytest.raises(ConfigError, match=r"c.toml: (api_key|concurrency): must be"):
+        load_settings({"concurrency": 4}, config_file=path, environ={"CHARGEBEE_API_KEY": "k"})

@@ -3,7 +3,8 @@
 Each command group lives in its own module (``cli/run.py``, ``cli/status.py``, ...). ``main`` is a
 ``LazyGroup``: it imports a command's module only when that command is invoked, and ``--help``
 lists commands from the table below, so ``order-import --help`` imports nothing heavy (no pandas,
-pandera, matplotlib). No SQL, no httpx and no pandas at module level in any ``cli/`` module.
+pandera, matplotlib). No SQL, no httpx and no pandas at module level in any ``cli/`` module;
+a command reads its settings before it imports the library, so a bad config fails at once.
 """
 
 from __future__ import annotations

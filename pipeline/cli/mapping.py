@@ -38,9 +38,10 @@ def mapping_init(
 ) -> None:
     """Write a starter mapping for FILE by matching its headers to parameter names."""
     from pipeline.config import load_settings
-    from pipeline.prepare.prepare import write_starter_mapping
 
     settings = load_settings({"encoding": encoding, "delimiter": delimiter, "sheet": sheet})
+    from pipeline.prepare.prepare import write_starter_mapping
+
     result = write_starter_mapping(file, out, settings, overwrite=force)
     click.echo(
         f"Wrote {out}: {len(result.matched)} column(s) matched, "

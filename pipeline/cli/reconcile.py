@@ -34,10 +34,11 @@ from pipeline.cli.common import PATH, handle_errors
 def reconcile_command(batch: str, via: str, out_dir: Path | None, **options: Any) -> None:
     """Compare what Chargebee holds for --batch with the ledger; exit 0 clean, 1 findings."""
     from pipeline.config import load_settings
-    from pipeline.reconcile.reconcile import reconcile_batch
 
     config_file = options.pop("config_file")
     settings = load_settings(options, config_file=config_file)
+    from pipeline.reconcile.reconcile import reconcile_batch
+
     result = reconcile_batch(settings, batch, via=via, out_dir=out_dir)  # type: ignore[arg-type]
     verdict = "clean" if result.clean else "FINDINGS"
     click.echo(

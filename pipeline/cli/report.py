@@ -33,12 +33,13 @@ def report_command(
 ) -> None:
     """Rebuild report.html, failures.csv/.xlsx, validation.csv and summaries from the ledger."""
     from pipeline.config import load_settings
-    from pipeline.ledger.ledger import Ledger
-    from pipeline.report.write import default_report_dir, write_reports
 
     settings = load_settings({"ledger_path": ledger_path}, config_file=config_file)
     if not settings.ledger_path.exists():
         raise ConfigError(f"{settings.ledger_path}: no ledger file here", hint="pass --ledger")
+    from pipeline.ledger.ledger import Ledger
+    from pipeline.report.write import default_report_dir, write_reports
+
     with Ledger(settings.ledger_path) as ledger:
         if ledger.get_batch(batch) is None:
             known = ", ".join(b.name for b in ledger.batches()[:10]) or "none"

@@ -64,10 +64,10 @@ def build_settings(options: dict[str, Any]) -> Settings:
 @handle_errors
 def run_command(file: Path, dry_run: bool, canary: int | None, **options: Any) -> None:
     """Validate FILE and import it as batch --batch; the same command again resumes."""
-    from pipeline.send.runner import RunRequest, run_batch
-
     batch = options["batch"]
     settings = build_settings(options)
+    from pipeline.send.runner import RunRequest, run_batch
+
     request = RunRequest("run", batch, source=file, dry_run=dry_run, canary=canary)
     finish(run_batch(settings, request))
 
@@ -78,8 +78,8 @@ def run_command(file: Path, dry_run: bool, canary: int | None, **options: Any) -
 @handle_errors
 def retry_command(file: Path | None, **options: Any) -> None:
     """Re-send the batch's failed rows, taking fixed values from FILE (e.g. failures.csv)."""
-    from pipeline.send.runner import RunRequest, run_batch
-
     batch = options["batch"]
     settings = build_settings(options)
+    from pipeline.send.runner import RunRequest, run_batch
+
     finish(run_batch(settings, RunRequest("retry", batch, source=file)))

@@ -31,8 +31,9 @@ def update_command(file: Path, batch: str, dry_run: bool, **options: Any) -> Non
     Orders are never created here: new orders are imported with order-import run.
     """
     from pipeline.config import load_settings
-    from pipeline.update.update import update_batch
 
     config_file = options.pop("config_file")
     settings = load_settings(options, config_file=config_file)
+    from pipeline.update.update import update_batch
+
     finish(update_batch(settings, file, batch, dry_run=dry_run))

@@ -38,8 +38,6 @@ def validate_command(
     validation.csv), 2 the file, mapping or configuration is unusable.
     """
     from pipeline.config import load_settings
-    from pipeline.prepare.findings import render_summary
-    from pipeline.prepare.prepare import validate_file
 
     settings = load_settings(
         {
@@ -51,6 +49,9 @@ def validate_command(
         },
         config_file=config,
     )
+    from pipeline.prepare.findings import render_summary
+    from pipeline.prepare.prepare import validate_file
+
     summary = validate_file(file, settings, settings.report_dir)
     click.echo(render_summary(summary))
     sys.exit(summary.exit_code)
