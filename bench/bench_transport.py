@@ -1,120 +1,124 @@
-"""httpx's default transport vs LeanTransport: client CPU per request and requests/s.
+"""End to end, LeanTransport vs httpx's own transport: the real ``order-import run`` CLI.
 
-Both post the same pre-encoded import_order bodies through one ``httpx.AsyncClient`` to one
-sandbox subprocess, in alternating rounds, at 16 and 32 requests in flight. CPU is this
-process's ``time.process_time``; the sandbox's CPU is not counted.
+The rule (issue 10): LeanTransport stays only if it gives at least 1.5x the end-to-end rows/s
+of httpx's own transport on sandbox rehearsals. So both run the same thing a user runs: the
+``order-import run`` subprocess (start-up, validation, ledger, sending, reports) against one
+``order-import sandbox`` subprocess with no rate limit, on the same file, in alternating rounds
+(lean, httpx, lean, httpx ...) so machine load hits both alike. Each round is a fresh batch and
+ledger; every row must be created exactly once at the sandbox.
+
+The transport is chosen with the config file's ``http_transport`` setting, when the build still
+has it; a build without it has only httpx, and the bench then reports that single figure.
 """
 
 from __future__ import annotations
 
-import base64
-import time
-import uuid
-from collections.abc import Callable
-from urllib.parse import urlencode
+import statistics
+import sys
+import tempfile
+from pathlib import Path
 
-import anyio
-import httpx
+from bench.common import (
+    BENCH_KEY,
+    Figure,
+    SandboxProcess,
+    cli_env,
+    figure,
+    run_child,
+    sandbox_process,
+)
+from tests.orders_factory import write_orders
 
-from bench.bench_client import order_params
-from bench.common import Figure, figure, sandbox_process
-from pipeline.api.encode import to_form
-from pipeline.api.transport import LeanTransport
-
-TIME_LIMIT_S = 120.0
-IN_FLIGHT = (16, 32)
-Transport = Callable[[int], httpx.AsyncBaseTransport | None]
-KINDS: dict[str, Transport] = {
-    "httpx default": lambda size: None,
-    "LeanTransport": lambda size: LeanTransport(max_connections=size),
-}
+GOAL_SPEEDUP = 1.5
+CLI_TIMEOUT_S = 300.0
+KINDS = ("lean", "httpx")
 
 
-def post_all(
-    base_url: str, key: str, run: str, n: int, size: int, kind: str
-) -> tuple[float, float]:
-    """POST ``n`` import_orders with ``size`` in flight; (CPU seconds, wall seconds)."""
-    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-    bodies = [urlencode(to_form(order_params(run, i))).encode() for i in range(n)]
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+def has_lean() -> bool:
+    """True when this build still ships LeanTransport (and the setting that selects it)."""
+    try:
+        import pipeline.api.transport  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    async def main() -> None:
-        transport = KINDS[kind](size)
-        async with httpx.AsyncClient(
-            base_url=base_url + "/", limits=limits, transport=transport, trust_env=False
-        ) as http:
-            counter = iter(range(n))
 
-            async def worker() -> None:
-                for i in counter:
-                    response = await http.post(
-                        "orders/import_order",
-                        content=bodies[i],
-                        headers={
-                            "Authorization": auth,
-                            "Content-Type": "application/x-www-form-urlencoded",
-                            "chargebee-idempotency-key": f"k-{run}-{i}",
-                        },
-                    )
-                    response.raise_for_status()
+def one_run(
+    box: SandboxProcess, source: Path, work: Path, batch: str, kind: str | None, concurrency: int
+) -> float:
+    """One ``order-import run`` of ``source``; its wall seconds. Raises on a non-zero exit."""
+    config = work / f"{batch}.toml"
+    config.write_text(f'http_transport = "{kind}"\n' if kind else "", encoding="utf-8")
+    cmd = [
+        sys.executable, "-m", "pipeline", "run", str(source), "--batch", batch, "--quiet",
+        "--config", str(config), "--ledger", str(work / f"{batch}.sqlite"),
+        "--report-dir", str(work / f"r-{batch}"), "--rate", "1000000",
+        "--concurrency", str(concurrency),
+    ]  # fmt: skip
+    done = run_child(cmd, env=cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"order-import run ({kind}) exited {done.returncode}: {done.stderr}")
+    return done.wall_s
 
-            with anyio.fail_after(TIME_LIMIT_S):
-                async with anyio.create_task_group() as tg:
-                    for _ in range(size):
-                        tg.start_soon(worker)
 
-    cpu, wall = time.process_time(), time.perf_counter()
-    anyio.run(main)
-    return time.process_time() - cpu, time.perf_counter() - wall
+def created(box: SandboxProcess) -> int:
+    """Orders the sandbox created so far (exact counter)."""
+    return int(box.state(orders=False)["counts"]["imports_created"])
+
+
+def measure(
+    box: SandboxProcess, work: Path, rows: int, rounds: int, latency: int, concurrency: int
+) -> list[Figure]:
+    """Both transports, alternating, ``rounds`` times each; median rows/s per transport."""
+    box.configure(latency_ms=latency)
+    kinds: tuple[str | None, ...] = KINDS if has_lean() else (None,)
+    walls: dict[str | None, list[float]] = {kind: [] for kind in kinds}
+    for r in range(rounds):
+        for kind in kinds:
+            tag = f"L{latency}C{concurrency}{kind or 'only'}{r}"
+            source = write_orders(work / f"{tag}.csv", rows, prefix=tag)
+            before = created(box)
+            walls[kind].append(one_run(box, source, work, tag, kind, concurrency))
+            landed = created(box) - before
+            if landed != rows:
+                raise RuntimeError(f"{tag}: sandbox created {landed} orders for {rows} rows")
+    where = f"{latency} ms latency, concurrency {concurrency}"
+    note = f"{rows} rows end to end, median of {rounds} alternating runs, every row created once"
+    rates = {kind: rows / statistics.median(w) for kind, w in walls.items()}
+    rows_out = [
+        figure(f"{kind or 'httpx'} transport: run rows/s, {where}", rate, "rows/s", note=note)
+        for kind, rate in rates.items()
+    ]
+    if len(rates) == 2:
+        speedup = rates["lean"] / rates["httpx"]
+        rows_out.append(
+            figure(
+                f"end-to-end speed-up lean/httpx, {where}",
+                speedup,
+                "x",
+                goal=f">= {GOAL_SPEEDUP}x to keep LeanTransport",
+                met=speedup >= GOAL_SPEEDUP,
+                note="same file size, same sandbox, alternating runs",
+            )
+        )
+    return rows_out
 
 
 def run(quick: bool = False) -> list[Figure]:
-    """Measure both transports side by side on one sandbox; return the bench rows."""
-    n = 300 if quick else 2000
-    rounds = 1 if quick else 2
-    tag = uuid.uuid4().hex[:8]
-    totals: dict[tuple[str, int], list[float]] = {}
-    with sandbox_process() as box:
-        box.configure(rate_limit_per_minute=None, concurrency_limit=None, latency_ms=0)
-        for kind in KINDS:  # warm-up: imports, first connections
-            post_all(box.base_url, box.api_key, f"{tag}w{kind[0]}", 20, 4, kind)
-        for r in range(rounds):
-            for size in IN_FLIGHT:
-                for kind in KINDS:
-                    run_id = f"{tag}-{r}-{size}-{kind[0]}"
-                    cpu, wall = post_all(box.base_url, box.api_key, run_id, n, size, kind)
-                    acc = totals.setdefault((kind, size), [0.0, 0.0])
-                    acc[0] += cpu
-                    acc[1] += wall
-        state = box.state(orders=False)
-    sent = rounds * n
-    created = int(state["counts"]["imports_created"])
-    expected = 20 * len(KINDS) + sent * len(IN_FLIGHT) * len(KINDS)
-    rows: list[Figure] = []
-    for size in IN_FLIGHT:
-        base_cpu, base_wall = totals[("httpx default", size)]
-        lean_cpu, lean_wall = totals[("LeanTransport", size)]
-        lean_ms, base_ms = lean_cpu / sent * 1e3, base_cpu / sent * 1e3
-        note = f"{n} POSTs x {rounds} rounds, {size} in flight, sandbox subprocess, 0 ms latency"
-        rows += [
-            figure(f"httpx default CPU/request, {size} in flight", base_ms, "ms", note=note),
-            figure(f"LeanTransport CPU/request, {size} in flight", lean_ms, "ms", note=note),
-            figure(f"CPU ratio default/lean, {size} in flight", base_ms / lean_ms, "x"),
-            figure(f"httpx default req/s, {size} in flight", sent / base_wall, "req/s"),
-            figure(f"LeanTransport req/s, {size} in flight", sent / lean_wall, "req/s"),
-        ]
-    rows.append(
-        figure(
-            "orders created at the sandbox (both transports)",
-            created,
-            "orders",
-            goal=f"== {expected}",
-            met=created == expected,
-        )
-    )
-    return rows
+    """End-to-end rows/s per transport at 0 ms and 100 ms sandbox latency, concurrency 32."""
+    rows = 600 if quick else 3000
+    rounds = 1 if quick else 3
+    figures: list[Figure] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-transport-") as tmp,
+        sandbox_process(api_key=BENCH_KEY, latency_ms=0) as box,
+    ):
+        work = Path(tmp)
+        figures += measure(box, work, rows, rounds, 0, 32)
+        figures += measure(box, work, rows, rounds, 100, 32)
+    return figures
 
 
 if __name__ == "__main__":
-    for row in run(quick=False):
-        print(f"{row['name']:<48} {row['value']:>10.3f} {row['unit']}  {row['note']}")
+    for row in run(quick="--quick" in sys.argv):
+        print(f"{row['name']:<60} {row['value']:>10.3f} {row['unit']}  {row['note']}")
