@@ -545,10 +545,11 @@ def cases() -> list[Case]:
         Case(
             "multi_megabyte_cell",
             "huge_cell.csv",
-            2,
-            2,
+            1,
+            1,
             multi_mb_cell,
-            note="a 3 MB cell is beyond the CSV field limit: the file is refused with its line",
+            ids("MB", skip=[2]),
+            note="a 3 MB cell is read whole; its row is invalid by max_length, the rest import",
         ),
     ]
 
