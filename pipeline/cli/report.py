@@ -35,12 +35,10 @@ def report_command(
     from pipeline.config import load_settings
 
     settings = load_settings({"ledger_path": ledger_path}, config_file=config_file)
-    if not settings.ledger_path.exists():
-        raise ConfigError(f"{settings.ledger_path}: no ledger file here", hint="pass --ledger")
     from pipeline.ledger.ledger import Ledger
     from pipeline.report.write import default_report_dir, write_reports
 
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger.open_existing(settings.ledger_path) as ledger:
         if ledger.get_batch(batch) is None:
             known = ", ".join(b.name for b in ledger.batches()[:10]) or "none"
             raise ConfigError(

@@ -25,7 +25,7 @@ def status_command(
     from pipeline.report.data import render_status_text, summarize
 
     settings = load_settings({"ledger_path": ledger_path}, config_file=config_file)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger.open_existing(settings.ledger_path) as ledger:
         summary = summarize(ledger, batch)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, sort_keys=True, default=str))
