@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from pipeline.cli import main
 from pipeline.ledger.ledger import Ledger
+from tests import support
 
 KEY = "identity_test_key"
 HEADER = ["ref", "invoice_id", "status", "created_at", "order_date", "shipping_date", "city"]
@@ -83,12 +84,8 @@ def live_orders(server) -> list[dict]:
 
 
 def import_posts(server) -> int:
-    """POSTs to import_order the sandbox received (its request log)."""
-    return sum(
-        1
-        for r in server.state()["requests"]
-        if r.get("method") == "POST" and str(r.get("path", "")).endswith("/import_order")
-    )
+    """POSTs to import_order that reached the sandbox (its request log)."""
+    return sum(support.import_posts(support.request_log(server)).values())
 
 
 def test_changing_key_columns_after_a_canary_never_imports_a_row_twice(make_sandbox, workdir):

@@ -13,7 +13,6 @@ import fcntl
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,23 +23,18 @@ import pytest
 from pipeline.errors import LedgerError
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.lock import held, run_lock
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "lock_test_key"
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(server: Any, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "CHARGEBEE_API_KEY": KEY,
-        "CHARGEBEE_BASE_URL": server.base_url,
-        "PYTHONPATH": str(ROOT),
-    }
+def start(server: Any, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """The CLI in a subprocess aimed at ``server``, output captured."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+        support.cli(*args),
         cwd=cwd,
-        env=env,
+        env=support.cli_env(server, KEY),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -81,10 +75,10 @@ def test_a_second_run_through_another_name_of_the_ledger_is_refused(
     else:
         os.link(ledger, other)
     common = ("--batch", "b1", "--quiet", "--concurrency", "1", "--rate", "6000")
-    first = cli(server, tmp_path, "run", str(source), "--ledger", str(ledger), *common)
+    first = start(server, tmp_path, "run", str(source), "--ledger", str(ledger), *common)
     try:
         wait_until_locked(ledger, first)
-        second = cli(server, tmp_path, "run", str(source), "--ledger", str(other), *common)
+        second = start(server, tmp_path, "run", str(source), "--ledger", str(other), *common)
         out, _ = second.communicate(timeout=60)
         assert second.returncode == 2, out
         assert "another order-import run is using the ledger" in out
@@ -92,9 +86,7 @@ def test_a_second_run_through_another_name_of_the_ledger_is_refused(
         out, _ = first.communicate(timeout=120)
         assert first.returncode == 0, out
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait(timeout=10)
+        support.kill9(first)
     conn = sqlite3.connect(ledger)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -103,8 +95,7 @@ def test_a_second_run_through_another_name_of_the_ledger_is_refused(
         )
     finally:
         conn.close()
-    posts = [r for r in server.state()["requests"] if r.get("method") == "POST"]
-    assert len(posts) == 6
+    assert support.import_posts(support.request_log(server)) == support.expected_ids("T", 6)
 
 
 def test_run_lock_is_reentrant_on_one_thread_and_refused_on_another(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import heapq
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields
+from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from pipeline.errors import LedgerError
@@ -55,92 +57,48 @@ def decoded(db: Connection, row: sqlite3.Row, build: Callable[[sqlite3.Row], T])
 # -- mappers: one sqlite3.Row to one record, by column name ----------------------------------
 
 
+def _issues(text: str) -> tuple[Issue, ...]:
+    return tuple(Issue(**item) for item in json.loads(text))
+
+
+def _record(
+    cls: type[T],
+    row: sqlite3.Row,
+    decode: Mapping[str, Callable[[Any], Any]] = MappingProxyType({}),
+    columns: Mapping[str, str] = MappingProxyType({}),
+) -> T:
+    """``cls`` built from the row: each field from the column of its name (or ``columns[f]``),
+    through ``decode[f]`` when given (JSON columns). A field with no such column keeps its
+    default (a field added to a record before the schema has it)."""
+    present = set(row.keys())
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        column = columns.get(f.name, f.name)
+        if column in present:
+            value = row[column]
+            values[f.name] = decode[f.name](value) if f.name in decode else value
+    return cls(**values)
+
+
 def batch_info(row: sqlite3.Row) -> BatchInfo:
-    return BatchInfo(
-        name=row["name"],
-        operation=row["operation"],
-        source_file=row["source_file"],
-        input_sha256=row["input_sha256"],
-        config_fingerprint=row["config_fingerprint"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        tool_version=row["tool_version"],
-        mapping_text=row["mapping_text"],
-        encoding=row["encoding"],
-        delimiter=row["delimiter"],
-        sheet=row["sheet"],
-    )
+    return _record(BatchInfo, row)
 
 
 def run_info(row: sqlite3.Row) -> RunInfo:
-    return RunInfo(
-        id=row["id"],
-        batch=row["batch"],
-        command=row["command"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        status=row["status"],
-        counts=json.loads(row["counts"]),
-        settings=json.loads(row["settings"]),
-        summary=json.loads(row["summary"]),
-        rate_per_minute=row["rate"],
-        throttled=row["throttled"],
-    )
+    json_columns = dict.fromkeys(("counts", "settings", "summary"), json.loads)
+    return _record(RunInfo, row, json_columns, {"rate_per_minute": "rate"})
 
 
 def work_item(row: sqlite3.Row) -> WorkItem:
-    return WorkItem(
-        batch=row["batch"],
-        row_key=row["row_key"],
-        source_line=row["source_line"],
-        order_id=row["order_id"],
-        params=json.loads(row["params"]),
-        content_hash=row["content_hash"],
-        state=row["state"],
-        attempts=row["attempts"],
-    )
+    return _record(WorkItem, row, {"params": json.loads})
 
 
 def ledger_row(row: sqlite3.Row) -> LedgerRow:
-    return LedgerRow(
-        batch=row["batch"],
-        row_key=row["row_key"],
-        operation=row["operation"],
-        source_file=row["source_file"],
-        sheet=row["sheet"],
-        source_line=row["source_line"],
-        raw=json.loads(row["raw"]),
-        params=json.loads(row["params"]),
-        content_hash=row["content_hash"],
-        order_id=row["order_id"],
-        state=row["state"],
-        resolution=row["resolution"],
-        attempts=row["attempts"],
-        http_status=row["http_status"],
-        api_error_code=row["api_error_code"],
-        error_code=row["error_code"],
-        param=row["param"],
-        message=row["message"],
-        latency_ms=row["latency_ms"],
-        issues=tuple(Issue(**item) for item in json.loads(row["issues"])),
-        idempotency_key=row["idempotency_key"],
-        updated_at=row["updated_at"],
-        last_run_id=row["last_run_id"],
-    )
+    return _record(LedgerRow, row, {"raw": json.loads, "params": json.loads, "issues": _issues})
 
 
 def attempt(row: sqlite3.Row) -> Attempt:
-    return Attempt(
-        batch=row["batch"],
-        row_key=row["row_key"],
-        run_id=row["run_id"],
-        started_at=row["started_at"],
-        latency_ms=row["latency_ms"],
-        http_status=row["http_status"],
-        api_error_code=row["api_error_code"],
-        kind=row["kind"],
-        outcome=row["outcome"],
-    )
+    return _record(Attempt, row)
 
 
 # -- reads --------------------------------------------------------------------------------------
