@@ -1,18 +1,23 @@
-"""LeanTransport against the real sandbox and scripted raw-socket servers on 127.0.0.1.
+"""Both transports: which one a target gets, and each against the real sandbox and scripted
+raw-socket servers on 127.0.0.1.
 
-Edge cases (chunked, Connection: close, HTTP/1.0, truncation, dropped keep-alive connections,
-timeouts, TLS verification) use tiny threaded socket servers; the client path is always a real
-``httpx.AsyncClient(transport=LeanTransport(...))`` over real sockets.
+httpx's own transport serves every non-loopback target (proxies from the environment, the OS
+trust store); LeanTransport only the loopback API origin. Edge cases (chunked, Connection: close,
+HTTP/1.0, truncation, a stray second response, dropped keep-alive connections, timeouts, TLS
+verification) use tiny threaded socket servers; the client path is always a real
+``httpx.AsyncClient`` over real sockets.
 """
 
 from __future__ import annotations
 
 import gzip
 import inspect
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,10 +27,12 @@ from typing import Any, BinaryIO
 import anyio
 import httpx
 import pytest
+import truststore
 
 from pipeline.api.client import ChargebeeClient
 from pipeline.api.transport import LeanTransport
 from pipeline.config import load_settings
+from pipeline.errors import ApiError
 from pipeline.progress import NullProgress
 from pipeline.send.runner import RunRequest, run_batch
 from tests import test_client as client_tests
@@ -273,6 +280,25 @@ async def test_truncated_response_is_a_protocol_error(raw_server: Any, response:
     async with lean_client(server.url) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/")
+
+
+async def test_a_stray_second_response_never_lends_its_status(raw_server: Any) -> None:
+    """A 400 and a stray 200 in one TCP segment: the answer is the 400 with ITS body (status,
+    headers and body all from the first response), and the connection is not reused."""
+    error = b'{"api_error_code":"invalid_request"}'
+    both = (
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\nX-Which: first\r\n\r\n%s"
+        % (len(error), error)
+        + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Which: second\r\n\r\n{}"
+    )
+    server = raw_server(answer_each(both))
+    async with lean_client(server.url) as client:
+        first = await client.post("/orders/import_order", content=b"id=1")
+        second = await client.get("/")
+    for answer in (first, second):
+        assert (answer.status_code, answer.content) == (400, error)
+        assert answer.headers["x-which"] == "first"
+    assert server.accepted == 2, "the connection with the stray response was reused"
 
 
 async def test_malformed_and_upgrade_responses_fail_clearly(raw_server: Any) -> None:
@@ -622,3 +648,107 @@ async def test_cancelled_request_discards_its_connection(raw_server: Any) -> Non
         assert scope.cancelled_caught
         assert (await client.get("/fast")).text == "ok"
     assert server.accepted == 2
+
+
+# -- which transport a target gets --------------------------------------------------------------
+
+
+def transport_for(base_url: str, **flags: Any) -> httpx.AsyncBaseTransport:
+    """The transport a ChargebeeClient uses for an API request to ``base_url``."""
+    environ = {"CHARGEBEE_API_KEY": "k", "CHARGEBEE_BASE_URL": base_url}
+    client = ChargebeeClient(load_settings(flags, environ=environ))
+    return client._http._transport_for_url(httpx.URL(base_url + "/orders/x"))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "flags", "lean"),
+    [
+        ("http://127.0.0.1:8080/api/v2", {}, True),
+        ("http://localhost:8080/api/v2", {}, True),
+        ("http://[::1]:8080/api/v2", {}, True),
+        ("http://127.0.0.1:8080/api/v2", {"http_transport": "httpx"}, False),
+        ("https://acme-test.chargebee.com/api/v2", {}, False),
+        ("https://billing.example.com/api/v2", {}, False),
+    ],
+)
+def test_lean_only_for_the_loopback_api_origin(base_url: str, flags: Any, lean: bool) -> None:
+    """LeanTransport serves the loopback API origin (unless http_transport = "httpx"); every
+    other target gets httpx's own transport."""
+    found = transport_for(base_url, **flags)
+    assert isinstance(found, LeanTransport) is lean
+    assert lean or isinstance(found, httpx.AsyncHTTPTransport)
+
+
+def test_the_os_trust_store_verifies_tls_unless_turned_off() -> None:
+    """By default TLS is verified with truststore (the OS store, so a corporate proxy's CA is
+    trusted); use_truststore = false falls back to httpx's certifi context. Both verify."""
+    url = "https://acme-test.chargebee.com/api/v2"
+    on = transport_for(url)._pool._ssl_context  # type: ignore[attr-defined]
+    off = transport_for(url, use_truststore=False)._pool._ssl_context  # type: ignore[attr-defined]
+    assert isinstance(on, truststore.SSLContext)
+    assert not isinstance(off, truststore.SSLContext)
+    for context in (on, off):
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname is True
+
+
+def connect_proxy() -> tuple[RawServer, list[bytes]]:
+    """A fake HTTP proxy on 127.0.0.1 that records CONNECT lines and refuses them."""
+    lines: list[bytes] = []
+
+    def refuse(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        line = rfile.readline(4096)
+        lines.append(line.strip())
+        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    return RawServer(refuse), lines
+
+
+@pytest.mark.parametrize("trust_env", [True, False])
+async def test_proxies_come_from_the_environment_unless_turned_off(
+    trust_env: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTPS_PROXY is honoured for a non-loopback target (the request tunnels through it);
+    trust_env = false ignores it. The proxy refuses, so nothing leaves the machine."""
+    proxy, lines = connect_proxy()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        environ = {
+            "CHARGEBEE_API_KEY": "k",
+            "CHARGEBEE_BASE_URL": "https://acme-test.invalid/api/v2",
+        }
+        flags = {"trust_env": trust_env, "connect_timeout": 2.0, "read_timeout": 2.0}
+        settings = load_settings(flags, environ=environ)
+        async with ChargebeeClient(settings) as client:
+            with pytest.raises(ApiError):
+                await client.retrieve_order("o1")
+    finally:
+        proxy.stop()
+    if trust_env:
+        assert lines == [b"CONNECT acme-test.invalid:443 HTTP/1.1"]
+    else:
+        assert lines == []
+
+
+def test_a_cli_run_on_httpx_transport_against_the_sandbox(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """httpx's own transport runs in the suite too: the real CLI with http_transport = "httpx"
+    imports every row once into the sandbox, through faults."""
+    server = make_sandbox(fault_rate=0.2, fault_seed=5)
+    source = write_orders(tmp_path / "orders.csv", 20, prefix="HX")
+    config = tmp_path / "order-import.toml"
+    config.write_text('http_transport = "httpx"\nmax_attempts = 10\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
+    env.update({"CHARGEBEE_API_KEY": server.api_key, "CHARGEBEE_BASE_URL": server.base_url})
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(source), "--batch", "hx", "--quiet",
+         "--config", str(config), "--ledger", str(tmp_path / "l.sqlite"),
+         "--report-dir", str(tmp_path / "r"), "--rate", "60000"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    ids = [o["id"] for o in server.state()["orders"]]
+    assert len(ids) == len(set(ids)) == 20
