@@ -10,6 +10,8 @@ asserting on what reached the sandbox's request log, not only on the orders it e
   POSTed twice (needs the ``in_flight`` mark before the POST and the look-up on resume).
 - A server that echoes the request headers (the key too) into its errors: the key still never
   reaches the ledger, the reports or the output.
+- Markup and formulas in failing rows: escaped in report.html, neutralised in CSV/XLSX.
+- Every ledger commit of a real run is ``synchronous=FULL`` in WAL mode (read from the pragma).
 
 Every test is bounded in time and uses a handful of rows; timings are relative, never absolute.
 """
@@ -17,12 +19,18 @@ Every test is bounded in time and uses a handful of rows; timings are relative, 
 from __future__ import annotations
 
 import base64
+import csv
 import json
+import sqlite3
 import subprocess
 import time
 import urllib.parse
 from pathlib import Path
 
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from pipeline.cli import main
 from pipeline.config import DEFAULT_BURST
 from tests.orders_factory import write_orders
 from tests.support import (
@@ -207,3 +215,95 @@ def test_key_echoed_by_the_server_never_reaches_ledger_reports_or_output(make_sa
             assert form not in text
         for path in files:
             assert form.encode() not in path.read_bytes(), f"key ({form!r}) found in {path}"
+
+
+HOSTILE_MARKUP = "<script>alert(1)</script>"
+HOSTILE_FORMULA = '=HYPERLINK("http://evil.example","x")'
+FORMULA_STATUS = '=cmd|" /C calc"!A0'
+
+
+def test_hostile_cells_are_escaped_in_html_and_neutralised_in_csv_and_xlsx(make_sandbox, tmp_path):
+    """Rows whose cells hold markup and spreadsheet formulas fail validation; the real run's
+    report.html shows the markup as text, and failures.csv/.xlsx and validation.csv hold every
+    formula behind an apostrophe (no cell a spreadsheet would run)."""
+    server = make_sandbox(api_key=KEY)
+    source = write_orders(
+        tmp_path / "orders.csv",
+        4,
+        prefix="HX",
+        bad={
+            1: {"status": HOSTILE_MARKUP, "customer_id": HOSTILE_FORMULA},
+            2: {"status": FORMULA_STATUS, "shipping_address[city]": "@SUM(A1:A9)"},
+        },
+    )
+    result = run_cli(server, KEY, *run_args(source, tmp_path, "--rate", "60000"), timeout=90)
+    assert_clean_exit(result, code=1)
+    reports = tmp_path / "reports"
+    html = next(reports.rglob("report.html")).read_text(encoding="utf-8")
+    assert HOSTILE_MARKUP not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    cells: list[str] = []
+    for name in ("failures.csv", "validation.csv"):
+        with next(reports.rglob(name)).open(encoding="utf-8-sig", newline="") as handle:
+            cells += [cell for row in csv.reader(handle) for cell in row]
+    book = load_workbook(next(reports.rglob("failures.xlsx")))
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", cell.coordinate
+                if isinstance(cell.value, str):
+                    cells.append(cell.value)
+    for hostile in (HOSTILE_FORMULA, FORMULA_STATUS, "@SUM(A1:A9)"):
+        assert "'" + hostile in cells, f"{hostile!r} missing from the failure files"
+    runnable = [
+        c for c in cells if c[:1] in ("=", "+", "@") and not c[1:].replace(".", "").isdigit()
+    ]
+    assert runnable == [], runnable
+
+
+def test_every_ledger_commit_of_a_real_run_is_fully_synced_in_wal_mode(
+    make_sandbox, tmp_path, monkeypatch
+):
+    """The real CLI (in-process) against the sandbox, every SQLite connection watched: each
+    commit reports ``synchronous=FULL`` (2) and ``journal_mode=wal``, and there is at least one
+    such commit per row sent (each in_flight mark is durable before its POST). Planning may run
+    at NORMAL (1), never OFF (0). kill -9 cannot see this; the pragma can."""
+    seen: list[tuple[int, str]] = []
+
+    class Watched(sqlite3.Connection):
+        def _note(self) -> None:
+            level = super().execute("PRAGMA synchronous").fetchone()[0]
+            mode = super().execute("PRAGMA journal_mode").fetchone()[0]
+            seen.append((int(level), str(mode).lower()))
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            if sql.strip().upper().startswith(("COMMIT", "END")) and self.in_transaction:
+                self._note()
+            return super().execute(sql, *args)  # type: ignore[arg-type]
+
+        def commit(self) -> None:
+            if self.in_transaction:
+                self._note()
+            super().commit()
+
+    real_connect = sqlite3.connect
+
+    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        return real_connect(*args, factory=Watched, **kwargs)  # type: ignore[arg-type,misc]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    monkeypatch.chdir(tmp_path)
+    server = make_sandbox(api_key=KEY)
+    source = write_orders(tmp_path / "orders.csv", 10, prefix="FS")
+    result = CliRunner().invoke(
+        main,
+        run_args(source, tmp_path, "--rate", "60000"),
+        env={"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert imported_ids(server) == expected_ids("FS", 10)
+    assert seen, "no ledger commit was observed"
+    assert {mode for _, mode in seen} == {"wal"}
+    assert all(level in (1, 2) for level, _ in seen), sorted({level for level, _ in seen})
+    assert sum(1 for level, _ in seen if level == 2) >= 10
