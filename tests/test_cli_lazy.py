@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from pipeline.cli import COMMANDS, main
 
@@ -78,16 +79,24 @@ def test_status_without_a_ledger_imports_nothing_heavy_and_creates_nothing(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-def test_status_of_a_real_ledger_imports_nothing_heavy(tmp_path):
-    """``status`` reading an existing ledger (unknown batch) still imports nothing heavy."""
-    from pipeline.ledger.ledger import Ledger
-
-    Ledger(tmp_path / "order-import.sqlite").close()
+def test_status_of_a_real_batch_imports_nothing_heavy(tmp_path, monkeypatch):
+    """``status`` of a planned batch (text and JSON, and an unknown batch) stays light."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARGEBEE_BASE_URL", "http://127.0.0.1:9/api/v2")
+    source = Path(__file__).resolve().parent.parent / "sample_data" / "api_columns.csv"
+    planned = CliRunner().invoke(main, ["run", str(source), "--batch", "b", "--dry-run", "-q"])
+    assert planned.exit_code == 0, planned.output
     loaded, output = probe(
-        tmp_path, ["status", "--batch", "X"], ["status", "--batch", "X", "--json"]
+        tmp_path,
+        ["status", "--batch", "b"],
+        ["status", "--batch", "b", "--json"],
+        ["status", "--batch", "X"],
     )
-    assert loaded["codes"] == [2, 2]
+    assert loaded["codes"] == [0, 0, 2]
     assert loaded["heavy"] == []
+    assert "batch b (import)" in output
+    assert "next: 60 row(s) are still pending" in output
+    assert '"batch": "b"' in output
     assert "no batch named 'X'" in output
 
 
