@@ -163,3 +163,42 @@ def _decimal(text: str) -> str:
         return text
     normal = number.normalize()
     return format(normal, "f") if normal != 0 else "0"
+
+
+def sent_fields(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a request set, by dotted name: addresses as ``shipping_address.city``, line items
+    as ``order_line_items[<id>].status`` (``id`` itself left out)."""
+    out: dict[str, Any] = {}
+    for name, value in flatten(params).items():
+        if name == "id":
+            continue
+        if name == "order_line_items" and isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping):
+                    line = item.get("id")
+                    out.update(
+                        (f"order_line_items[{line}].{k}", v) for k, v in item.items() if k != "id"
+                    )
+        else:
+            out[name] = value
+    return out
+
+
+def held_value(order: Mapping[str, Any], name: str) -> Any:
+    """The value an order holds for a ``sent_fields`` name (None when absent)."""
+    if name.startswith("order_line_items["):
+        line, _, field = name[len("order_line_items[") :].partition("].")
+        for item in order.get("order_line_items") or []:
+            if isinstance(item, Mapping) and str(item.get("id")) == line:
+                return item.get(field)
+        return None
+    return flatten(order).get(name)
+
+
+def held_differences(params: Mapping[str, Any], order: Mapping[str, Any]) -> list[str]:
+    """``sent_fields`` of ``params`` whose value ``order`` does not hold (typed comparison)."""
+    return [
+        name
+        for name, value in sent_fields(params).items()
+        if not same_value(name, value, held_value(order, name))
+    ]

@@ -170,17 +170,17 @@ def test_line_item_status_and_legacy_status_are_sent(server, workdir):
     assert held["order_line_items"][0]["status"] == "returned"
 
 
-def test_create_is_refused_pointing_to_import_order(server, workdir):
-    """Asking for POST /orders (create) is a config error naming import_order; nothing sent."""
-    fixes = write_csv(workdir / "fixes.csv", [{"id": "T-000000", "status": "shipped"}])
-    result = invoke(server, "update", str(fixes), "--batch", "f", "--operation", "create")
-    assert result.exit_code == 2
-    assert "deprecated" in result.output
-    assert "import_order" in result.output
-    (workdir / "order-import.toml").write_text('endpoint = "create"\n', encoding="utf-8")
+def test_an_import_file_is_refused_pointing_to_import_order(server, workdir):
+    """Orders cannot be created through update: import columns are 'not updatable', exit 2,
+    the hint names `order-import run`; nothing is sent."""
+    fixes = write_csv(
+        workdir / "fixes.csv", [{"id": "NEW-1", "invoice_id": "INV-9", "status": "shipped"}]
+    )
     result = invoke(server, "update", str(fixes), "--batch", "f")
     assert result.exit_code == 2
-    assert "import_order" in result.output
+    assert "not updatable: 'invoice_id'" in result.output
+    assert "order-import run" in result.output
+    assert "deprecated" in result.output
     assert server.state()["counts"]["requests"] == 0
 
 

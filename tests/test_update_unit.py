@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import InputError
 from pipeline.models import SourceRow
 from pipeline.reconcile.ledger_view import KnownOrder
 from pipeline.update.rows import classify, read_update_rows
-from pipeline.update.update import diff_params, plan_update_rows, refuse_create
+from pipeline.update.update import diff_params, plan_update_rows
 
 
 def write(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -137,21 +137,18 @@ def test_plan_splits_unchanged_rows_and_passes_done_and_invalid_rows():
     ]
 
 
-def test_create_is_refused_from_flags_config_and_mapping(tmp_path):
-    """--operation create and endpoint/operation keys asking for create are ConfigErrors."""
-    with pytest.raises(ConfigError, match="deprecated") as info:
-        refuse_create("create")
-    assert "import_order" in str(info.value)
-    config = tmp_path / "c.toml"
-    config.write_text('[api]\nendpoint = "POST /orders"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"api\.endpoint"):
-        refuse_create(config_file=config)
-    mapping = tmp_path / "m.toml"
-    mapping.write_text('operation = "create"\n', encoding="utf-8")
-    with pytest.raises(ConfigError):
-        refuse_create(mapping_path=mapping)
-    config.write_text('endpoint = "import_order"\n', encoding="utf-8")
-    refuse_create("update", config_file=config)  # import_order/update are fine
+def test_import_only_columns_are_not_updatable_and_point_to_import(tmp_path):
+    """An import file given to update: 'not updatable' naming the column; hint names run."""
+    path = write(tmp_path / "fixes.csv", [{"id": "A", "invoice_id": "INV-1", "status": "shipped"}])
+    with pytest.raises(InputError, match="not updatable: 'invoice_id'") as info:
+        read_update_rows(path, Settings())
+    text = str(info.value)
+    assert "column 'invoice_id'" in text
+    assert "order-import run" in text
+    assert "POST /orders is deprecated" in text
+    with pytest.raises(InputError, match="not an order-update column") as other:
+        read_update_rows(write(tmp_path / "x.csv", [{"id": "A", "colour": "red"}]), Settings())
+    assert "not updatable" not in str(other.value)
 
 
 def test_mapping_renames_columns_and_sets_date_formats(tmp_path):

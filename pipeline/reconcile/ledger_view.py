@@ -72,7 +72,11 @@ def changed_fields(change: Mapping[str, Any]) -> set[str]:
 
 
 def known_orders(
-    ledger: Ledger, *, order_ids: Collection[str] | None = None, exclude_batch: str | None = None
+    ledger: Ledger,
+    *,
+    order_ids: Collection[str] | None = None,
+    exclude_batch: str | None = None,
+    as_of: float | None = None,
 ) -> dict[str, KnownOrder]:
     """Every order the ledger knows as succeeded (optionally only ``order_ids``).
 
@@ -80,6 +84,7 @@ def known_orders(
         ledger: an open ledger.
         order_ids: restrict to these ids (None = all).
         exclude_batch: an update batch whose own rows are NOT applied (the batch being planned).
+        as_of: apply only updates recorded before this Unix time (what the ledger knew then).
     """
     wanted = set(order_ids) if order_ids is not None else None
     known: dict[str, KnownOrder] = {}
@@ -96,7 +101,7 @@ def known_orders(
                 entry.import_batch = info.name
                 entry.row_key = row.row_key
                 entry.source_line = row.source_line
-            elif info.name != exclude_batch:
+            elif info.name != exclude_batch and (as_of is None or row.updated_at < as_of):
                 updates.append((row.updated_at, info.name, row))
     for _, batch, row in sorted(updates, key=lambda t: (t[0], t[1], t[2].row_key)):
         oid = row.order_id or _param_id(row.params)

@@ -32,6 +32,7 @@ from pipeline.errors import (
 from pipeline.keys import idempotency_key
 from pipeline.ledger.ledger import Ledger
 from pipeline.models import Attempt, Operation, Outcome, Resolution, WorkItem
+from pipeline.params import held_differences
 from pipeline.progress import Progress
 from pipeline.send.verification import verified_outcome
 
@@ -197,8 +198,17 @@ class Sender:
             self.stats.notes.append(f"row {item.row_key}: could not verify ({err.message})")
             return
         if self.operation == "update":
-            # An update is idempotent in effect: resend it (same key, same body).
-            await self._finish(item, self._pending(item))
+            # Never resent blindly (a newer correction would be overwritten): settled here only
+            # when Chargebee holds what it sent; `order-import update` compares the rest with
+            # what the order held before (pipeline/update/in_doubt.py) and resends or not.
+            if order is not None and not held_differences(item.params, order):
+                await self._finish(item, self._applied(item))
+            else:
+                self.stats.notes.append(
+                    f"row {item.row_key} (order {item.order_id}) stays in doubt: Chargebee does "
+                    f"not hold what it sent; run `order-import update FILE --batch {self.batch}` "
+                    "again to compare and resend"
+                )
             return
         if order is None:
             # Never created: back to pending, sent below in this same run.
@@ -432,6 +442,18 @@ class Sender:
     def _pending(self, item: WorkItem) -> Outcome:
         """The row goes back to pending: nothing was created for it."""
         return Outcome(self.batch, item.row_key, self.run_id, "pending")
+
+    def _applied(self, item: WorkItem) -> Outcome:
+        """An in-doubt update Chargebee holds as sent: succeeded, nothing resent."""
+        return Outcome(
+            self.batch,
+            item.row_key,
+            self.run_id,
+            "succeeded",
+            resolution="reconciled",
+            order_id=item.order_id,
+            http_status=200,
+        )
 
     async def _refused(self, item: WorkItem, err: AuthError) -> None:
         """The key was refused for this row: nothing was created, so it goes back to pending,

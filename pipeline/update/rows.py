@@ -30,6 +30,7 @@ from pipeline.safety import unneutralise_cell
 from schemas import (
     ADDRESS_FIELDS,
     COUNTRY_CODES,
+    IMPORT_ORDER_PARAMS,
     UPDATE_ORDER_PARAMS,
     ParamSpec,
     form_name,
@@ -51,9 +52,14 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _LI_COLUMN_MAJOR = re.compile(r"^order_line_items\[(id|status|sku)\]\[(\d+)\]$")
 _LI_ROW_MAJOR = re.compile(r"^order_line_items[\[.](\d+)\]?[\[.](id|status|sku)\]?$")
 _LI_SHORT = re.compile(r"^line_item_(id|status|sku)$")
+CREATE_HINT = (
+    "update only corrects orders Chargebee already holds; new orders are imported with "
+    "`order-import run FILE --batch B` (POST /orders/import_order). Creating orders with "
+    "POST /orders is deprecated by Chargebee and order-import never uses it"
+)
 BILLING_MESSAGE = (
-    "billing_address cannot be changed by an order update (Chargebee's POST /orders/{id} has no "
-    "billing_address); leave the column empty or drop it"
+    "not updatable: billing_address can only be set when an order is imported (Chargebee's "
+    "POST /orders/{id} has no billing_address); leave the column empty or drop it"
 )
 
 
@@ -106,10 +112,21 @@ def bind_columns(header: list[str], path: Path, renames: Mapping[str, str]) -> l
             columns.append(column)
     if unknown:
         allowed = ", ".join(sorted(n for n in UPDATE_ORDER_PARAMS if "." not in n))
+        import_only = [n for n in unknown if _import_only(n, renames)]
+        if import_only:
+            names = ", ".join(repr(n) for n in import_only[:6])
+            raise InputError(
+                f"not updatable: {names} can only be set when an order is imported "
+                "(POST /orders/{id} cannot change them); drop the column(s). Updatable: "
+                f"{allowed}, shipping_address[...], order_line_items[id|status|sku][i]",
+                path=str(path),
+                line=1,
+                column=import_only[0],
+                hint=CREATE_HINT,
+            )
         raise InputError(
-            "not an order-update column (import-only fields such as invoice_id cannot be "
-            f"changed after import); update columns are: {allowed}, shipping_address[...], "
-            "order_line_items[id|status|sku][i]",
+            f"not an order-update column; update columns are: {allowed}, "
+            "shipping_address[...], order_line_items[id|status|sku][i]",
             path=str(path),
             line=1,
             column=unknown[0],
@@ -119,8 +136,15 @@ def bind_columns(header: list[str], path: Path, renames: Mapping[str, str]) -> l
             "no order id column: add a column 'id' (or 'order_id') naming the order to correct",
             path=str(path),
             line=1,
+            hint=CREATE_HINT,
         )
     return columns
+
+
+def _import_only(name: str, renames: Mapping[str, str]) -> bool:
+    """True when a header names an import_order param that an order update cannot change."""
+    dotted = normalise_param(renames.get(name, name).strip().lower())
+    return dotted in IMPORT_ORDER_PARAMS and dotted not in UPDATE_ORDER_PARAMS
 
 
 def _mapping(settings: Settings) -> tuple[dict[str, str], dict[str, DatePolicy], DatePolicy]:

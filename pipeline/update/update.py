@@ -31,12 +31,6 @@ from pipeline.update.rows import read_update_rows
 if TYPE_CHECKING:
     import httpx
 
-CREATE_HINT = (
-    "update only corrects orders Chargebee already holds; new orders are imported with "
-    "`order-import run FILE --batch B` (POST /orders/import_order). Creating orders with "
-    "POST /orders is deprecated by Chargebee and order-import never uses it"
-)
-
 
 def diff_params(requested: Mapping[str, Any], known: KnownOrder | None) -> dict[str, Any]:
     """The params of an update row that differ from what the ledger knows (always with ``id``).
