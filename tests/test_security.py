@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -28,6 +29,7 @@ SENTINEL = "sk_SENTINEL_4b1d9e7c0a"
 FORMS = (
     SENTINEL.encode(),
     base64.b64encode(f"{SENTINEL}:".encode()),  # the HTTP Basic header value
+    quote(f"{SENTINEL}:", safe="").encode(),  # url-encoded, as a server might log it
     SENTINEL.encode("utf-16-le"),
 )
 TIMEOUT_S = 120
@@ -65,7 +67,7 @@ def leaks(root: Path, *outputs: str) -> list[str]:
     found = [
         f"output #{i}"
         for i, text in enumerate(outputs)
-        if any(f.decode("latin-1") in text for f in FORMS[:2])
+        if any(f.decode("latin-1") in text for f in FORMS[:3])
     ]
     for path in root.rglob("*"):
         if path.is_file():
@@ -173,6 +175,38 @@ def test_key_not_leaked_on_connection_errors(tmp_path):
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert leaks(tmp_path, result.stdout, result.stderr) == []
+
+
+def test_key_not_leaked_when_the_server_pastes_it_into_every_error(make_sandbox, tmp_path):
+    """A careless server echoes every request header (Authorization) and the decoded key into
+    each error (here a 503 on every request): the rows' errors land in the ledger, failures
+    files and report.html, and the terminal, without the key in any form."""
+    server = make_sandbox(
+        api_key=SENTINEL,
+        echo_headers_in_errors=True,
+        fault_rate=1.0,
+        faults=("before_commit",),
+    )
+    source = write_orders(tmp_path / "orders.csv", 4, prefix="SE")
+    config = max_attempts_config(tmp_path)
+    result = call(
+        run_args(source, tmp_path, "--log-json", "--config", str(config)),
+        env_with(server.base_url),
+        tmp_path,
+    )
+    text = result.stdout + result.stderr
+    assert result.returncode == 1, text
+    assert "Traceback" not in text
+    assert "debug: request headers" in text, "the echoed errors should be shown (scrubbed)"
+    ledger = str(tmp_path / "ledger.sqlite")
+    report = call(
+        cli("report", "--batch", "sec", "--ledger", ledger, "--out", str(tmp_path / "rep2")),
+        env_with(server.base_url),
+        tmp_path,
+    )
+    assert report.returncode == 0, report.stderr
+    assert any(n.endswith(".html") for n in written_files(tmp_path))
+    assert leaks(tmp_path, result.stdout, result.stderr, report.stdout, report.stderr) == []
 
 
 @pytest.mark.parametrize("flag", ["--api-key", "--api_key", "--key"])
