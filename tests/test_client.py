@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import anyio
 import httpx
@@ -16,6 +16,7 @@ from pipeline.api.client import (
     USER_AGENT,
     ApiResponse,
     ChargebeeClient,
+    _secret_forms,
     error_from_response,
     parse_retry_after,
 )
@@ -350,6 +351,54 @@ async def test_api_key_never_appears_in_errors() -> None:
         with pytest.raises(TransientApiError) as info:
             await client.import_order({"id": "o1"}, idempotency_key="k")
     assert KEY not in str(info.value)
+
+
+def test_every_string_of_an_error_body_is_scrubbed_in_every_form() -> None:
+    """The key (raw, Basic token, url-encoded, JSON-escaped) is scrubbed from the message,
+    param, api_error_code, error_code and type, and from raw text BEFORE whitespace is
+    collapsed (a key with inner whitespace would survive the other order)."""
+    key = "sk_with  two\tspaces"
+    token = base64.b64encode(f"{key}:".encode()).decode()
+    forms = [key, token, quote(key, safe=""), quote_plus(key), json.dumps(key)[1:-1]]
+    assert set(_secret_forms(KEY)) <= set(ChargebeeClient(make_settings())._secrets)
+    every = " ".join(forms)
+    body = {
+        "message": every,
+        "param": every,
+        "api_error_code": every,
+        "error_code": every,
+        "type": every,
+        "nested": {"deep": [every]},
+    }
+    err = error_from_response(400, json.dumps(body), {}, secrets=_secret_forms(key))
+    raw = error_from_response(503, f"<p>{every}\n {key}</p>", {}, secrets=_secret_forms(key))
+    for found in (err, raw):
+        fields = [found.message, found.param, found.api_error_code, found.error_code]
+        text = " ".join(str(f) for f in [*fields, found.error_type])
+        assert "***" in text
+        for form in forms:
+            assert form not in text, form
+            assert " ".join(form.split()) not in text, form
+
+
+def test_server_text_in_errors_is_made_printable() -> None:
+    """Escape sequences and other control characters in an error body arrive escaped."""
+    body = {"api_error_code": "x\x1b[2J", "message": "a\x1b]0;t\x07b\u202ec", "param": "p\r"}
+    err = error_from_response(400, json.dumps(body), {})
+    assert err.message == "a\\x1b]0;t\\x07b\\u202ec"
+    assert (err.api_error_code, err.param) == ("x\\x1b[2J", "p\\r")
+
+
+async def test_list_orders_stops_on_a_repeated_next_offset() -> None:
+    """A server that hands back an offset it already gave ends the paging with an error."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"list": [{"order": {"id": "a"}}], "next_offset": "p"})
+
+    async with client_for(handler) as client:
+        with pytest.raises(UnexpectedResponseError, match="repeats"):
+            async for _ in client.list_orders({}):
+                pass
 
 
 async def test_retrieve_returns_none_only_for_resource_not_found() -> None:
