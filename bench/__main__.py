@@ -28,6 +28,7 @@ ORDER = (
     "bench_sandbox",
     "bench_validate",
     "bench_ledger",
+    "bench_cli",
 )
 """Preferred order (the headline figures first); other ``bench_*`` modules follow by name."""
 
