@@ -135,3 +135,26 @@ def test_fifo_and_devices_are_refused_before_opening(tmp_path: Path) -> None:
     if Path("/dev/null").exists():
         with pytest.raises(InputError, match="a device"):
             open_source(Path("/dev/null"))
+
+
+@pytest.mark.parametrize("big_row", [1, 700, 2500])
+def test_the_fast_path_grows_its_block_instead_of_giving_up(tmp_path: Path, big_row: int) -> None:
+    """pyarrow restarts at the huge record's byte offset with a larger block: no hand-over to
+    the slow csv path (no Unsafe), same cells and lines as the exact path, BOM or not."""
+    from pipeline.load.arrow import fast_tables
+
+    path = _huge_cell_file(tmp_path, rows=2500, big_row=big_row, size=3_000_000)
+    for bom in (False, True):
+        if bom:
+            path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        ids: list[str] = []
+        lines: list[int] = []
+        notes: dict[str, int] = {}
+        for table, starts in fast_tables(path, "utf-8-sig" if bom else "utf-8", ",", 7):
+            ids += table.column(0).to_pylist()
+            lines += starts.tolist()
+            keys, texts = table.column(0).to_pylist(), table.column(6).to_pylist()
+            notes.update((key, len(note)) for key, note in zip(keys, texts, strict=True))
+        assert ids == [f"A-{i}" for i in range(1, 2501)]
+        assert lines == list(range(2, 2502))
+        assert notes[f"A-{big_row}"] == 3_000_000

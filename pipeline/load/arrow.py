@@ -4,10 +4,13 @@ pyarrow does not report source lines, so the scan finds where each record starts
 a record when an even number of quote bytes precede it (valid for ASCII-compatible encodings).
 Anything the scan cannot vouch for (a stray quote inside an unquoted cell, bare-CR line ends) or
 pyarrow refuses (a ragged row) hands over to the exact Python ``csv`` path, from that record on.
+A record larger than pyarrow's parse block (one huge cell) is not a refusal: the parser restarts
+at that record's byte offset (the scan knows it) with a larger block.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 SCAN_BLOCK = 1 << 22
+FIRST_BLOCK = 1 << 20
+"""pyarrow's parse block; a record must fit in one, so a larger record grows it 4x at a time."""
+MAX_BLOCK = 1 << 30
 _QUOTE, _LF, _CR = 0x22, 0x0A, 0x0D
 STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
 
@@ -34,17 +40,20 @@ class LineScanner:
         self.delim = ord(delimiter)
         self.block = block
 
-    def starts(self) -> Iterator[np.ndarray]:
-        """Yield arrays of record start lines; raise Unsafe on bytes the scan cannot interpret."""
+    def starts(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (start lines, start byte offsets) of records; raise Unsafe on bytes the scan
+        cannot interpret."""
         parity = 0
         lines_before = 0
         pending_line = 1
         pending_len = 0
+        pending_off = 0
+        base = 0  # file offset of the block's first byte
         last = _LF  # the byte before the file: acts like a record boundary
         with self.path.open("rb") as fh:
             data = fh.read(self.block)
             if data.startswith(b"\xef\xbb\xbf"):
-                data = data[3:]
+                data, base, pending_off = data[3:], 3, 3
             while data:
                 b = np.frombuffer(data, dtype=np.uint8)
                 quote = b == _QUOTE
@@ -69,17 +78,22 @@ class LineScanner:
                     start = np.empty(bpos.size, dtype=np.int64)
                     start[0] = pending_line
                     start[1:] = lines_before + index[:-1] + 2  # newlines up to the previous end
-                    yield start[~blank]
+                    offset = np.empty(bpos.size, dtype=np.int64)
+                    offset[0] = pending_off
+                    offset[1:] = base + bpos[:-1] + 1
+                    yield start[~blank], offset[~blank]
                     pending_line = int(lines_before + index[-1] + 2)
                     pending_len = int(b.size - bpos[-1] - 1)
+                    pending_off = int(base + bpos[-1] + 1)
                 else:
                     pending_len += int(b.size)
                 lines_before += int(npos.size)
                 parity = int((parity + qpos.size) & 1)
                 last = int(b[-1])
+                base += int(b.size)
                 data = fh.read(self.block)
         if pending_len and not (pending_len == 1 and last == _CR):
-            yield np.asarray([pending_line], dtype=np.int64)
+            yield np.asarray([pending_line], np.int64), np.asarray([pending_off], np.int64)
 
     def _check_quotes(self, b: np.ndarray, quote: np.ndarray, last: int) -> None:
         """A quote must open or close a cell (next to a delimiter, line end or another quote)."""
@@ -97,18 +111,29 @@ class LineScanner:
 class _Lines:
     """Hands out start lines in the amounts the parser produced rows."""
 
-    def __init__(self, starts: Iterator[np.ndarray]) -> None:
+    def __init__(self, starts: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
         self._it = starts
         self._buf = np.empty(0, dtype=np.int64)
+        self._off = np.empty(0, dtype=np.int64)
 
-    def take(self, count: int) -> np.ndarray:
+    def _fill(self, count: int) -> bool:
         while self._buf.size < count:
             more = next(self._it, None)
             if more is None:
-                raise Unsafe("the parser found more records than the line scan")
-            self._buf = np.concatenate([self._buf, more])
-        out, self._buf = self._buf[:count], self._buf[count:]
+                return False
+            self._buf = np.concatenate([self._buf, more[0]])
+            self._off = np.concatenate([self._off, more[1]])
+        return True
+
+    def take(self, count: int) -> np.ndarray:
+        if not self._fill(count):
+            raise Unsafe("the parser found more records than the line scan")
+        out, self._buf, self._off = self._buf[:count], self._buf[count:], self._off[count:]
         return out
+
+    def next_offset(self) -> int | None:
+        """Byte offset where the next record not yet handed out starts (None: no more)."""
+        return int(self._off[0]) if self._fill(1) else None
 
 
 def fast_tables(
@@ -116,23 +141,70 @@ def fast_tables(
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """Yield (table of string columns f0..f{width-1}, start lines) for the data records.
 
-    The header record is dropped; all-empty records are dropped. Raises Unsafe (possibly after
-    some yields) when the rest of the file must be read by the exact path.
+    The header record is dropped; all-empty records are dropped. A record larger than the
+    parser's block (one huge cell) restarts the parser at the next record not yet yielded, with
+    a block four times larger, up to ``MAX_BLOCK``. Raises Unsafe (possibly after some yields)
+    when the rest of the file must be read by the exact path.
     """
     lines = _Lines(LineScanner(path, delimiter).starts())
     names = [f"f{i}" for i in range(width)]
     arrow_encoding = (
         "utf8" if encoding.replace("-", "").lower() in ("utf8", "utf8sig") else encoding
     )
+    block = FIRST_BLOCK
+    header_pending = True
+    with contextlib.ExitStack() as files:
+        reader = _open_reader(path, block, names, arrow_encoding, delimiter)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                offset = lines.next_offset()
+                if "straddl" not in str(exc) or block >= MAX_BLOCK or offset is None:
+                    raise Unsafe(str(exc)) from None
+                block = min(block * 4, MAX_BLOCK)
+                stream = files.enter_context(pa.OSFile(str(path)))
+                stream.seek(offset)
+                reader = _open_reader(stream, block, names, arrow_encoding, delimiter)
+                continue
+            starts = lines.take(batch.num_rows)
+            table = pa.Table.from_batches([batch])
+            if header_pending:
+                table, starts = table.slice(1), starts[1:]
+                header_pending = False
+            if table.num_rows == 0:
+                continue
+            empty = None
+            for column in table.columns:
+                is_empty = pc.equal(pc.utf8_length(column), 0)
+                empty = is_empty if empty is None else pc.and_(empty, is_empty)
+            keep = pc.invert(empty).to_numpy(zero_copy_only=False)
+            if not keep.all():
+                table, starts = table.filter(pa.array(keep)), starts[keep]
+            yield table, starts
+
+
+def _open_reader(
+    source: Path | pa.NativeFile,
+    block: int,
+    names: list[str],
+    encoding: str,
+    delimiter: str,
+) -> pcsv.CSVStreamingReader:
+    """pyarrow's streaming CSV reader over ``source`` (a path, or a file positioned at offset)."""
 
     def refuse(_row: object) -> str:
         return "error"
 
     try:
-        reader = pcsv.open_csv(
-            path,
+        return pcsv.open_csv(
+            source,
             read_options=pcsv.ReadOptions(
-                column_names=names, encoding=arrow_encoding, block_size=1 << 20
+                column_names=names,
+                encoding=encoding,
+                block_size=block,
             ),
             parse_options=pcsv.ParseOptions(
                 delimiter=delimiter,
@@ -149,29 +221,6 @@ def fast_tables(
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise Unsafe(str(exc)) from None
-    header_pending = True
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise Unsafe(str(exc)) from None
-        starts = lines.take(batch.num_rows)
-        table = pa.Table.from_batches([batch])
-        if header_pending:
-            table, starts = table.slice(1), starts[1:]
-            header_pending = False
-        if table.num_rows == 0:
-            continue
-        empty = None
-        for column in table.columns:
-            is_empty = pc.equal(pc.utf8_length(column), 0)
-            empty = is_empty if empty is None else pc.and_(empty, is_empty)
-        keep = pc.invert(empty).to_numpy(zero_copy_only=False)
-        if not keep.all():
-            table, starts = table.filter(pa.array(keep)), starts[keep]
-        yield table, starts
 
 
 def table_frame(table: pa.Table, header: list[str]) -> pd.DataFrame:
