@@ -256,7 +256,38 @@ def test_settings_are_frozen():
 
 
 def test_a_bad_file_value_is_refused_even_when_overridden(tmp_path):
-    """The file is checked whole: the environment or a flag overriding a bad key does not hide it."""
+    """The file is checked whole: an environment value or flag overriding a bad key hides nothing."""
     path = write(tmp_path / "c.toml", 'concurrency = "32"\napi_key = ["k"]\n')
     with pytest.raises(ConfigError, match=r"c.toml: (api_key|concurrency): must be"):
         load_settings({"concurrency": 4}, config_file=path, environ={"CHARGEBEE_API_KEY": "k"})
+
+
+DOCS = Path(__file__).resolve().parent.parent
+
+
+def test_every_config_example_in_the_docs_loads(tmp_path):
+    """Each ```toml block that is an order-import.toml (README, docs/*.md) is accepted."""
+    pages = [DOCS / "README.md", *sorted((DOCS / "docs").glob("*.md"))]
+    blocks = [
+        block
+        for page in pages
+        for block in re.findall(
+            r"```toml\n(# order-import.toml\n.*?)```", page.read_text("utf-8"), re.S
+        )
+    ]
+    assert len(blocks) >= 2
+    for block in blocks:
+        settings = load_settings(
+            config_file=write(tmp_path / "order-import.toml", block), environ={}
+        )
+        assert settings.site == "acme-test"
+
+
+def test_docs_configuration_lists_every_file_key():
+    """docs/configuration.md names every key the config file accepts, and no other."""
+    from pipeline.config import _FILE_KEYS, Settings
+
+    text = (DOCS / "docs" / "configuration.md").read_text("utf-8")
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
+    assert documented == set(_FILE_KEYS) - {"validation", "base_url_override"}
+    assert set(Settings.model_fields) >= documented - {"base_url"}
