@@ -256,7 +256,7 @@ def test_settings_are_frozen():
 
 
 def test_a_bad_file_value_is_refused_even_when_overridden(tmp_path):
-    """The file is checked whole: an environment value or flag overriding a bad key hides nothing."""
+    """The file is checked whole: a flag or env value overriding a bad key hides nothing."""
     path = write(tmp_path / "c.toml", 'concurrency = "32"\napi_key = ["k"]\n')
     with pytest.raises(ConfigError, match=r"c.toml: (api_key|concurrency): must be"):
         load_settings({"concurrency": 4}, config_file=path, environ={"CHARGEBEE_API_KEY": "k"})
