@@ -462,12 +462,16 @@ def _expected(error: ErrorDetails, loc: list[str]) -> str:
         return f"must be {error.get('ctx', {}).get('expected', '')}"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return "must be a table"
-    if kind in ("string_too_short", "string_too_long"):
+    if kind in ("string_too_short", "string_too_long") and loc[-1] == "delimiter":
         return "must be one character (or \\t)"
     field = _field_info(loc)
-    if field is None:
-        return error["msg"].replace("Input should be", "must be")
-    return f"must be {_describe(field)}"
+    if field is not None and kind.startswith(_DESCRIBED):
+        return f"must be {_describe(field)}"
+    return error["msg"].replace("Input should be", "must be")
+
+
+_DESCRIBED = ("bool_", "int_", "float_", "string_type", "path_", "greater_", "less_", "finite_")
+"""Error kinds answered with the field's type and bounds (``must be an integer ≥ 1``)."""
 
 
 def _field_info(loc: list[str]) -> Any:
