@@ -27,6 +27,11 @@ def mapping_group() -> None:
 @click.option("--encoding", help="Input encoding (default: detected).")
 @click.option("--delimiter", help="CSV delimiter (default: sniffed).")
 @click.option("--sheet", help="Worksheet name or 0-based index.")
+@click.option(
+    "--preset",
+    help="Write the complete mapping of a platform's standard export: shopify, woocommerce, "
+    "magento (docs/mapping.md).",
+)
 @handle_errors
 def mapping_init(
     file: Path,
@@ -35,14 +40,16 @@ def mapping_init(
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
+    preset: str | None,
 ) -> None:
-    """Write a starter mapping for FILE by matching its headers to parameter names."""
+    """Write a starter mapping for FILE: a platform preset, or its headers matched to
+    parameters (English, German, French, Spanish, Dutch) with dates sniffed from the data."""
     from pipeline.config import load_settings
 
     settings = load_settings({"encoding": encoding, "delimiter": delimiter, "sheet": sheet})
     from pipeline.prepare.prepare import write_starter_mapping
 
-    result = write_starter_mapping(file, out, settings, overwrite=force)
+    result = write_starter_mapping(file, out, settings, overwrite=force, preset=preset)
     click.echo(
         f"Wrote {out}: {len(result.matched)} column(s) matched, "
         f"{len(result.unmatched)} left for you to map"
@@ -51,3 +58,5 @@ def mapping_init(
     )
     if result.missing_required:
         click.echo("Still needed (required): " + ", ".join(result.missing_required))
+    for note in result.notes:
+        click.echo(f"Check: {note}")

@@ -16,7 +16,7 @@ from pipeline.cli.common import PATH, handle_errors
 @click.option(
     "--report-dir",
     type=PATH,
-    help="Write validation.csv here (every finding, with line and column).",
+    help="Write validation.csv here (default: reports/validate-<file name>/).",
 )
 @click.option("--encoding", help="Input encoding (default: detected; e.g. cp1252, utf-16).")
 @click.option("--delimiter", help="CSV delimiter (default: sniffed among , ; TAB |).")
@@ -49,9 +49,9 @@ def validate_command(
         },
         config_file=config,
     )
-    from pipeline.prepare.findings import render_summary
+    from pipeline.prepare.findings import default_validation_dir, render_summary
     from pipeline.prepare.prepare import validate_file
 
-    summary = validate_file(file, settings, settings.report_dir)
+    summary = validate_file(file, settings, settings.report_dir or default_validation_dir(file))
     click.echo(render_summary(summary))
     sys.exit(summary.exit_code)

@@ -30,6 +30,7 @@ from pipeline.prepare.mapping import (
     IdPolicy,
     IdSource,
     MappingSpec,
+    at_key,
     normalise_param,
     normalise_value,
 )
@@ -137,7 +138,8 @@ def bind(
     for col, key in spec.referenced_columns().items():
         if col not in present:
             raise ConfigError(
-                f"{mapping_name}: [{key}] names column {col!r}, which {where} does not have",
+                f"{mapping_name}: "
+                + at_key(key, f"names column {col!r}, which {where} does not have"),
                 hint="the file's columns are: " + ", ".join(repr(c) for c in data_columns[:40]),
             )
     derivations = {

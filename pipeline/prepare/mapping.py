@@ -459,6 +459,17 @@ _TYPE_TAG = re.compile(
 )
 
 
+def _most_specific(errors: list[Any]) -> list[Any]:
+    """Of a union's alternatives, keep the errors that got furthest into the value (a table
+    with a bad regex, not "must be text" for each simpler alternative)."""
+    locs = [tuple(str(p) for p in e["loc"] if not _TYPE_TAG.match(str(p))) for e in errors]
+    return [
+        e
+        for e, loc in zip(errors, locs, strict=True)
+        if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)
+    ]
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     """A pydantic error as ``[table] key.path: message``."""
     loc = [str(p) for p in error["loc"] if not _TYPE_TAG.match(str(p))]
@@ -491,6 +502,14 @@ def _describe(error: Mapping[str, Any]) -> str:
     return _at(loc, message)
 
 
+def at_key(key: str, message: str) -> str:
+    """``[table] rest: message`` for a dotted mapping key (``orders.group_by``)."""
+    head, _, rest = key.partition(".")
+    if head == "skip" and "." in rest:  # skip.0.when
+        return _at([head, *rest.split(".", 1)], message)
+    return _at([head, rest] if rest else [head], message)
+
+
 def _at(loc: list[str], message: str) -> str:
     """``[table] key.path: message``; ``params``, ``clean``, ``values`` and ``skip`` entries
     are tables of their own (``[params.status] rules.1: ...``)."""
@@ -516,7 +535,7 @@ def parse_mapping(
     try:
         model = MappingFile.model_validate(dict(data))
     except ValidationError as exc:
-        problems = list(dict.fromkeys(_describe(e) for e in exc.errors()))
+        problems = list(dict.fromkeys(_describe(e) for e in _most_specific(exc.errors())))
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ConfigError(f"{where}: " + "; ".join(problems[:3]) + more) from None
     return _resolve(model, path, where, known_params, timestamp_params)
@@ -530,8 +549,7 @@ def _resolve(
     timestamp_params: Collection[str],
 ) -> MappingSpec:
     def fail(key: str, message: str) -> ConfigError:
-        head, _, rest = key.partition(".")
-        return ConfigError(f"{where}: " + _at([head, rest] if rest else [head], message))
+        return ConfigError(f"{where}: " + at_key(key, message))
 
     def param(name: str, key: str) -> str:
         dotted = normalise_param(name)

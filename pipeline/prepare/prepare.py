@@ -7,6 +7,7 @@ problems are Issues attached to their rows. Imports load, mapping, validate, saf
 from __future__ import annotations
 
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,15 @@ from pipeline.models import Issue, SourceRow
 from pipeline.prepare.apply import BoundMapping, MappedChunk, apply, bind, implicit_mapping
 from pipeline.prepare.findings import BadValues, ValidationReportWriter, ValidationSummary
 from pipeline.prepare.grouping import regroup
-from pipeline.prepare.mapping import MappingSpec, load_mapping
-from pipeline.prepare.suggest import StarterMapping, match_header, starter_mapping
+from pipeline.prepare.mapping import MappingSpec, load_mapping, parse_mapping
+from pipeline.prepare.suggest import (
+    StarterMapping,
+    control_role,
+    match_header,
+    preset_starter,
+    preset_text,
+    starter_mapping,
+)
 from pipeline.prepare.validation import FileState, validate_chunk
 from pipeline.safety import unneutralise_cell
 from schemas import (
@@ -274,35 +282,54 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
 
 
 def write_starter_mapping(
-    path: Path, out: Path, settings: Settings, *, overwrite: bool = False
+    path: Path,
+    out: Path,
+    settings: Settings,
+    *,
+    overwrite: bool = False,
+    preset: str | None = None,
 ) -> StarterMapping:
-    """Write a starter mapping for a file's headers to ``out`` (``mapping init``).
+    """Write a starter mapping for a file to ``out`` (``mapping init``): a shipped preset, or
+    one matched to the file's headers with date formats and status values sniffed from the data.
 
     Raises:
         InputError: the input file is unusable.
-        ConfigError: ``out`` exists (without ``overwrite``) or cannot be written.
+        ConfigError: ``out`` exists (without ``overwrite``), cannot be written, or no such preset.
     """
+    if preset is not None:
+        preset_text(preset)  # an unknown preset is refused before the file is read
     if out.exists() and not overwrite:
         raise ConfigError(f"{out}: already exists", hint="pass --force or choose another --out")
     source = open_input(path, settings, chunk_rows=min(settings.chunk_rows, 10_000))
     first = next(source.chunks())
-    status_col = next(
-        (c for c in source.header if match_header(c, IMPORT_ORDER_PARAMS) == "status"), None
-    )
-    samples = first.frame[status_col].tolist() if status_col else []
-    date_samples = {
-        col: first.frame[col].head(1000).tolist()
-        for col in source.header
-        if match_header(col, IMPORT_ORDER_PARAMS) in TIMESTAMP_PARAMS
-    }
-    starter = starter_mapping(
-        source.header,
-        IMPORT_ORDER_PARAMS,
-        REQUIRED_IMPORT_PARAMS,
-        IMPORT_STATUSES,
-        samples,
-        date_samples,
-    )
+    if preset is not None:
+        spec = parse_mapping(
+            tomllib.loads(preset_text(preset)), None, IMPORT_ORDER_PARAMS, TIMESTAMP_PARAMS
+        )
+        reads = {*spec.referenced_columns(), *spec.columns}
+        starter = preset_starter(preset, source.header, reads)
+        missing = [c for c in spec.referenced_columns() if c not in source.header]
+        if missing:
+            starter.notes.append(
+                "validate will stop until the file has (or the mapping stops naming): "
+                + ", ".join(repr(c) for c in missing)
+            )
+    else:
+        frame = first.frame.head(1000)
+        matched = {c: match_header(c, IMPORT_ORDER_PARAMS) for c in source.header}
+        status_col = next((c for c, p in matched.items() if p == "status"), None)
+        amount_col = next((c for c in source.header if control_role(c) == "amount"), None)
+        starter = starter_mapping(
+            source.header,
+            IMPORT_ORDER_PARAMS,
+            REQUIRED_IMPORT_PARAMS,
+            IMPORT_STATUSES,
+            frame[status_col].tolist() if status_col else [],
+            {c: frame[c].tolist() for c, p in matched.items() if p in TIMESTAMP_PARAMS},
+            encoding=source.encoding if source.kind == "csv" else None,
+            delimiter=source.delimiter if source.kind == "csv" else None,
+            amount_samples=frame[amount_col].tolist() if amount_col else [],
+        )
     try:
         out.write_text(starter.text, encoding="utf-8")
     except OSError as exc:

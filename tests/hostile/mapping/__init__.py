@@ -1,0 +1,1 @@
+"""Hostile mapping files: each must stop ``validate`` with exit 2 naming the key, no traceback."""
