@@ -74,12 +74,25 @@ def run_command(file: Path, dry_run: bool, canary: int | None, **options: Any) -
 
 @click.command("retry")
 @click.argument("file", type=PATH, required=False)
+@click.option(
+    "--missing", is_flag=True, help="Also send again the orders the last reconcile found missing."
+)
 @common_options
 @handle_errors
-def retry_command(file: Path | None, **options: Any) -> None:
+def retry_command(file: Path | None, missing: bool, **options: Any) -> None:
     """Re-send the batch's failed rows, taking fixed values from FILE (e.g. failures.csv)."""
     batch = options["batch"]
     settings = build_settings(options)
     from pipeline.send.runner import RunRequest, run_batch
 
-    finish(run_batch(settings, RunRequest("retry", batch, source=file)))
+    salt = ""
+    if missing:
+        from pipeline.reconcile.missing import reopen_missing
+
+        reopened = reopen_missing(settings, batch)
+        salt = reopened.key_salt
+        click.echo(
+            f"{reopened.reopened} order(s) the last reconciliation found missing: "
+            "looked up first, sent again only if Chargebee still lacks them"
+        )
+    finish(run_batch(settings, RunRequest("retry", batch, source=file, key_salt=salt)))

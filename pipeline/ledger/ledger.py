@@ -422,6 +422,26 @@ class Ledger:
                 (idempotency_key, run_id, time.time(), batch, row_key),
             )
 
+    def reopen_missing(self, batch: str, row_keys: Collection[str], *, run_id: int) -> int:
+        """Put ``succeeded`` rows that Chargebee no longer holds back in doubt (``in_flight``).
+
+        For ``retry --missing``: the next send looks each one up (``GET /orders/{id}``) before
+        anything is resent, exactly like a row left in doubt by a crash. Returns rows moved.
+        """
+        keys = list(row_keys)
+        moved = 0
+        with self._db.write("reopen missing rows") as conn:
+            for start in range(0, len(keys), PAGE):
+                part = keys[start : start + PAGE]
+                moved += conn.execute(
+                    "UPDATE rows SET state = 'in_flight', resolution = NULL, last_run_id = ?, "
+                    "message = 'missing in Chargebee at the last reconciliation', updated_at = ? "
+                    f"WHERE batch = ? AND state = 'succeeded' AND row_key IN "
+                    f"({','.join('?' * len(part))})",
+                    (run_id, time.time(), batch, *part),
+                ).rowcount
+        return moved
+
     def record(self, outcome: Outcome) -> None:
         """Commit a row's final state for this run (and any attempts logged for it).
 

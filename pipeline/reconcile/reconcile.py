@@ -22,6 +22,7 @@ from pipeline.api.retry import RetryPolicy
 from pipeline.config import Settings
 from pipeline.errors import ApiError, AuthError, ConfigError
 from pipeline.ledger.ledger import Ledger
+from pipeline.ledger.lock import run_lock
 from pipeline.reconcile.compare import (
     CATEGORIES,
     Comparison,
@@ -32,6 +33,7 @@ from pipeline.reconcile.compare import (
 )
 from pipeline.reconcile.fetch import Fetcher, Sleep
 from pipeline.reconcile.ledger_view import changed_fields, known_orders
+from pipeline.reconcile.missing import MISSING_KEYS
 from pipeline.report.write import default_report_dir, write_reports
 from pipeline.safety import safe_cell
 
@@ -128,7 +130,7 @@ def reconcile_batch(
     settings.require_api_key()
     out = out_dir or default_report_dir(settings, batch)
     _check_out_dir(out)
-    with Ledger(settings.ledger_path) as ledger:
+    with run_lock(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
         plan = _plan(ledger, batch)
         run_id = ledger.start_run(batch, command="reconcile", settings_summary={"via": via})
         notes: list[str] = []
@@ -148,6 +150,13 @@ def reconcile_batch(
             summary: dict[str, Any] = {"via": via, "notes": notes}
             if status != "failed":
                 summary.update(comparison.counts, matched=comparison.matched, source=source)
+                summary[MISSING_KEYS] = sorted(
+                    {
+                        f.row_key
+                        for f in comparison.findings
+                        if f.category == "missing" and f.row_key
+                    }
+                )
             ledger.finish_run(run_id, status=f"reconciled: {status}", summary=summary)
         # report.html shows the reconciliation section from reconciliation.json beside it.
         write_reports(ledger, batch, out, settings=settings)

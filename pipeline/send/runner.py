@@ -51,6 +51,9 @@ class RunRequest:
     canary: int | None = None
     """Send this many rows, then stop for review."""
     write_reports: bool = True
+    key_salt: str = ""
+    """Mixed into every idempotency key of this run: a resend of rows Chargebee lost
+    (``retry --missing``) must not be answered from the original request's memory."""
 
 
 def run_batch(
@@ -343,6 +346,7 @@ async def _send(
             concurrency=settings.concurrency,
             progress=progress,
             canary=request.canary,
+            key_salt=request.key_salt,
         )
         return await sender.run(plan)
 

@@ -111,7 +111,9 @@ class Sender:
         concurrency: int,
         progress: Progress,
         canary: int | None = None,
+        key_salt: str = "",
     ) -> None:
+        self.key_salt = key_salt
         self.ledger = ledger
         self.client = client
         self.limiter = limiter
@@ -260,7 +262,9 @@ class Sender:
     # -- one row -------------------------------------------------------------------------
 
     async def _send_one(self, item: WorkItem) -> None:
-        key = idempotency_key(self.operation, self.batch, item.row_key, item.content_hash)
+        key = idempotency_key(
+            self.operation, self.batch, item.row_key, item.content_hash + self.key_salt
+        )
         await anyio.to_thread.run_sync(
             functools.partial(
                 self.ledger.mark_in_flight,
