@@ -28,7 +28,7 @@ from pipeline.errors import InputError
 
 MODEL_BYTES = 1 << 16
 """How much of the sample chardet's language models read (they are the slow part)."""
-ODDITY_BYTES = 1 << 18
+ODDITY_BYTES = 1 << 16
 """How much of the sample is checked for odd-looking words."""
 MIN_HIGH_BYTES = 10
 """Non-ASCII bytes needed before a language model may overrule the cp1252 default."""
@@ -43,6 +43,7 @@ FALLBACKS = ("cp1250", "mac-roman", "iso8859-1")
 """Always considered when cp1252 is ruled out; latin-1 decodes any byte, so something reads."""
 
 _CONTROL_BYTES = frozenset(range(9)) | frozenset(range(14, 32))
+_ASCII = bytes(range(128))
 _WORDS = re.compile(r"[^\s,;|\"]*[^\x00-\x7f][^\s,;|\"]*")
 
 
@@ -100,7 +101,7 @@ def guess_single_byte(sample: bytes) -> EncodingGuess:
         best = _least_odd(text, _candidates(sample, scores))
         if best not in WESTERN and oddities(_read(text, best)) < odd:
             return EncodingGuess(best, True, "letters that read oddly as cp1252")
-    if sum(1 for byte in sample if byte > 0x7F) >= MIN_HIGH_BYTES:
+    if len(sample.translate(None, _ASCII)) >= MIN_HIGH_BYTES:
         likely = _language_model_choice(sample, scores, odd)
         if likely is not None:
             return EncodingGuess(likely, True, "language model")
@@ -177,7 +178,7 @@ def _read(data: bytes, name: str) -> str:
 
 
 def oddities(text: str) -> int:
-    """Words whose non-ASCII characters are implausible as written text.
+    """Distinct words whose non-ASCII characters are implausible as written text.
 
     Counted: a C0/C1 control character; a symbol, non-decimal number or stray mark (``³ £ § †``)
     with letters on both sides (the Catalan ``l·l`` dot excepted); a symbol or number opening a
@@ -185,10 +186,7 @@ def oddities(text: str) -> int:
     is non-ASCII (``dŸ``, ``żD``), or between a capital and a small one (``MŸnchen``). Trailing
     symbols (``m³``, ``12€``) and opening marks (``¿Dónde``) are normal.
     """
-    count = 0
-    for match in _WORDS.finditer(text):
-        count += _odd_word(match.group())
-    return count
+    return sum(_odd_word(word) for word in set(_WORDS.findall(text)))
 
 
 def _odd_word(word: str) -> bool:
