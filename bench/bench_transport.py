@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.bench_import import created
 from bench.common import (
     BENCH_KEY,
     Figure,
@@ -59,11 +60,6 @@ def one_run(
     if done.returncode != 0:
         raise RuntimeError(f"order-import run ({kind}) exited {done.returncode}: {done.stderr}")
     return done.wall_s
-
-
-def created(box: SandboxProcess) -> int:
-    """Orders the sandbox created so far (exact counter)."""
-    return int(box.state(orders=False)["counts"]["imports_created"])
 
 
 def measure(

@@ -173,18 +173,17 @@ def config(work: Path, **values: float) -> Path:
     return path
 
 
-def run_cli(
-    base_url: str, work: Path, rows: int = 1, *, key: str = KEY, **settings: float
+def cli(
+    work: Path,
+    command: str,
+    *args: str,
+    base_url: str = "http://127.0.0.1:9/api/v2",
+    key: str = KEY,
 ) -> subprocess.CompletedProcess[str]:
-    """``order-import run`` of ``rows`` factory rows, everything it writes inside ``work``."""
-    source = write_orders(work / "orders.csv", rows, prefix="H")
-    args = [
-        sys.executable, "-m", "pipeline", "run", str(source), "--batch", "h",
-        "--ledger", str(work / "ledger.sqlite"), "--report-dir", str(work / "reports"),
-        "--config", str(config(work, **settings)), "--concurrency", "1", "--quiet",
-    ]  # fmt: skip
+    """``order-import COMMAND --batch h --ledger work/ledger.sqlite ARGS`` (bounded)."""
+    ledger = ["--batch", "h", "--ledger", str(work / "ledger.sqlite")]
     return subprocess.run(
-        args,
+        [sys.executable, "-m", "pipeline", command, *args, *ledger],
         env=cli_env(base_url, key),
         cwd=work,
         capture_output=True,
@@ -194,14 +193,21 @@ def run_cli(
     )
 
 
+def run_cli(
+    base_url: str, work: Path, rows: int = 1, *, key: str = KEY, **settings: float
+) -> subprocess.CompletedProcess[str]:
+    """``order-import run`` of ``rows`` factory rows, everything it writes inside ``work``."""
+    source = write_orders(work / "orders.csv", rows, prefix="H")
+    args = [
+        str(source), "--report-dir", str(work / "reports"),
+        "--config", str(config(work, **settings)), "--concurrency", "1", "--quiet",
+    ]  # fmt: skip
+    return cli(work, "run", *args, base_url=base_url, key=key)
+
+
 def counts(work: Path) -> dict[str, int]:
     """Rows of batch ``h`` by state, from ``order-import status --json``."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "status", "--batch", "h",
-         "--ledger", str(work / "ledger.sqlite"), "--json"],
-        env=cli_env("http://127.0.0.1:9/api/v2"), cwd=work, capture_output=True, text=True,
-        timeout=CLI_TIMEOUT_S, check=False,
-    )  # fmt: skip
+    done = cli(work, "status", "--json")
     assert done.returncode == 0, done.stderr
     found: dict[str, int] = json.loads(done.stdout)["counts"]
     return {state: n for state, n in found.items() if n}
@@ -445,12 +451,7 @@ def test_a_key_echoed_in_every_field_and_form_is_scrubbed_everywhere(hostile, tm
     clean(result)
     assert result.returncode == 1, result.stdout + result.stderr
     assert counts(tmp_path) == {"failed": 2}
-    report = subprocess.run(
-        [sys.executable, "-m", "pipeline", "report", "--batch", "h",
-         "--ledger", str(tmp_path / "ledger.sqlite"), "--out", str(tmp_path / "again")],
-        env=cli_env(server.base_url, SPACED_KEY), cwd=tmp_path, capture_output=True, text=True,
-        timeout=CLI_TIMEOUT_S, check=False,
-    )  # fmt: skip
+    report = cli(tmp_path, "report", "--out", str(tmp_path / "again"), key=SPACED_KEY)
     assert report.returncode == 0, report.stderr
     assert any(p.suffix == ".html" for p in tmp_path.rglob("*")), "nothing to scan"
     outputs = (result.stdout, result.stderr, report.stdout, report.stderr)
@@ -473,12 +474,7 @@ def test_server_text_reaches_the_terminal_printable(hostile, tmp_path):
     assert result.returncode == 1, text
     for raw in ("\x1b", "\x07", "\u202e", "\r"):
         assert raw not in text, repr(raw)
-    status = subprocess.run(
-        [sys.executable, "-m", "pipeline", "status", "--batch", "h",
-         "--ledger", str(tmp_path / "ledger.sqlite")],
-        env=cli_env(server.base_url), cwd=tmp_path, capture_output=True, text=True,
-        timeout=CLI_TIMEOUT_S, check=False,
-    )  # fmt: skip
+    status = cli(tmp_path, "status")
     assert "\x1b" not in status.stdout + status.stderr
 
 
