@@ -48,18 +48,15 @@ def _digest(row: SourceRow) -> tuple[str, str]:
     return params, hashlib.sha256(params.encode("utf-8")).hexdigest()  # == keys.content_hash
 
 
-def _raw_and_issues(row: SourceRow) -> tuple[str, str]:
-    """(raw JSON, issues JSON) of a source row."""
+def _raw(row: SourceRow) -> tuple[str, str]:
+    """(raw JSON, its sha256) of a source row. The hash identifies the record whatever its
+    row key: a record already sent that comes back under another key is recognised."""
     raw = _COMPACT(row.raw if isinstance(row.raw, dict) else dict(row.raw))
-    if not row.issues:
-        return raw, "[]"
-    return raw, _COMPACT([asdict(i) for i in row.issues])
+    return raw, hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def raw_hash(row: SourceRow) -> str:
-    """sha256 of a row's original columns (sorted by name): the record, whatever its key."""
-    raw = row.raw if isinstance(row.raw, dict) else dict(row.raw)
-    return hashlib.sha256(_CANONICAL(raw).encode("utf-8")).hexdigest()
+def _issues(row: SourceRow) -> str:
+    return _COMPACT([asdict(i) for i in row.issues]) if row.issues else "[]"
 
 
 def _row_values(
@@ -70,24 +67,24 @@ def _row_values(
     state: str,
     now: float,
     run_id: int,
+    raw: tuple[str, str],
 ) -> tuple[Any, ...]:
     """The planned columns, in the order ``_INSERT`` (after batch, key) and ``_REFRESH``
-    (before batch, key) both list them."""
-    raw, issues = _raw_and_issues(row)
+    (before batch, key) both list them; ``raw`` is ``_raw(row)``."""
     return (
         operation,
         row.source_file,
         row.sheet,
         row.source_line,
-        raw,
+        raw[0],
         params,
         digest,
         row.order_id,
         state,
-        issues,
+        _issues(row),
         now,
         run_id,
-        raw_hash(row),
+        raw[1],
     )
 
 
@@ -120,7 +117,8 @@ def plan_chunk(
             (batch, *keys),
         )
     }
-    fresh = [row for key, row in by_key.items() if key not in existing and row.is_valid]
+    raws = {key: _raw(row) for key, row in by_key.items() if key not in existing}
+    fresh = {raws[key][1]: row for key, row in by_key.items() if key in raws and row.is_valid}
     if fresh:
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
     differs: list[tuple[SourceRow, str]] = []
@@ -145,7 +143,7 @@ def plan_chunk(
         new_state = "pending" if row.is_valid else "invalid"
         if old is None:
             stats["new" if new_state == "pending" else "invalid"] += 1
-            values = _row_values(operation, row, params, digest, new_state, now, run_id)
+            values = _row_values(operation, row, params, digest, new_state, now, run_id, raws[key])
             inserts.append((batch, key, *values))
             continue
         state, old_digest = old
@@ -161,7 +159,7 @@ def plan_chunk(
             stats["still_pending"] += 1
         else:
             stats["requeued_changed"] += 1
-        values = _row_values(operation, row, params, digest, new_state, now, run_id)
+        values = _row_values(operation, row, params, digest, new_state, now, run_id, _raw(row))
         refreshes.append((*values, batch, key))
     if inserts:
         conn.executemany(_INSERT, inserts)
@@ -173,14 +171,14 @@ def plan_chunk(
     return stats
 
 
-def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: list[SourceRow]) -> int:
-    """Rows already in the batch under another key that are the same records as ``fresh``.
+def _rekeyed(conn: sqlite3.Connection, batch: str, by_hash: dict[str, SourceRow]) -> int:
+    """Rows already in the batch under another key that are the same records as ``by_hash``
+    (new valid rows by raw hash).
 
     Sent (or maybe sent) ones refuse the plan: a new key would import them a second time.
     Never-sent ones leave the batch (their record is planned again under its new key);
     returns how many.
     """
-    by_hash = {raw_hash(row): row for row in fresh}
     hashes = list(by_hash)
     found = conn.execute(
         f"SELECT row_key, state, order_id, source_line, raw_hash FROM rows WHERE batch = ? "

@@ -61,6 +61,16 @@ def _issues(text: str) -> tuple[Issue, ...]:
     return tuple(Issue(**item) for item in json.loads(text))
 
 
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def _record(
     cls: type[T],
     row: sqlite3.Row,
@@ -70,13 +80,13 @@ def _record(
     """``cls`` built from the row: each field from the column of its name (or ``columns[f]``),
     through ``decode[f]`` when given (JSON columns). A field with no such column keeps its
     default (a field added to a record before the schema has it)."""
-    present = set(row.keys())
     values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        column = columns.get(f.name, f.name)
-        if column in present:
-            value = row[column]
-            values[f.name] = decode[f.name](value) if f.name in decode else value
+    for name in _field_names(cls):
+        try:
+            value = row[columns.get(name, name)]
+        except IndexError:
+            continue
+        values[name] = decode[name](value) if name in decode else value
     return cls(**values)
 
 
