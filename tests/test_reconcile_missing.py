@@ -58,6 +58,7 @@ def test_a_deleted_order_is_found_missing_sent_again_once_and_reconciles_clean(s
     """reconcile → missing + the next step; retry --missing → GET then one POST; clean after."""
     found = invoke(server, "reconcile", "--batch", "b1", "--via", "list")
     assert found.exit_code == 1, found.output
+    assert "send them again with `order-import retry --batch b1 --missing`" in found.output
     summary = json.loads(Path("reports/b1/summary.json").read_text(encoding="utf-8"))
     assert "order-import retry --batch b1 --missing" in json.dumps(summary)
     before = len(log(server))

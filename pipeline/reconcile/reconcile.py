@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import anyio
 from pipeline.api.client import ChargebeeClient
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RetryPolicy
-from pipeline.config import Settings
+from pipeline.config import DEFAULT_LEDGER, Settings
 from pipeline.errors import ApiError, AuthError, ConfigError
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.lock import run_lock
@@ -144,6 +145,8 @@ def reconcile_batch(
                 foreign_ids=plan.foreign_ids,
                 detect_extras=plan.operation == "import",
             )
+            if plan.operation == "import" and comparison.counts.get("missing"):
+                notes.append(_resend_step(settings, batch, comparison.counts["missing"]))
             result = _write(out, batch, plan, comparison, source, via, notes)
             status = "clean" if result.clean else "findings"
         finally:
@@ -161,6 +164,18 @@ def reconcile_batch(
         # report.html shows the reconciliation section from reconciliation.json beside it.
         write_reports(ledger, batch, out, settings=settings)
     return result
+
+
+def _resend_step(settings: Settings, batch: str, missing: int) -> str:
+    """The command that sends the missing orders again, runnable exactly as printed."""
+    where = ""
+    if settings.ledger_path != DEFAULT_LEDGER:
+        where = f" --ledger {shlex.quote(str(settings.ledger_path))}"
+    return (
+        f"{missing} order(s) missing in Chargebee: send them again with "
+        f"`order-import retry --batch {shlex.quote(batch)}{where} --missing` (each is looked up "
+        "first)"
+    )
 
 
 def _check_out_dir(out: Path) -> None:
