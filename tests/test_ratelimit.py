@@ -206,6 +206,34 @@ def test_budget_exceeded_raises_and_stops_every_worker() -> None:
         anyio.run(main)
 
 
+def test_a_huge_retry_after_ends_the_run_now_and_holds_no_worker_past_the_budget() -> None:
+    """Retry-After of ~3 years: ThrottleBudgetExceeded at once, and a worker already waiting
+    for an earlier pause wakes when that pause ends (not in 3 years) and stops too."""
+    clock = FakeClock()
+    limiter = RateLimiter(100.0, clock=clock, max_throttle_wait=100.0)
+    limiter.throttled(10.0)
+    start = clock.now()
+    woke: list[float] = []
+
+    async def waiter() -> None:
+        try:
+            async with limiter.slot():
+                pass  # pragma: no cover - must not be reached
+        except ThrottleBudgetExceeded:
+            woke.append(clock.now())
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiter)
+            await anyio.lowlevel.checkpoint()
+            with pytest.raises(ThrottleBudgetExceeded):
+                limiter.throttled(1e8)
+
+    anyio.run(main)
+    assert len(woke) == 1
+    assert woke[0] - start <= 10.0 + 1e-6
+
+
 def test_rejects_nonsense_configuration() -> None:
     """Zero rate, zero burst or a window shorter than Chargebee's minute are refused."""
     for kwargs in ({"per_minute": 0.0}, {"per_minute": 10.0, "burst": 0}):

@@ -220,7 +220,9 @@ class RateLimiter:
 
         The pause lasts ``retry_after`` seconds when the server sent it, else an exponential
         backoff with jitter (2 s, 4 s ... 60 s). 429s that arrive while a pause is already in
-        force only extend it (one pause, not one per worker) and do not slow down again.
+        force only extend it (one pause, not one per worker) and do not slow down again. A pause
+        that would take the total past ``max_throttle_wait`` is not started: the budget error
+        is raised at once.
 
         Raises:
             ThrottleBudgetExceeded: total pause time is now above ``max_throttle_wait``.
@@ -237,8 +239,12 @@ class RateLimiter:
             wait = backoff * (1.0 + self._rng.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
         until = now + wait
         if until > self._pause_until:
-            self._paused_s += until - max(now, self._pause_until)
-            self._pause_until = until
+            added = until - max(now, self._pause_until)
+            self._paused_s += added
+            if self._paused_s <= self._max_wait:
+                self._pause_until = until
+            # else: the budget is spent; the pause is not extended, so no worker sleeps past
+            # the budget (a Retry-After of a year ends the run now, not in a year).
         if not already_paused:
             self._rate = max(self._configured * RATE_FLOOR, self._rate * SLOWDOWN_FACTOR)
         # No burst straight after the pause: the bucket starts empty when it ends.
