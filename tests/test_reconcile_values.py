@@ -8,6 +8,7 @@ reproduce the findings with the real CLI against the real sandbox.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import httpx
@@ -139,3 +140,20 @@ def test_an_order_with_a_neighbouring_20_digit_document_number_is_no_duplicate(
     code, findings = reconcile_rows(server, "list")
     assert findings == []
     assert code == 0
+
+
+def test_a_conflict_shows_ours_and_theirs_per_field(server, tmp_path, monkeypatch):
+    """An order already in Chargebee with other values: the conflict names both, never None."""
+    monkeypatch.chdir(tmp_path)
+    theirs = {**order_row(1), "shipping_address[city]": "Berlin", "shipping_address[zip]": ""}
+    with httpx.Client(base_url=server.base_url, auth=(KEY, ""), timeout=10) as client:
+        held = {k: v for k, v in theirs.items() if v}
+        client.post("/orders/import_order", data=held).raise_for_status()
+    rows = [{**order_row(1), "shipping_address[zip]": "02108"}]
+    ran = invoke(server, "run", str(write(tmp_path / "o.csv", rows)), "--batch", "b1", "-q")
+    assert ran.exit_code != 0
+    with open("reports/b1/failures.csv", encoding="utf-8", newline="") as handle:
+        (failure,) = list(csv.DictReader(handle))
+    message = failure["oi:message"] if "oi:message" in failure else json.dumps(failure)
+    assert "shipping_address[city]: ours 'Kraków', theirs 'Berlin'" in message
+    assert "None" not in message

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.models import Outcome, Resolution, WorkItem
-from pipeline.params import flatten
+from pipeline.params import flatten, ours_theirs, same_value
 
 # Fields that say *which* order this is. A difference means another order holds the id.
 IDENTITY_FIELDS = ("invoice_id", "document_number", "customer_id", "subscription_id")
@@ -21,7 +21,8 @@ def identity_mismatch(params: Mapping[str, Any], order: Mapping[str, Any]) -> li
     return [
         name
         for name in IDENTITY_FIELDS
-        if params.get(name) not in (None, "") and str(order.get(name)) != str(params.get(name))
+        if params.get(name) not in (None, "")
+        and not same_value(name, params[name], order.get(name))
     ]
 
 
@@ -36,7 +37,11 @@ def content_mismatch(params: Mapping[str, Any], order: Mapping[str, Any]) -> lis
         if name == "id" or name in IDENTITY_FIELDS:
             continue
         echoed = held.get(name)
-        if echoed is not None and not isinstance(echoed, list | dict) and str(echoed) != str(value):
+        if (
+            echoed is not None
+            and not isinstance(echoed, list | dict)
+            and not same_value(name, value, echoed)
+        ):
             outer, _, inner = name.partition(".")
             found.append(f"{outer}[{inner}]" if inner else name)
     return found
@@ -64,7 +69,9 @@ def verified_outcome(
             http_status=200,
         )
     fields = identity or content
-    detail = ", ".join(f"{name}: ours {_value(item.params, name)!r}" for name in fields[:8])
+    detail = ", ".join(
+        ours_theirs(name, _value(item.params, name), _value(order, name)) for name in fields[:8]
+    )
     if identity:
         message = f"Chargebee holds a different order under id {item.order_id} ({detail})"
     else:
