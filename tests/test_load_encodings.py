@@ -101,6 +101,15 @@ def test_bytes_undefined_in_cp1252_rule_it_out(tmp_path: Path) -> None:
     assert _column(path, "ulica") == ["Šťastná 7", "Ťahanovská 2"]
 
 
+def test_one_cyrillic_row_in_an_ascii_file_is_cp1251(tmp_path: Path) -> None:
+    """A Russian name in an otherwise ASCII file reads as Ïåòðîâà in cp1252: ruled out."""
+    rows = [f"{i};Ivanov;Moskva" for i in range(20)] + ["21;Петрова Анна;Москва"]
+    path = _write(tmp_path, "ru.csv", "id;name;city", rows, "cp1251")
+    source = open_source(path)
+    assert source.encoding == "cp1251"
+    assert source.encoding_samples[:2] == ("Петрова Анна", "Москва")
+
+
 def test_latin1_export_reads_the_same_as_cp1252(tmp_path: Path) -> None:
     """latin-1 and cp1252 agree on every printable Western letter: the text is intact."""
     rows = [row for row in ERP_ROWS if "€" not in row]
@@ -166,7 +175,9 @@ def test_an_unknown_or_non_text_encoding_is_refused(tmp_path: Path) -> None:
 def test_oddities_count_symbols_inside_words_and_case_breaks() -> None:
     """What counts as odd, and what Western text legitimately has (m³, 12€, ¿Dónde)."""
     assert oddities("Wroc³aw £ódŸ jeŸdziæ Gie§erei MŸnchen") == 5
-    assert oddities("12 m³ 12€ ¿Dónde? ¡hola °C Genève Österreich 1½ col·lecció") == 0
+    western = "12 m³ 12€ ¿Dónde? ¡hola °C Genève Österreich 1½ col·lecció «Café» „Müller“ –Zoë–"
+    assert oddities(western) == 0
+    assert oddities("Ïåòðîâà ¤Õ‗¯ÔÓ") == 2  # Cyrillic read as cp1252, as cp850
     assert oddities("żDónde") == 1
 
 

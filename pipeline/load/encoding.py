@@ -32,6 +32,8 @@ ODDITY_BYTES = 1 << 16
 """How much of the sample is checked for odd-looking words."""
 MIN_HIGH_BYTES = 10
 """Non-ASCII bytes needed before a language model may overrule the cp1252 default."""
+LATIN_RUN = 5
+_MARKS = frozenset({"No", "Cc", "Cf"})
 SAMPLE_VALUES = 5
 SAMPLE_VALUE_CHARS = 40
 
@@ -44,6 +46,7 @@ FALLBACKS = ("cp1250", "mac-roman", "iso8859-1")
 
 _CONTROL_BYTES = frozenset(range(9)) | frozenset(range(14, 32))
 _ASCII = bytes(range(128))
+_PRINTABLE = bytes(range(32, 127)) + b"\t\r\n"
 _WORDS = re.compile(r"[^\s,;|\"]*[^\x00-\x7f][^\s,;|\"]*")
 
 
@@ -154,11 +157,15 @@ def _least_odd(text: bytes, candidates: list[str]) -> str:
 
 
 def _codec_name(name: object) -> str | None:
+    """Python's name for a candidate, or None: unknown, or not ASCII-compatible (a CSV whose
+    delimiters, quotes and digits are ASCII bytes cannot be EBCDIC or UTF-7)."""
     if not isinstance(name, str) or not name:
         return None
     try:
         info = codecs.lookup(name)
-    except LookupError:
+        if _PRINTABLE.decode(info.name) != _PRINTABLE.decode("ascii"):
+            return None
+    except (LookupError, UnicodeDecodeError):
         return None
     return info.name if info.name != "latin-1" else "iso8859-1"
 
@@ -183,17 +190,33 @@ def oddities(text: str) -> int:
     Counted: a C0/C1 control character; a symbol, non-decimal number or stray mark (``³ £ § †``)
     with letters on both sides (the Catalan ``l·l`` dot excepted); a symbol or number opening a
     word before a small letter (``£ódŸ``); a capital letter right after a small one where either
-    is non-ASCII (``dŸ``, ``żD``), or between a capital and a small one (``MŸnchen``). Trailing
-    symbols (``m³``, ``12€``) and opening marks (``¿Dónde``) are normal.
+    is non-ASCII (``dŸ``, ``żD``), or between a capital and a small one (``MŸnchen``); five
+    accented Latin letters in a row (Cyrillic read as cp1252: ``Ïåòðîâà``); two non-ASCII
+    symbols or marks in a word with a non-ASCII letter (``¤Õ‗¯ÔÓ``). Trailing symbols
+    (``m³``, ``12€``) and opening marks (``¿Dónde``) are normal.
     """
     return sum(_odd_word(word) for word in set(_WORDS.findall(text)))
 
 
 def _odd_word(word: str) -> bool:
+    accented = 0  # consecutive accented Latin letters: Western words never have five
+    marks = 0  # non-ASCII symbols and stray marks (not quotes, dashes): two with a letter is odd
+    letters = 0
     for i, ch in enumerate(word):
         if ch.isascii():
+            accented = 0
             continue
         category = unicodedata.category(ch)
+        letters += category[0] == "L"
+        marks += category[0] == "S" or category in _MARKS or (category == "Po" and ch not in "¿¡·")
+        if marks >= 2 and letters:
+            return True
+        if category[0] == "L" and unicodedata.name(ch, "").startswith("LATIN"):
+            accented += 1
+            if accented >= LATIN_RUN:
+                return True
+        else:
+            accented = 0
         prev = word[i - 1] if i else ""
         nxt = word[i + 1] if i + 1 < len(word) else ""
         if category == "Cc":
