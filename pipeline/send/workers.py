@@ -188,16 +188,8 @@ class Sender:
             await self._reconcile_one(item)
 
     async def _reconcile_one(self, item: WorkItem) -> None:
-        if item.order_id is None:
-            self.stats.notes.append(f"row {item.row_key} is in doubt and has no order id to check")
-            return
-        try:
-            order, _ = await self._retrieve(item)
-        except AuthError as err:
-            self._auth_failed(err)
-            return
-        except ApiError as err:
-            self.stats.notes.append(f"row {item.row_key}: could not verify ({err.message})")
+        known, order = await self._look_up(item, "in doubt")
+        if not known:
             return
         if self.operation == "update":
             # Never resent blindly (a newer correction would be overwritten): settled here only
@@ -334,22 +326,30 @@ class Sender:
         looked up like a row left in doubt by a crash. Found → verified against the row; not
         found → ``retryable`` (nothing was created); the look-up failing → the row stays
         ``in_flight`` (in doubt) for the next run to look up."""
-        note = f"row {item.row_key}: untrusted answer ({err.message})"
-        if item.order_id is None:
-            self.stats.notes.append(f"{note}; no order id to look up: left in doubt")
-            return
-        try:
-            order, _ = await self._retrieve(item)
-        except AuthError as auth:
-            self._auth_failed(auth)
-            return
-        except ApiError as lookup_err:
-            self.stats.notes.append(f"{note}; look-up failed ({lookup_err.message}): in doubt")
+        known, order = await self._look_up(item, f"untrusted answer ({err.message})")
+        if not known:
             return
         if order is None:
             await self._finish(item, self._error_outcome(item, err, "retryable"))
             return
         await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
+
+    async def _look_up(self, item: WorkItem, why: str) -> tuple[bool, dict[str, Any] | None]:
+        """GET the row's order: (True, the order or None when absent) when the answer is known;
+        (False, None) when it is not (no id, key refused, look-up failed or untrusted): the row
+        stays in doubt, with a note saying why."""
+        if item.order_id is None:
+            self.stats.notes.append(f"row {item.row_key}: {why}; no order id to look it up by")
+            return False, None
+        try:
+            order, _ = await self._retrieve(item)
+        except AuthError as err:
+            self._auth_failed(err)
+            return False, None
+        except ApiError as err:
+            self.stats.notes.append(f"row {item.row_key}: {why}; could not verify ({err.message})")
+            return False, None
+        return True, order
 
     async def _verify_duplicate(self, item: WorkItem, err: PermanentApiError) -> None:
         try:
