@@ -292,6 +292,23 @@ def test_an_untrusted_2xx_whose_order_exists_is_verified_by_the_look_up(hostile,
     assert len(server.api("GET", "/orders/H-")) == 2
 
 
+def test_an_untrusted_2xx_naming_the_key_as_its_order_leaks_nothing(hostile, tmp_path):
+    """A 200 whose order id is the key itself (with an escape sequence): the row is looked up
+    and left retryable; the message saying so carries neither the key nor the escape."""
+
+    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        body = order_body(seen, id=f"{KEY}\x1b[31m")
+        writer.write(answer(200, body) if seen.method == "POST" else NOT_FOUND)
+        return True
+
+    server = hostile(handler)
+    result = run_cli(server.base_url, tmp_path, 1)
+    text = clean(result)
+    assert counts(tmp_path) == {"retryable": 1}, text
+    assert "\x1b" not in text
+    assert leaks(tmp_path, KEY, result.stdout, result.stderr) == []
+
+
 def test_a_look_up_that_answers_about_another_order_leaves_the_row_in_doubt(hostile, tmp_path):
     """Even the look-up is checked: a GET /orders/X answering order Y is not trusted; the row
     stays in doubt (exit 3), for the next run to look up again."""

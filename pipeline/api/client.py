@@ -209,6 +209,11 @@ class ChargebeeClient:
         """Close the connection pool (``async with`` does this for you)."""
         await self._http.aclose()
 
+    def safe_text(self, text: str) -> str:
+        """Server text (from an answer that is not an error) with the key scrubbed in every form
+        and made printable, for a message that is stored or shown."""
+        return printable(scrub(text, self._secrets))
+
     # -- headers -----------------------------------------------------------------------------
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
@@ -347,7 +352,7 @@ class ChargebeeClient:
         if str(order.get("id")) != order_id:
             raise UnexpectedResponseError(
                 f"asked for order {order_id!r}, the answer is about "
-                f"{printable(scrub(str(order.get('id')), self._secrets))[:100]!r}",
+                f"{self.safe_text(str(order.get('id')))[:100]!r}",
                 status_code=response.status,
                 api_error_code="invalid_response",
             )
