@@ -226,6 +226,32 @@ def test_docs_example_mapping_parses() -> None:
         "status": "cancelled",
         "cancellation_reason": "others",
     }
+    assert spec.derive["created_at"].columns == ("Order Date",)
+
+
+def test_every_docs_toml_block_is_a_valid_mapping() -> None:
+    """Every ```toml block of docs/mapping.md loads; the ERP example is the tested fixture."""
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "mapping.md").read_text("utf-8")
+    blocks = [part.split("```", 1)[0] for part in doc.split("```toml\n")[1:]]
+    assert len(blocks) >= 4
+    for block in blocks:
+        parse_mapping(tomllib.loads(block), None, IMPORT_ORDER_PARAMS, TIMESTAMP_PARAMS)
+    fixture = root / "tests" / "fixtures" / "exports" / "erp_auftraege.mapping.toml"
+    assert tomllib.loads(fixture.read_text("utf-8")) in [tomllib.loads(b) for b in blocks]
+
+
+@pytest.mark.parametrize("name", ["shopify", "woocommerce", "magento"])
+def test_presets_load(name: str) -> None:
+    """Each shipped preset is a valid mapping that groups, skips and maps the invoice id."""
+    from pipeline.prepare.suggest import preset_text
+
+    spec = parse_mapping(
+        tomllib.loads(preset_text(name)), None, IMPORT_ORDER_PARAMS, TIMESTAMP_PARAMS
+    )
+    assert spec.skip
+    assert spec.derive["invoice_id"].kind == "template"
+    assert (spec.group_by is not None) == (name == "shopify")
 
 
 @pytest.mark.parametrize(

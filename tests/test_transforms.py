@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import Settings
 from pipeline.load.rows import RawChunk
 from pipeline.prepare.countries import to_alpha2
 from pipeline.prepare.grouping import collapse, regroup
-from pipeline.prepare.mapping import Filter, Rule
+from pipeline.prepare.mapping import Derivation, Filter, Rule
 from pipeline.prepare.prepare import prepare_rows, validate_file
 from pipeline.prepare.transforms import (
     apply_filters,
     coalesce,
+    derive,
     parse_number,
     rules,
     split_name,
@@ -203,3 +205,45 @@ def test_cp1252_file_keeps_geneve_and_reads_decimal_commas(tmp_path: Path) -> No
     assert countries["Deutschland"] == countries["D"] == "DE"
     assert countries["Österreich"] == "AT"
     assert countries["Schweiz"] == "CH"
+
+
+cells = st.lists(st.one_of(st.just(""), st.just(" "), st.text(max_size=12)), min_size=0, max_size=8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(cells, cells)
+def test_every_derivation_survives_any_text(first: list[str], second: list[str]) -> None:
+    """Empty, blank or odd columns (all-empty included) never crash a derivation and keep the
+    row count: each kind is one vectorised call per chunk."""
+    n = min(len(first), len(second))
+    frame = pd.DataFrame({"A": first[:n], "B": second[:n]}, dtype="str")
+    kinds = [
+        Derivation("column", ("A",)),
+        Derivation("coalesce", ("A", "B")),
+        Derivation("template", ("A", "B"), template=(("x-", False), ("A", True), ("B", True))),
+        Derivation("split_name", ("A",), part="first"),
+        Derivation("split_name", ("A",), part="last"),
+        Derivation(
+            "rules",
+            ("A", "B"),
+            rules=(
+                Rule.model_validate({"when": {"A": {"blank": False}}, "column": "B"}),
+                Rule.model_validate({"value": "z"}),
+            ),
+        ),
+    ]
+    every_filter = tuple(
+        Filter.model_validate(f)
+        for f in (
+            {"strip": " '"},
+            {"regex_extract": "(\\w+)"},
+            {"zero_pad": 4},
+            {"truncate": 3},
+            {"minor_units": 2},
+            {"upper": True},
+        )
+    )
+    for how in kinds:
+        for filters in ((), every_filter):
+            text, cut = derive(frame, replace(how, filters=filters), ",", ".")
+            assert len(text) == len(cut) == n

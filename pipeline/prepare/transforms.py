@@ -150,13 +150,9 @@ def coalesce(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 def split_name(text: pd.Series, part: str) -> pd.Series:
     """First name = every word but the last; last name = the last word (one word: first only)."""
     clean = blank_to_na(text).str.replace(r"\s+", " ", regex=True)
-    pieces = clean.str.rpartition(" ")
-    single = pieces[1] == ""
-    if part == "first":
-        first = pieces[0].where(~single, pieces[2])
-        return first.where(first != "", pd.NA).astype("str")
-    last = pieces[2].where(~single, pd.NA)
-    return last.where(last != "", pd.NA).astype("str")
+    pieces = clean.str.extract(r"^(?P<first>.+?)(?: (?P<last>\S+))?$", expand=True)
+    picked = pieces["first" if part == "first" else "last"].astype("str")
+    return picked.where(picked.notna() & (picked != ""), pd.NA)  # type: ignore[call-overload]
 
 
 def rules(frame: pd.DataFrame, entries: Sequence[Rule]) -> pd.Series:
