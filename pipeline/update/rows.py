@@ -23,14 +23,17 @@ from pipeline.errors import InputError
 from pipeline.keys import TOOL_COLUMN_PREFIX, content_hash
 from pipeline.load.reader import open_input
 from pipeline.models import Issue, SourceRow
+from pipeline.prepare.apply import apply, bind
 from pipeline.prepare.dates import DatePolicy, parse_dates
 from pipeline.prepare.mapping import load_mapping, normalise_param
+from pipeline.prepare.prepare import reading_settings
 from pipeline.prepare.validation import timestamp_range
 from pipeline.safety import unneutralise_cell
 from schemas import (
-    ADDRESS_FIELDS,
     COUNTRY_CODES,
     IMPORT_ORDER_PARAMS,
+    INTEGER_PARAMS,
+    TIMESTAMP_PARAMS,
     UPDATE_ORDER_PARAMS,
     ParamSpec,
     form_name,
@@ -48,6 +51,8 @@ LINE_ITEM_STATUSES = (
 )
 LINE_ITEM_LIMITS = {"id": 40, "sku": 250}
 ID_COLUMNS = frozenset({"id", "order_id", "order.id"})
+IMPORT_ONLY_KEY = "oi:imported"
+"""Params key holding import-only values a mapped row carries (checked, never sent)."""
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _LI_COLUMN_MAJOR = re.compile(r"^order_line_items\[(id|status|sku)\]\[(\d+)\]$")
 _LI_ROW_MAJOR = re.compile(r"^order_line_items[\[.](\d+)\]?[\[.](id|status|sku)\]?$")
@@ -147,15 +152,6 @@ def _import_only(name: str, renames: Mapping[str, str]) -> bool:
     return dotted in IMPORT_ORDER_PARAMS and dotted not in UPDATE_ORDER_PARAMS
 
 
-def _mapping(settings: Settings) -> tuple[dict[str, str], dict[str, DatePolicy], DatePolicy]:
-    if settings.mapping_path is None:
-        return {}, {}, DatePolicy()
-    known = [*UPDATE_ORDER_PARAMS, *(f"billing_address.{f}" for f in ADDRESS_FIELDS)]
-    timestamps = [n for n, s in UPDATE_ORDER_PARAMS.items() if s.kind == "timestamp"]
-    spec = load_mapping(settings.mapping_path, known, timestamps)
-    return dict(spec.columns), dict(spec.date_params), spec.date_default
-
-
 def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
     """Every record of an update file as a SourceRow (params nested, with ``id``), validated.
 
@@ -166,12 +162,15 @@ def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
         InputError: the file is unusable, has an unknown column, or no id column.
         ConfigError: the mapping file is unusable.
     """
-    renames, date_params, date_default = _mapping(settings)
+    if settings.mapping_path is not None:
+        return _read_mapped(path, settings)
     source = open_input(path, settings)
-    columns = bind_columns(source.header, path, renames)
+    columns = bind_columns(source.header, path, {})
     ts_range = timestamp_range(settings.validation, time.time())
     rows: list[SourceRow] = []
     first_line: dict[str, int] = {}
+    date_params: dict[str, DatePolicy] = {}
+    date_default = DatePolicy()
     for chunk in source.chunks():
         frame = chunk.frame
         dates: dict[str, tuple[pd.Series, pd.Series]] = {}
@@ -186,24 +185,130 @@ def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
             raw = {str(k): str(v) for k, v in record.items()}
             issues = [i for p, i in chunk.issues if p == pos]
             params = _row_params(columns, raw, dates, pos, line, ts_range, issues)
-            oid = str(params.get("id") or "")
-            if oid and oid in first_line:
+            rows.append(_update_row(path, source.sheet, line, raw, params, issues, first_line))
+    return rows
+
+
+def _update_row(
+    path: Path,
+    sheet: str | None,
+    line: int,
+    raw: Mapping[str, str],
+    params: dict[str, Any],
+    issues: list[Issue],
+    first_line: dict[str, int],
+) -> SourceRow:
+    """One update row: one row per order and file; key ``u:<order id>:<hash of values>``."""
+    oid = str(params.get("id") or "")
+    if oid and oid in first_line:
+        issues.append(
+            _issue(
+                line,
+                None,
+                "id",
+                oid,
+                "unique_in_file",
+                f"order {oid} is already corrected on line {first_line[oid]} of this "
+                "file; put all corrections of one order on one row",
+            )
+        )
+    elif oid:
+        first_line[oid] = line
+    key = f"u:{oid or f'line{line}'}:{content_hash(params)[:20]}"
+    return SourceRow(key, str(path), sheet, line, raw, params, tuple(issues))
+
+
+def _read_mapped(path: Path, settings: Settings) -> list[SourceRow]:
+    """An update file read through the run's mapping: the same ``[columns]``, value maps,
+    constants, templates, ``[dates]`` and ``[id]`` policy as ``order-import run``, so a
+    corrections file in the legacy layout names the same orders with the same values.
+
+    Updatable params are checked as for any update. Import-only params the mapping yields
+    (``invoice_id``, ``billing_address``…) stay in the row, in ``IMPORT_ONLY_KEY``, to be
+    checked against what was imported (``plan_update_rows``) and are never sent.
+    """
+    assert settings.mapping_path is not None
+    spec = load_mapping(settings.mapping_path, IMPORT_ORDER_PARAMS.keys(), TIMESTAMP_PARAMS)
+    source = open_input(path, reading_settings(settings, spec))
+    bound = bind(
+        spec,
+        source.header,
+        path=path,
+        header_line=source.header_line,
+        required=(),
+        timestamp_params=TIMESTAMP_PARAMS,
+        integer_params=INTEGER_PARAMS,
+        excel_date_system=source.excel_date_system,
+    )
+    ts_range = timestamp_range(settings.validation, time.time())
+    rows: list[SourceRow] = []
+    first_line: dict[str, int] = {}
+    for chunk in source.chunks():
+        mapped = apply(bound, chunk.frame, chunk.lines, chunk.issues)
+        names = [str(c) for c in mapped.params.columns]
+        cells = [mapped.params[c].to_numpy(dtype=object, na_value=None).tolist() for c in names]  # type: ignore[call-overload]
+        raws = mapped.raw.to_dict("records")
+        skip = mapped.skip.tolist() if mapped.skip is not None else [None] * len(raws)
+        for pos, record in enumerate(raws):
+            if skip[pos] is not None:
+                continue
+            line = int(mapped.lines[pos])
+            raw = {str(k): str(v) for k, v in record.items()}
+            issues = [i for p, i in mapped.issues if p == pos and i.severity == "error"]
+            values = {n: col[pos] for n, col in zip(names, cells, strict=True)}
+            params = _mapped_params(values, bound.sources, line, ts_range, issues)
+            if mapped.row_keys[pos].startswith("h:") and "id" not in bound.sources:
                 issues.append(
                     _issue(
                         line,
                         None,
                         "id",
-                        oid,
-                        "unique_in_file",
-                        f"order {oid} is already corrected on line {first_line[oid]} of this "
-                        "file; put all corrections of one order on one row",
+                        None,
+                        "required",
+                        "the mapping derives this order's id from the whole row, so a "
+                        "corrected row names another order; map an id column, or give "
+                        "[id] key_columns / a document number column",
                     )
                 )
-            elif oid:
-                first_line[oid] = line
-            key = f"u:{oid or f'line{line}'}:{content_hash(params)[:20]}"
-            rows.append(SourceRow(key, str(path), source.sheet, line, raw, params, tuple(issues)))
+            rows.append(_update_row(path, source.sheet, line, raw, params, issues, first_line))
     return rows
+
+
+def _mapped_params(
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+    line: int,
+    ts_range: tuple[int, int],
+    issues: list[Issue],
+) -> dict[str, Any]:
+    """Nested update params from one mapped row; import-only values under IMPORT_ONLY_KEY."""
+    params: dict[str, Any] = {}
+    imported: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if name == "id":
+            params["id"] = str(value).strip()
+            continue
+        if name not in UPDATE_ORDER_PARAMS:
+            imported[name] = value if not isinstance(value, str) else value.strip()
+            continue
+        column = Column(sources.get(name, name), "param", name)
+        checked = _typed_value(column, value, line, ts_range, issues)
+        if checked is None:
+            continue
+        head, dot, tail = name.partition(".")
+        if dot:
+            params.setdefault(head, {})[tail] = checked
+        else:
+            params[head] = checked
+    if "id" not in params:
+        issues.append(
+            _issue(line, None, "id", None, "required", "id is required: which order to correct")
+        )
+    if imported:
+        params[IMPORT_ONLY_KEY] = imported
+    return params
 
 
 def _issue(
@@ -281,7 +386,23 @@ def _param_value(
     issues: list[Issue],
 ) -> Any:
     spec: ParamSpec = UPDATE_ORDER_PARAMS[column.param]
+    if spec.kind == "timestamp":
+        seconds, errors = dates[column.name]
+        if errors.iloc[pos] is not None:
+            message = f"{column.param} {errors.iloc[pos]}"
+            issues.append(_issue(line, column.name, column.param, text, "date", message))
+            return None
+        return _typed_value(column, int(seconds.iloc[pos]), line, ts_range, issues)
+    return _typed_value(column, text, line, ts_range, issues)
+
+
+def _typed_value(
+    column: Column, value: Any, line: int, ts_range: tuple[int, int], issues: list[Issue]
+) -> Any:
+    """One update value checked against Chargebee's rules (timestamps as int seconds)."""
+    spec: ParamSpec = UPDATE_ORDER_PARAMS[column.param]
     field = column.param.split(".")[-1]
+    text = str(value).strip()
 
     def bad(rule: str, message: str) -> None:
         issues.append(
@@ -289,15 +410,11 @@ def _param_value(
         )
 
     if spec.kind == "timestamp":
-        seconds, errors = dates[column.name]
-        if errors.iloc[pos] is not None:
-            bad("date", str(errors.iloc[pos]))
-            return None
-        value = int(seconds.iloc[pos])
-        if not ts_range[0] <= value <= ts_range[1]:
+        seconds = int(value)
+        if not ts_range[0] <= seconds <= ts_range[1]:
             bad("timestamp_range", f"is outside the plausible range {ts_range[0]}..{ts_range[1]}")
             return None
-        return value
+        return seconds
     if spec.kind == "enum":
         choice = text.lower()
         if spec.choices is not None and choice not in spec.choices:

@@ -20,13 +20,13 @@ from pipeline.errors import ConfigError
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.lock import run_lock
 from pipeline.load.reader import input_sha256
-from pipeline.models import Outcome, RunSummary, SourceRow
-from pipeline.params import same_value
+from pipeline.models import Issue, Outcome, RunSummary, SourceRow
+from pipeline.params import flatten, same_value, shown
 from pipeline.progress import Progress
 from pipeline.reconcile.ledger_view import KnownOrder, known_orders
 from pipeline.send.runner import RunRequest, run_batch
 from pipeline.update.in_doubt import resolve_in_doubt
-from pipeline.update.rows import read_update_rows
+from pipeline.update.rows import IMPORT_ONLY_KEY, read_update_rows
 
 if TYPE_CHECKING:
     import httpx
@@ -72,6 +72,7 @@ def plan_update_rows(
     send: list[SourceRow] = []
     unchanged: list[SourceRow] = []
     for row in rows:
+        row = _check_import_only(row, known)
         if row.row_key in done or not row.is_valid:
             send.append(row)
             continue
@@ -80,6 +81,39 @@ def plan_update_rows(
         target = send if len(params) > 1 else unchanged
         target.append(replace(row, params=params))
     return send, unchanged
+
+
+def _check_import_only(row: SourceRow, known: Mapping[str, KnownOrder]) -> SourceRow:
+    """A mapped row's import-only values must equal what was imported; they are never sent.
+
+    A difference makes the row invalid (``not_updatable``), naming ours and the imported value.
+    An order the ledger does not know cannot be checked: the values are dropped.
+    """
+    imported = row.params.get(IMPORT_ONLY_KEY)
+    if not isinstance(imported, Mapping):
+        return row
+    params = {k: v for k, v in row.params.items() if k != IMPORT_ONLY_KEY}
+    entry = known.get(str(params.get("id") or ""))
+    issues = list(row.issues)
+    if entry is not None:
+        held = flatten(entry.params)
+        for name, value in imported.items():
+            if held.get(name) is not None and not same_value(name, value, held.get(name)):
+                issues.append(
+                    Issue(
+                        source_line=row.source_line,
+                        column=None,
+                        param=name,
+                        value=str(value)[:200],
+                        rule="not_updatable",
+                        message=(
+                            f"not updatable: {name} can only be set when an order is imported; "
+                            f"this file says {shown(value)}, the order was imported with "
+                            f"{shown(held.get(name))}"
+                        ),
+                    )
+                )
+    return replace(row, params=params, issues=tuple(issues))
 
 
 def update_batch(
