@@ -36,8 +36,10 @@ from tests.orders_factory import write_orders
 from tests.support import (
     assert_clean_exit,
     assert_each_row_posted_once,
+    assert_one_key_per_row,
     cli,
     cli_env,
+    duplicate_answers,
     expected_ids,
     imported_ids,
     is_import,
@@ -307,3 +309,28 @@ def test_every_ledger_commit_of_a_real_run_is_fully_synced_in_wal_mode(
     assert {mode for _, mode in seen} == {"wal"}
     assert all(level in (1, 2) for level, _ in seen), sorted({level for level, _ in seen})
     assert sum(1 for level, _ in seen if level == 2) >= 10
+
+
+def test_a_row_resent_by_a_later_run_carries_the_same_idempotency_key(make_sandbox, tmp_path):
+    """Every POST is stored and then answered 500, and one attempt per run is allowed: each row
+    is left retryable. The next run resends it under the SAME key, so the server answers with
+    the stored reply (a replay), never duplicate_entry; one order per row."""
+    server = make_sandbox(api_key=KEY, fault_rate=1.0, faults=("after_commit",))
+    config = tmp_path / "order-import.toml"
+    config.write_text("max_attempts = 1\n", encoding="utf-8")
+    source = write_orders(tmp_path / "orders.csv", 4, prefix="SK")
+    args = run_args(source, tmp_path, "--rate", "60000", "--config", str(config))
+    first = run_cli(server, KEY, *args, timeout=90)
+    assert "Traceback" not in first.stdout + first.stderr
+    assert first.returncode != 0, first.stdout + first.stderr
+    assert imported_ids(server) == expected_ids("SK", 4)
+    boundary = len(request_log(server))
+    server.reconfigure(fault_rate=0.0)
+    assert_clean_exit(run_cli(server, KEY, *args, timeout=90))
+    log = request_log(server)
+    assert_one_key_per_row(log)
+    resent = [r for r in log[boundary:] if is_import(r)]
+    assert len(resent) == 4
+    assert all(r["replayed"] for r in resent), "a resend under a new key is not a replay"
+    assert duplicate_answers(log) == []
+    assert imported_ids(server) == expected_ids("SK", 4)
