@@ -9,23 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from tests.hostile.mapping.cases import CASES
+from tests.test_cli_validate import _in_tmp_dir, _run  # noqa: F401  (an autouse fixture)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "legacy_orders.csv"
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """validate writes reports/validate-<file>/ in the working directory: keep it in tmp."""
-    monkeypatch.chdir(tmp_path)
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), env={"ORDER_IMPORT_CONFIG": ""})
-    return result.exit_code, result.output
 
 
 @pytest.mark.parametrize(("name", "content", "needle"), CASES, ids=[c[0] for c in CASES])
