@@ -152,7 +152,7 @@ def split_name(text: pd.Series, part: str) -> pd.Series:
     clean = blank_to_na(text).str.replace(r"\s+", " ", regex=True)
     pieces = clean.str.extract(r"^(?P<first>.+?)(?: (?P<last>\S+))?$", expand=True)
     picked = pieces["first" if part == "first" else "last"].astype("str")
-    return picked.where(picked.notna() & (picked != ""), pd.NA)  # type: ignore[call-overload]
+    return picked.where(picked.notna() & (picked != ""), pd.NA)
 
 
 def rules(frame: pd.DataFrame, entries: Sequence[Rule]) -> pd.Series:
