@@ -92,6 +92,12 @@ def bomb_zip(megabytes: int = 4) -> bytes:
     return zipped({"orders.csv": text})
 
 
+def lying_size_zip() -> bytes:
+    """A bomb whose headers declare 10 bytes: zipfile stops there and the CRC fails."""
+    data = bomb_zip()
+    return patched(data, 22, 24, "<I", 10)
+
+
 def crowded_zip() -> bytes:
     """More entries than any export has."""
     return zipped({f"part{i}.txt": "" for i in range(export.MAX_MEMBERS + 1)})
@@ -105,6 +111,7 @@ FAULTY: dict[str, tuple[Callable[[], bytes], str]] = {
     "huge_cell": (huge_cell_zip, "cell over 128 KiB"),
     "bomb": (bomb_zip, "expands more than"),
     "crowded": (crowded_zip, "entries"),
+    "lying_size": (lying_size_zip, "damaged"),
 }
 
 

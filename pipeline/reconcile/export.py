@@ -16,7 +16,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import Any
 
 from pipeline.errors import PermanentApiError
 from pipeline.params import ADDRESS_KINDS, TIMESTAMP_FIELDS
@@ -110,7 +110,6 @@ RATIO_SLACK_BYTES = 256 * 1024
 """Bytes read from a member before the ratio applies (tiny members compress oddly)."""
 MAX_CELL_CHARS = 128 * 1024
 """Characters in one export cell (csv's own default limit; an order field is far shorter)."""
-READ_CHUNK = 64 * 1024
 _SKIP_FILES = ("line_item", "lineitem", "tax", "discount", "credit_note", "resent")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -203,9 +202,10 @@ def read_export_rows(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
 def read_export_zip(data: bytes) -> list[dict[str, Any]]:
     """Every order in an export zip (the first orders-like CSV that has an id column).
 
-    The zip is read as a stream, member by member, within caps: at most ``MAX_MEMBERS``
-    entries, ``MAX_MEMBER_BYTES`` decompressed per member, a compression ratio of at most
-    ``MAX_RATIO`` and cells of at most ``MAX_CELL_CHARS``. Memory stays bounded by the caps.
+    The zip is read as a stream, member by member, within caps checked before decompressing:
+    at most ``MAX_MEMBERS`` entries, ``MAX_MEMBER_BYTES`` per member, a compression ratio of at
+    most ``MAX_RATIO``; and cells of at most ``MAX_CELL_CHARS``. One order is kept per id, so
+    memory follows the distinct orders, not the file.
 
     Raises:
         PermanentApiError: not a zip, no CSV, no CSV whose headers can be read
@@ -248,12 +248,13 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[dict[s
         raise _unreadable(f"{where} is encrypted")
     if info.file_size > MAX_MEMBER_BYTES:
         raise _unreadable(f"{where} is {info.file_size} bytes (at most {MAX_MEMBER_BYTES} read)")
+    if info.file_size > RATIO_SLACK_BYTES + MAX_RATIO * max(info.compress_size, 1):
+        # zipfile never yields more than a member's declared size (and checks its CRC), so the
+        # declared size and ratio bound what is decompressed before a byte is read.
+        raise _unreadable(f"{where} expands more than {MAX_RATIO} times (a zip bomb?); not read")
     try:
         with archive.open(info) as raw:
-            capped = _CappedReader(raw, where, info.compress_size)
-            text = io.TextIOWrapper(
-                io.BufferedReader(capped), encoding="utf-8-sig", errors="replace", newline=""
-            )
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
             found: dict[str, dict[str, Any]] = {}
             for order in read_export_rows(text):  # one order per id: a live one wins
                 oid = str(order["id"])
@@ -272,32 +273,6 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[dict[s
         raise _unreadable(f"{where} is not a readable CSV ({exc})") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise _unreadable(f"{where} is damaged ({type(exc).__name__}: {exc})") from None
-
-
-class _CappedReader(io.RawIOBase):
-    """A raw stream over a zip member that stops at the size and ratio caps."""
-
-    def __init__(self, inner: IO[bytes], where: str, compressed: int) -> None:
-        super().__init__()
-        self.inner = inner
-        self.where = where
-        self.limit = min(MAX_MEMBER_BYTES, RATIO_SLACK_BYTES + MAX_RATIO * max(compressed, 1))
-        self.read_bytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.inner.read(min(len(buffer), READ_CHUNK))
-        self.read_bytes += len(chunk)
-        if self.read_bytes > self.limit:
-            if self.limit == MAX_MEMBER_BYTES:
-                raise _unreadable(f"{self.where} is larger than {MAX_MEMBER_BYTES} bytes")
-            raise _unreadable(
-                f"{self.where} expands more than {MAX_RATIO} times (a zip bomb?); not read"
-            )
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
 
 
 def _entry_count(data: bytes) -> int:
