@@ -83,6 +83,16 @@ def run_cli(
     )
 
 
+def invoke(server: Server, key: str, *args: str, extra_env: dict[str, str] | None = None) -> Any:
+    """The CLI in-process (click's runner) aimed at ``server``; exceptions propagate."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    env = {"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": server.base_url, **(extra_env or {})}
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
 def kill9(proc: subprocess.Popen[Any]) -> bool:
     """SIGKILL the process if it is still going (then reap it, bounded); True if it was killed."""
     killed = proc.poll() is None

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.keys import ROW_KEY_COLUMN
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "loop_test_key"
@@ -30,8 +29,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def invoke(server: Any, *args: str) -> Any:
     """Invoke the CLI in-process with the sandbox as the target."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def import_posts(server: Any) -> int:

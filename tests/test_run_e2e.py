@@ -10,12 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from tests import support
 from tests.orders_factory import write_orders
 from tests.support import (
     assert_duplicates_looked_up,
     assert_each_row_posted_once,
     assert_one_key_per_row,
     expected_ids,
+    imported_ids,
     replayed_answers,
     request_log,
 )
@@ -32,14 +34,7 @@ def workdir(tmp_path, monkeypatch):
 
 def invoke(server, *args: str, key: str = KEY, extra_env: dict[str, str] | None = None):
     """Invoke the CLI in-process with the sandbox as the target."""
-    env = {"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": server.base_url}
-    env.update(extra_env or {})
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-
-def imported_ids(server) -> Counter[str]:
-    """How many orders the sandbox holds per id (deleted ones excluded)."""
-    return Counter(o["id"] for o in server.state()["orders"] if not o.get("deleted"))
+    return support.invoke(server, key, *args, extra_env=extra_env)
 
 
 def run_args(path: Path, batch: str = "b1", *more: str) -> list[str]:
