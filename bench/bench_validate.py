@@ -3,7 +3,9 @@
 Generates legacy-format CSVs (22 mapped + 18 ignored columns = 40) under bench/.work/ (gitignored),
 then times each step in its own subprocess and reads its peak RSS (``ru_maxrss``). Figures are
 ratios measured side by side in one run, never absolute goals. Every loop is bounded in count.
-``python -m bench.bench_validate [--quick]`` prints the table.
+Besides the plain mapping, a preset-like mapping of the same file (grouping, templates,
+coalesce, rules, split names, a skip rule, cleaning filters) is timed as a ratio to the plain
+one. ``python -m bench.bench_validate [--quick]`` prints the table.
 """
 
 from __future__ import annotations
@@ -52,6 +54,50 @@ def _mapping(path: Path) -> Path:
     body = "\n".join(line for line in sample.splitlines() if not line.startswith("version"))
     ignore = ", ".join(f'"Extra {i}"' for i in range(EXTRA_COLUMNS))
     path.write_text(f"version = 1\nignore = [{ignore}]\n{body}\n", encoding="utf-8")
+    return path
+
+
+PRESET_LIKE = """
+[orders]
+group_by = "Order #"
+
+[clean]
+"Ship To Zip" = [{ strip = "'" }]
+
+[params.reference_id]
+template = "R-{Order #}-{Customer ID}"
+filters = [{ remove = "-" }, { truncate = 40 }]
+
+[params.tracking_url]
+template = "https://track.example/{Tracking #}"
+
+[params."shipping_address.company"]
+coalesce = ["Extra 0", "Extra 1"]
+filters = [{ upper = true }]
+
+[params."billing_address.first_name"]
+split_name = { column = "Extra 2", part = "first" }
+
+[params."billing_address.last_name"]
+split_name = { column = "Extra 2", part = "last" }
+
+[params."shipping_address.validation_status"]
+rules = [
+  { when = { "Status" = "Shipped", "Carrier" = { blank = false } }, value = "valid" },
+  { when = { "Status" = ["Delivered", "Returned"] }, value = "partially_valid" },
+  { value = "not_validated" },
+]
+
+[[skip]]
+when = { "Extra 3" = "never-matches" }
+reason = "benchmark: no row matches"
+"""
+"""Appended to the plain mapping: every transform kind, on columns the plain mapping leaves."""
+
+
+def _preset_like(plain: Path, path: Path) -> Path:
+    """The plain mapping plus grouping, templates, coalesce, rules, split names and a skip."""
+    path.write_text(plain.read_text(encoding="utf-8") + PRESET_LIKE, encoding="utf-8")
     return path
 
 
@@ -121,7 +167,8 @@ def run(quick: bool = False) -> list[dict[str, object]]:
     bare = measure("read_csv", data, mapping)
     arrow = measure("read_csv_pyarrow", data, mapping)
     ours = measure("validate", data, mapping)
-    assert ours["rows"] == bare["rows"] == size
+    preset = measure("validate", data, _preset_like(mapping, WORK / "bench.preset.toml"))
+    assert ours["rows"] == bare["rows"] == preset["rows"] == size
     mb = data.stat().st_size / 1e6
     rows: list[dict[str, object]] = [
         _row(
@@ -136,6 +183,13 @@ def run(quick: bool = False) -> list[dict[str, object]]:
             ours["seconds"] / arrow["seconds"],
             "x",
             f"pyarrow engine {arrow['seconds']:.1f}s",
+        ),
+        _row(
+            f"preset-like / plain mapping time, {size:,} rows",
+            preset["seconds"] / ours["seconds"],
+            "x",
+            f"grouping, templates, coalesce, rules, split names, skip: {preset['seconds']:.1f}s "
+            f"vs {ours['seconds']:.1f}s (goal <= 1.5x)",
         ),
         _row(
             f"validate throughput, {size:,} rows",

@@ -67,6 +67,8 @@ class ValidationSummary:
     """Distinct offending values per column, most frequent first (see ``BadValues``)."""
     orders_from_lines: int = 0
     """With ``[orders] group_by``: source lines that became the orders counted in rows_read."""
+    encoding_note: str | None = None
+    """Set when the encoding was guessed: says so, with a few non-ASCII values as read."""
 
     @property
     def exit_code(self) -> int:
@@ -210,6 +212,8 @@ def render_summary(summary: ValidationSummary) -> str:
     if summary.encoding:
         shown = {"\t": "TAB", ",": ",", ";": ";", "|": "|"}.get(summary.delimiter or "", "?")
         lines.append(f"Read as {summary.encoding} text, delimiter {shown}.")
+    if summary.encoding_note:
+        lines.append(summary.encoding_note)
     if summary.counts_by_rule:
         lines.append("Findings by rule:")
         width = max(len(rule) for rule in summary.counts_by_rule)

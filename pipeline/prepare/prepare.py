@@ -278,6 +278,7 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
         skipped_by_reason=dict(skipped.most_common()),
         bad_values=bad.columns(),
         orders_from_lines=lines,
+        encoding_note=source.encoding_note,
     )
 
 
