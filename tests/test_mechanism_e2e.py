@@ -56,8 +56,9 @@ RATE = 60.0
 """Requests per minute for the rate tests: one send per 61/60 s once the burst is spent."""
 SPACING_S = 61.0 / RATE
 """The limiter's spacing at RATE (its window is 61 s: 60 s plus 1 s of delivery slack)."""
-SLACK = 0.85
-"""Share of the ideal spacing a lower bound demands (arrival jitter on a loaded machine)."""
+DELIVERY_SLACK_S = 0.5
+"""Seconds a request may take from the limiter's admission to the server's arrival stamp (a
+loaded 2-core machine); lower bounds subtract it once, so slowness can only help them pass."""
 
 
 def run_args(source: Path, work: Path, *more: str) -> list[str]:
@@ -85,7 +86,7 @@ def test_rate_flag_is_honoured_at_the_server(make_sandbox, tmp_path):
     assert_each_row_posted_once(log, expected_ids("RT", 10))
     times = post_times(log)
     for k in range(DEFAULT_BURST, len(times)):
-        least = (k - DEFAULT_BURST + 1) * SPACING_S * SLACK
+        least = (k - DEFAULT_BURST + 1) * SPACING_S - DELIVERY_SLACK_S
         assert times[k] - times[0] >= least, (k, times[k] - times[0], least)
     assert max_in_window(times, 60.0) <= RATE
 
@@ -113,7 +114,7 @@ def test_canary_then_the_rest_at_once_does_not_burst_over_the_canarys_minute(
     second = post_times(log[boundary:])
     assert len(second) == DEFAULT_BURST
     for k in range(1, len(second)):
-        least = k * SPACING_S * SLACK
+        least = k * SPACING_S - DELIVERY_SLACK_S
         assert second[k] - second[0] >= least, (k, second[k] - second[0], least)
     assert max_in_window(post_times(log), 60.0) <= RATE
 
