@@ -1,8 +1,9 @@
 """LeanTransport: a small HTTP/1.1 keep-alive ``httpx.AsyncBaseTransport`` (anyio + httptools).
 
-Used only for loopback targets (the sandbox), where it was measured to give 1.7x the end-to-end
-rows/s of httpx's own transport (``bench/bench_transport.py``); every other target gets httpx's
-transport (proxies, OS trust store). Owns connection pooling (an idle LIFO stack per origin, at
+Used only for loopback targets (the sandbox), where it was measured to give 1.56-1.72x the
+end-to-end rows/s of httpx's own transport at the sandbox's default latency
+(``bench/bench_transport.py``, docs/client.md); every other target gets httpx's transport
+(proxies, OS trust store). Owns connection pooling (an idle LIFO stack per origin, at
 most N connections), request serialization, response parsing and the mapping of socket/parse
 failures to httpx exceptions. It never resends anything: retries belong to ``pipeline.api.retry``.
 The status, headers and body returned are always those of the FIRST response on the connection;
