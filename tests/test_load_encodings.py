@@ -212,16 +212,6 @@ def test_validate_cli_keeps_geneve_intact(tmp_path: Path) -> None:
     assert "livré à Genève" in report
 
 
-def _summary_carries_the_note() -> bool:
-    from pipeline.prepare.findings import ValidationSummary
-
-    return "encoding_note" in getattr(ValidationSummary, "__dataclass_fields__", {})
-
-
-@pytest.mark.skipif(
-    not _summary_carries_the_note(),
-    reason="the validate summary does not carry Source.encoding_note yet (prepare/findings)",
-)
 def test_validate_cli_says_the_encoding_was_guessed(tmp_path: Path) -> None:
     """Real CLI: the summary says cp1252 was guessed and shows Genève as read."""
     header = "invoice_id;status;created_at;order_date;shipping_date;shipping_address[city]"
