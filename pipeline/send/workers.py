@@ -259,7 +259,7 @@ class Sender:
         )
         await anyio.to_thread.run_sync(
             functools.partial(
-                lambda *a, **k: None,  # BREAK
+                self.ledger.mark_in_flight,
                 self.batch,
                 item.row_key,
                 run_id=self.run_id,
