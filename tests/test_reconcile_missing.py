@@ -59,6 +59,10 @@ def test_a_deleted_order_is_found_missing_sent_again_once_and_reconciles_clean(s
     found = invoke(server, "reconcile", "--batch", "b1", "--via", "list")
     assert found.exit_code == 1, found.output
     assert "send them again with `order-import retry --batch b1 --missing`" in found.output
+    html = Path("reports/b1/report.html").read_text(encoding="utf-8")
+    section = html.split('id="reconciliation"')[1].split("</section>")[0]
+    assert GONE in section
+    assert "None" not in section  # an absent field/value is an empty cell
     summary = json.loads(Path("reports/b1/summary.json").read_text(encoding="utf-8"))
     assert "order-import retry --batch b1 --missing" in json.dumps(summary)
     before = len(log(server))
