@@ -17,7 +17,7 @@ from pipeline.config import Settings
 from pipeline.keys import ROW_KEY_COLUMN
 from pipeline.ledger.ledger import Ledger
 from pipeline.models import Attempt, Issue, Outcome, SourceRow
-from pipeline.report.data import render_status_text, summarize
+from pipeline.report.data import next_steps, render_status_text, summarize
 from pipeline.report.write import TABLE_CAP, default_report_dir, write_reports
 from pipeline.safety import unneutralise_cell
 
@@ -299,7 +299,7 @@ def test_summary_md_and_status_text(reports: tuple[Ledger, Path]) -> None:
     md = (out / "summary.md").read_text()
     assert "Rows read: **40**" in md
     assert f"`order-import retry --batch jan-orders {out / 'failures.csv'}`" in md
-    text = render_status_text(summarize(led, BATCH))
+    text = render_status_text(summary := summarize(led, BATCH), next_steps(summary))
     assert "rows read 40" in text
     assert "in doubt 1" in text
     assert "exit code 3" in text
@@ -316,8 +316,15 @@ def test_report_is_rebuilt_from_the_ledger_alone(tmp_path: Path) -> None:
         main, ["report", "--batch", BATCH, "--out", str(tmp_path / "b"), "--ledger", str(path)]
     )
     assert result.exit_code == 0, result.output
-    for name in ("failures.csv", "validation.csv", "summary.md"):
+    for name in ("failures.csv", "validation.csv"):
         assert (first / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # summary.md's next steps name the files where they are (its own directory, the ledger).
+    numbers = [(d / "summary.md").read_text().split("Next:")[0] for d in (first, tmp_path / "b")]
+    assert numbers[0] == numbers[1]
+    assert (
+        f"--ledger {path} {tmp_path / 'b' / 'failures.csv'}"
+        in (tmp_path / "b" / "summary.md").read_text()
+    )
     assert (tmp_path / "b" / "report.html").stat().st_size > 1000
 
 
@@ -391,12 +398,12 @@ def test_reports_for_a_batch_with_nothing_sent(tmp_path: Path) -> None:
         run = led.start_run(BATCH, command="run", settings_summary={})
         led.plan(BATCH, [source_row(i) for i in range(3)], operation="import", run_id=run)
         paths = write_reports(led, BATCH, tmp_path / "o")
-        text = render_status_text(summarize(led, BATCH))
+        text = render_status_text(summary := summarize(led, BATCH), next_steps(summary))
     data = json.loads(paths.summary_json.read_text())
     assert data["pending"] == 3
     assert data["requests"] == 0
     assert data["latency_ms"] == {}
     assert paths.failures == 0
     assert read_csv(paths.failures_csv) == []
-    assert "rows still pending" in text
+    assert "row(s) are still pending: run the same command again" in text
     assert paths.html.read_text().count("<svg") == 1  # only rows by state has data
