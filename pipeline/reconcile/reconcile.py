@@ -35,6 +35,7 @@ from pipeline.reconcile.compare import (
 from pipeline.reconcile.fetch import Fetcher, Sleep
 from pipeline.reconcile.ledger_view import changed_fields, known_orders
 from pipeline.reconcile.missing import MISSING_KEYS
+from pipeline.report.data import RECONCILIATION_SCHEMA
 from pipeline.report.write import default_report_dir, write_reports
 from pipeline.safety import safe_cell
 
@@ -47,7 +48,6 @@ WINDOW_MARGIN_S = 3600
 """Orders updated since the batch started minus this margin are fetched (clock skew)."""
 MIN_LIVE_POLL_S = 10.0
 """Chargebee asks for at least 10 s between export polls; only the sandbox may poll faster."""
-JSON_SCHEMA = "order-import/reconciliation/1"
 EXAMPLES = 20
 CSV_COLUMNS = (
     "category",
@@ -301,7 +301,7 @@ def _write(
             writer.writerow([safe_cell(_cell(getattr(finding, c))) for c in CSV_COLUMNS])
     counts = dict(comparison.counts)
     document = {
-        "schema": JSON_SCHEMA,
+        "schema": RECONCILIATION_SCHEMA,
         "batch": batch,
         "operation": plan.operation,
         "generated_at": int(time.time()),

@@ -24,6 +24,9 @@ from pipeline.report.rates import RateFigures, format_duration, rate_figures
 PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid")
 """States whose rows go to failures.csv/xlsx and the report's table."""
 MAX_TIMELINE_BINS = 120
+RECONCILIATION_SCHEMA = "order-import/reconciliation/1"
+"""The ``schema`` of reconciliation.json: written by reconcile, read into report.html."""
+RECONCILIATION_CATEGORIES = ("missing", "extra", "duplicate", "mismatch")
 PERCENTILES = (50, 90, 95, 99)
 
 

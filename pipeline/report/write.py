@@ -22,7 +22,15 @@ from pipeline.config import Settings
 from pipeline.errors import LedgerError
 from pipeline.ledger.ledger import Ledger, LedgerRow
 from pipeline.report.charts import all_charts
-from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep, next_steps, summarize
+from pipeline.report.data import (
+    PROBLEM_STATES,
+    RECONCILIATION_CATEGORIES,
+    RECONCILIATION_SCHEMA,
+    BatchSummary,
+    NextStep,
+    next_steps,
+    summarize,
+)
 from pipeline.report.files import (
     failure_fields,
     render_summary_md,
@@ -190,10 +198,6 @@ def _environment() -> Environment:
 
 def _clock(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-RECONCILIATION_SCHEMA = "order-import/reconciliation/1"
-RECONCILIATION_CATEGORIES = ("missing", "extra", "duplicate", "mismatch")
 
 
 def _reconciliation(path: Path) -> dict[str, Any] | None:
