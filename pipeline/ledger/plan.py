@@ -48,11 +48,15 @@ def _digest(row: SourceRow) -> tuple[str, str]:
     return params, hashlib.sha256(params.encode("utf-8")).hexdigest()  # == keys.content_hash
 
 
-def _raw(row: SourceRow) -> tuple[str, str]:
-    """(raw JSON, its sha256) of a source row. The hash identifies the record whatever its
-    row key: a record already sent that comes back under another key is recognised."""
+def _raw(row: SourceRow) -> tuple[str, int]:
+    """(raw JSON, the first 64 bits of its sha256 as a signed integer) of a source row.
+
+    The hash finds the record whatever its row key, so a record already sent that comes back
+    under another key is recognised; an integer keeps its index small (a match is confirmed
+    on the raw text itself)."""
     raw = _COMPACT(row.raw if isinstance(row.raw, dict) else dict(row.raw))
-    return raw, hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(raw.encode("utf-8")).digest()
+    return raw, int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _issues(row: SourceRow) -> str:
@@ -67,7 +71,7 @@ def _row_values(
     state: str,
     now: float,
     run_id: int,
-    raw: tuple[str, str],
+    raw: tuple[str, int],
 ) -> tuple[Any, ...]:
     """The planned columns, in the order ``_INSERT`` (after batch, key) and ``_REFRESH``
     (before batch, key) both list them; ``raw`` is ``_raw(row)``."""
@@ -118,7 +122,7 @@ def plan_chunk(
         )
     }
     raws = {key: _raw(row) for key, row in by_key.items() if key not in existing}
-    fresh = {raws[key][1]: row for key, row in by_key.items() if key in raws and row.is_valid}
+    fresh = {raws[key]: row for key, row in by_key.items() if key in raws and row.is_valid}
     if fresh:
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
     differs: list[tuple[SourceRow, str]] = []
@@ -171,25 +175,31 @@ def plan_chunk(
     return stats
 
 
-def _rekeyed(conn: sqlite3.Connection, batch: str, by_hash: dict[str, SourceRow]) -> int:
-    """Rows already in the batch under another key that are the same records as ``by_hash``
-    (new valid rows by raw hash).
+def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: dict[tuple[str, int], SourceRow]) -> int:
+    """Rows already in the batch under another key that are the same records as ``fresh``
+    (new valid rows by ``_raw``).
 
     Sent (or maybe sent) ones refuse the plan: a new key would import them a second time.
     Never-sent ones leave the batch (their record is planned again under its new key);
     returns how many.
     """
-    hashes = list(by_hash)
-    found = conn.execute(
-        f"SELECT row_key, state, order_id, source_line, raw_hash FROM rows WHERE batch = ? "
-        f"AND raw_hash IN ({','.join('?' * len(hashes))}) ORDER BY rowid",
-        (batch, *hashes),
-    ).fetchall()
-    others = [r for r in found if r["row_key"] != by_hash[r["raw_hash"]].row_key]
+    by_raw = {raw: row for (raw, _), row in fresh.items()}
+    hashes = list(dict.fromkeys(h for _, h in fresh))
+    # Sorted here, not by ORDER BY rowid: that would let SQLite walk the table, not the index.
+    found = sorted(
+        conn.execute(
+            f"SELECT rowid AS rowid, row_key, state, order_id, raw FROM rows "
+            f"INDEXED BY rows_raw_hash WHERE raw_hash IN ({','.join('?' * len(hashes))}) "
+            f"AND batch = ?",
+            (*hashes, batch),
+        ),
+        key=lambda r: int(r["rowid"]),
+    )
+    others = [r for r in found if r["raw"] in by_raw and r["row_key"] != by_raw[r["raw"]].row_key]
     sent = [r for r in others if r["state"] not in _UNSENT]
     if sent:
         first = sent[0]
-        now = by_hash[first["raw_hash"]]
+        now = by_raw[first["raw"]]
         raise DriftError(
             f"batch {batch!r}: {len(sent)} row(s) already sent would get new row keys, so they "
             f"would be imported a second time (line {now.source_line}: sent as "

@@ -112,8 +112,8 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE batches ADD COLUMN {column} TEXT")
     # sha256 of a row's original columns: a record already sent that comes back under another
     # row key (the mapping changed how rows are keyed) is recognised before it is sent again.
-    conn.execute("ALTER TABLE rows ADD COLUMN raw_hash TEXT")
-    conn.execute("CREATE INDEX rows_raw_hash ON rows (batch, raw_hash)")
+    conn.execute("ALTER TABLE rows ADD COLUMN raw_hash INTEGER")
+    conn.execute("CREATE INDEX rows_raw_hash ON rows (raw_hash)")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
