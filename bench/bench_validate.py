@@ -107,7 +107,8 @@ def generate(path: Path, rows: int) -> Path:
     Bounded: exactly ``rows`` lines are written; an existing file of the right size is reused.
     """
     marker = path.with_suffix(".rows")
-    if path.exists() and marker.exists() and marker.read_text() == str(rows):
+    stamp = f"{rows} unique-invoices"
+    if path.exists() and marker.exists() and marker.read_text() == stamp:
         return path
     sys.path.insert(0, str(REPO))
     import random
@@ -120,8 +121,9 @@ def generate(path: Path, rows: int) -> Path:
     def quote(cell: str) -> str:
         return '"' + cell.replace('"', '""') + '"' if any(c in cell for c in ',"\n') else cell
 
-    templates = [
-        [quote(r[h]) for h in HEADER[1:]] + [f"filler-{j}" for j in range(EXTRA_COLUMNS)]
+    assert HEADER[:2] == ["Order #", "Invoice No"]
+    templates = [  # order number and invoice are written per row: both unique in the file
+        [quote(r[h]) for h in HEADER[2:]] + [f"filler-{j}" for j in range(EXTRA_COLUMNS)]
         for r in base
     ]
     joined = [",".join(t) for t in templates]
@@ -129,12 +131,12 @@ def generate(path: Path, rows: int) -> Path:
         fh.write(",".join(header) + "\n")
         block: list[str] = []
         for i in range(rows):
-            block.append(f"{10001 + i},{joined[i % len(joined)]}\n")
+            block.append(f"{10001 + i},INV-{10001 + i},{joined[i % len(joined)]}\n")
             if len(block) == 10_000:
                 fh.write("".join(block))
                 block.clear()
         fh.write("".join(block))
-    marker.write_text(str(rows))
+    marker.write_text(stamp)
     return path
 
 

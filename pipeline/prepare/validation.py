@@ -369,16 +369,26 @@ def _unique_invoice(
         values = values.where(~exclude, pd.NA)
     first = state.invoices.check_and_add(values, lines)
     first[reported] = 0
-    for pos in np.flatnonzero(first):
-        mask = np.zeros(len(params), dtype=bool)
-        mask[pos] = True
-        out.add(
-            mask,
-            "invoice_id",
-            "duplicate_invoice_id",
-            f"{{param}} is also the invoice of line {first[pos]}: two orders would be created "
-            "for one invoice (line items of one order? set [orders] group_by; several orders "
-            "per invoice on purpose? set [orders] several_per_invoice = true)",
+    column = out.sources.get("invoice_id")
+    shown = params["invoice_id"]
+    for pos in np.flatnonzero(first):  # one Issue per offending row, no per-row mask
+        out.issues.append(
+            (
+                int(pos),
+                Issue(
+                    int(lines[pos]),
+                    column,
+                    "invoice_id",
+                    short_value(shown.iloc[pos]),
+                    "duplicate_invoice_id",
+                    f"invoice_id is also the invoice of line {first[pos]}: two orders would be "
+                    "created for one invoice (line items of one order? set [orders] group_by; "
+                    "several orders per invoice on purpose? set [orders] several_per_invoice "
+                    "= true)",
+                    "error",
+                    "rule",
+                ),
+            )
         )
 
 
