@@ -85,24 +85,39 @@ def collapse(
     starts = _group_starts(frame[column])
     group = np.cumsum(starts) - 1
     first = np.flatnonzero(starts)
-    blank = frame.replace("", pd.NA) if len(frame) else frame
-    collapsed = blank.groupby(group, sort=False).first().fillna("").astype("str")
-    collapsed = collapsed.reset_index(drop=True)[list(frame.columns)]
+    # Columns the mapping reads take the first non-empty value of their group; the others
+    # (shown as the row's raw text) are the first row's, a plain take.
+    read = [c for c in frame.columns if c in set(checked)]
+    collapsed = frame.iloc[first].reset_index(drop=True)
+    blank = frame[read].replace("", pd.NA) if len(frame) else frame[read]
+    if read:
+        firsts = blank.groupby(group, sort=False).first().fillna("").astype("str")
+        for col in read:
+            collapsed[col] = firsts[col].to_numpy()
     boundaries = first[1:]
     group_lines = [tuple(int(x) for x in part) for part in np.split(chunk.lines, boundaries)]
     issues = [(int(group[pos]), issue) for pos, issue in chunk.issues]
     key_text = frame[column].astype("str").str.strip()
-    for col in checked:
-        if col == column or col not in frame.columns:
+    compared = [c for c in read if c != column]
+    distinct = (
+        blank[compared].groupby(group, sort=False).nunique(dropna=True)
+        if compared
+        else pd.DataFrame()
+    )
+    for col in compared:
+        counts = distinct[col].to_numpy()
+        if not (counts > 1).any():
             continue
         values = blank[col].astype("str").str.strip().replace("", pd.NA)  # type: ignore[call-overload]
-        counts = values.groupby(group, sort=False).nunique(dropna=True).to_numpy()
         for g in np.flatnonzero(counts > 1):
             rows = np.flatnonzero(group == g)
             cells = values.iloc[rows]
             present = cells.dropna()
             first_value = str(present.iloc[0])
-            other_pos = int(present.index[present != first_value][0])
+            differing = present.index[present != first_value]
+            if len(differing) == 0:  # the cells differ only in surrounding spaces
+                continue
+            other_pos = int(differing[0])
             first_pos = int(present.index[0])
             other_value = str(cells.loc[other_pos])
             line_a, line_b = int(chunk.lines[first_pos]), int(chunk.lines[other_pos])
