@@ -209,12 +209,19 @@ class RunSummary:
     throttled: int = 0
     """429 answers seen in this run."""
     duration_s: float = 0.0
-    achieved_per_minute: float = 0.0
+    achieved_per_minute: float | None = None
+    """Accepted requests per minute over this run's send phase; None under a minute of sending."""
+    rate_text: str = ""
+    """This run's rate in words (``report.rates``): the same text status and reports use."""
     interrupted: bool = False
     dry_run: bool = False
     canary_stopped: bool = False
+    canary_order_ids: tuple[str, ...] = ()
+    """The orders a canary run sent, to review in Chargebee before the rest go."""
     report_dir: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    next_steps: tuple[tuple[str, str | None], ...] = ()
+    """(what to do, the exact command or None), derived from the batch's state after the run."""
 
     @property
     def exit_code(self) -> int:

@@ -17,8 +17,8 @@ from pipeline.config import Settings
 from pipeline.keys import ROW_KEY_COLUMN
 from pipeline.ledger.ledger import Ledger
 from pipeline.models import Attempt, Issue, Outcome, SourceRow
-from pipeline.report.data import next_steps, render_status_text, summarize
-from pipeline.report.write import TABLE_CAP, default_report_dir, write_reports
+from pipeline.report.data import default_report_dir, next_steps, render_status_text, summarize
+from pipeline.report.write import TABLE_CAP, write_reports
 from pipeline.safety import unneutralise_cell
 
 BATCH = "jan-orders"

@@ -56,19 +56,18 @@ def render_summary(summary: RunSummary) -> str:
         lines.append(
             f"  this run: sent {summary.sent}, succeeded {summary.succeeded} "
             f"(already present {summary.already_present}), failed {summary.failed}, "
-            f"429s {summary.throttled}, {summary.achieved_per_minute:.0f} requests/min"
+            f"429s {summary.throttled}; {summary.rate_text}"
         )
+    if summary.canary_stopped:
+        ids = ", ".join(summary.canary_order_ids) or "none"
+        lines.append(f"  canary: paused after {len(summary.canary_order_ids)} order(s): {ids}")
     lines.extend(f"  note: {note}" for note in summary.notes)
     if summary.report_dir:
         lines.append(f"  reports: {summary.report_dir}")
-    done = "applied" if summary.operation == "update" else "imported"
-    hints = {
-        130: "interrupted: run the same command again to resume",
-        3: "rows in doubt: run the same command again to reconcile them",
-        1: f"some rows were not {done}: see failures.csv in the report directory",
-    }
-    if summary.exit_code in hints:
-        lines.append(f"  {hints[summary.exit_code]}")
+    if summary.exit_code == 130:
+        lines.append("  interrupted: run the same command again to resume")
+    for text, command in summary.next_steps:
+        lines.append(f"  next: {text}: {command}" if command else f"  next: {text}")
     return "\n".join(lines)
 
 

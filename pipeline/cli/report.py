@@ -36,7 +36,8 @@ def report_command(
 
     settings = load_settings({"ledger_path": ledger_path}, config_file=config_file)
     from pipeline.ledger.ledger import Ledger
-    from pipeline.report.write import default_report_dir, write_reports
+    from pipeline.report.data import default_report_dir
+    from pipeline.report.write import write_reports
 
     with Ledger.open_existing(settings.ledger_path) as ledger:
         if ledger.get_batch(batch) is None:

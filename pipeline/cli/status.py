@@ -22,7 +22,7 @@ def status_command(
     """Show a batch's counts by state, runs and rates, from the ledger alone."""
     from pipeline.config import load_settings
     from pipeline.ledger.ledger import Ledger
-    from pipeline.report.data import next_steps, render_status_text, summarize
+    from pipeline.report.data import batch_next_steps, render_status_text, summarize
 
     settings = load_settings({"ledger_path": ledger_path}, config_file=config_file)
     with Ledger.open_existing(settings.ledger_path) as ledger:
@@ -30,7 +30,5 @@ def status_command(
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, sort_keys=True, default=str))
     else:
-        # report.write's batch_next_steps also reads reconciliation.json, but importing it
-        # loads jinja2 and matplotlib; status keeps to the ledger's own state.
-        steps = next_steps(summary, ledger_path=settings.ledger_path)
+        steps = batch_next_steps(summary, settings)
         click.echo(render_status_text(summary, steps))

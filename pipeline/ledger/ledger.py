@@ -564,6 +564,12 @@ class Ledger:
             self.flush_attempts()
         return reads.attempts(self._db, batch)
 
+    def run_attempts(self, batch: str, run_id: int) -> list[tuple[float, int | None, str]]:
+        """``(started_at, http_status, order_id)`` of every HTTP attempt one run made."""
+        if self._db.buffered_attempts():
+            self.flush_attempts()
+        return reads.run_attempts(self._db, batch, run_id)
+
     def recent_attempt_times(self, since: float) -> list[float]:
         """Unix start times of HTTP attempts (every batch: the site's budget is shared) since
         ``since``: what the rate limiter of a new run must still count."""

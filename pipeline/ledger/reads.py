@@ -262,6 +262,18 @@ def recent_attempt_times(db: Connection, since: float) -> list[float]:
     return [float(r["started_at"]) for r in found] + buffered
 
 
+def run_attempts(db: Connection, batch: str, run_id: int) -> list[tuple[float, int | None, str]]:
+    """``(started_at, http_status, order_id)`` of one run's written attempts."""
+    with db.guard("read a run's attempts") as conn:
+        found = conn.execute(
+            "SELECT a.started_at, a.http_status, coalesce(r.order_id, '') AS order_id "
+            "FROM attempts a LEFT JOIN rows r ON r.batch = a.batch AND r.row_key = a.row_key "
+            "WHERE a.batch = ? AND a.run_id = ? ORDER BY a.id",
+            (batch, run_id),
+        ).fetchall()
+    return [(float(r["started_at"]), r["http_status"], str(r["order_id"])) for r in found]
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for the ledger's JSON columns."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

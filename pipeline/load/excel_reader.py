@@ -61,6 +61,16 @@ def workbook_date_system(path: Path) -> int:
         return 1900
 
 
+def sheet_names(path: Path) -> list[str]:
+    """The workbook's sheet names, or ``[]`` when it cannot be read as a workbook."""
+    import python_calamine as pc
+
+    try:
+        return list(pc.CalamineWorkbook.from_path(str(path)).sheet_names)
+    except Exception:  # calamine raises several unrelated types for corrupt files
+        return []
+
+
 def open_workbook(path: Path, *, sheet: str | None, chunk_rows: int) -> Source:
     """Open a workbook sheet (name, or 0-based index as text; default the first sheet).
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
+from pipeline.keys import ROW_KEY_COLUMN
 from pipeline.load.encoding import EncodingGuess, detect_encoding, non_ascii_values
 from pipeline.load.rows import Source
 
@@ -24,6 +25,8 @@ DELIMITERS = (",", ";", "\t", "|")
 WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+FAILURES_SHEET = "failures"
+"""The sheet failures.xlsx writes its rows to."""
 
 
 def input_sha256(path: Path) -> str:
@@ -122,6 +125,25 @@ def _check_file(path: Path) -> bytes:
     if not head.strip():
         raise InputError("the file is empty", path=str(path))
     return head
+
+
+def is_failures_file(path: Path) -> bool:
+    """True for the tool's own failures.csv / failures.xlsx (an ``oi:row_key`` column).
+
+    ``retry`` reads such a file as it was written (UTF-8 with a BOM and commas, or the
+    ``failures`` sheet) rather than with the reading options of the batch's source file.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    if head.startswith(_ZIP_MAGIC):
+        from pipeline.load.excel_reader import sheet_names
+
+        return FAILURES_SHEET in sheet_names(path)
+    first_line = head.split(b"\n", 1)[0]
+    return head.startswith(codecs.BOM_UTF8) and ROW_KEY_COLUMN.encode() in first_line
 
 
 def sniff_delimiter(text: str) -> str:

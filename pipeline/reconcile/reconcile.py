@@ -35,8 +35,8 @@ from pipeline.reconcile.compare import (
 from pipeline.reconcile.fetch import Fetcher, Sleep
 from pipeline.reconcile.ledger_view import changed_fields, known_orders
 from pipeline.reconcile.missing import MISSING_KEYS
-from pipeline.report.data import RECONCILIATION_SCHEMA
-from pipeline.report.write import default_report_dir, write_reports
+from pipeline.report.data import RECONCILIATION_SCHEMA, default_report_dir
+from pipeline.report.write import write_reports
 from pipeline.safety import safe_cell
 
 if TYPE_CHECKING:

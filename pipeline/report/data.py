@@ -6,15 +6,18 @@ prints them for the terminal (``order-import status``).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import DEFAULT_LEDGER
+from pipeline.config import DEFAULT_LEDGER, Settings
 from pipeline.errors import LedgerError
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.records import RunInfo
@@ -24,6 +27,9 @@ from pipeline.report.rates import RateFigures, format_duration, rate_figures
 PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid")
 """States whose rows go to failures.csv/xlsx and the report's table."""
 MAX_TIMELINE_BINS = 120
+DEFAULT_REPORTS_ROOT = Path("reports")
+"""Reports go to ``reports/<batch>/`` unless ``report_dir`` says otherwise."""
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 RECONCILIATION_SCHEMA = "order-import/reconciliation/1"
 """The ``schema`` of reconciliation.json: written by reconcile, read into report.html."""
 RECONCILIATION_CATEGORIES = ("missing", "extra", "duplicate", "mismatch")
@@ -414,3 +420,64 @@ def render_status_text(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
     lines.append(f"  exit code {summary.exit_code}")
     lines.extend(f"  next: {step.line()}" for step in steps)
     return "\n".join(lines)
+
+
+def default_report_dir(settings: Settings | None, batch: str) -> Path:
+    """``settings.report_dir`` when set, else ``reports/<batch>/`` (batch made path-safe)."""
+    if settings is not None and settings.report_dir is not None:
+        return settings.report_dir
+    name = _UNSAFE_NAME.sub("_", batch).strip("._") or "batch"
+    return DEFAULT_REPORTS_ROOT / name
+
+
+def clock(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def read_reconciliation(path: Path) -> dict[str, Any] | None:
+    """The last ``reconcile`` result written next to the reports, when there is a readable one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("schema") != RECONCILIATION_SCHEMA:
+        return None
+    examples = document.get("examples") or {}
+    document["lines"] = [
+        {"category": category, **{k: "" if v is None else v for k, v in finding.items()}}
+        for category in RECONCILIATION_CATEGORIES
+        for finding in (examples.get(category) or [])
+        if isinstance(finding, dict)
+    ]
+    document["generated"] = clock(document.get("generated_at"))
+    return document
+
+
+def batch_next_steps(
+    summary: BatchSummary,
+    settings: Settings | None,
+    out_dir: Path | None = None,
+    reconciliation: dict[str, Any] | None = None,
+) -> list[NextStep]:
+    """The batch's next steps, with the report directory's failures file and reconciliation.
+
+    A reconciliation older than the batch's last run no longer describes it: its findings are
+    not repeated as a next step (run ``reconcile`` again instead).
+    """
+    if out_dir is None:
+        out_dir = default_report_dir(settings, summary.batch)
+    if reconciliation is None:
+        reconciliation = read_reconciliation(out_dir / "reconciliation.json")
+    last_run = max((r["finished_at"] or r["started_at"] for r in summary.runs), default=0.0)
+    current = reconciliation is not None and (
+        float(reconciliation.get("generated_at") or 0) >= math.floor(last_run)
+    )
+    counts = (reconciliation or {}).get("counts") or {}
+    missing = int(counts.get("missing") or 0) if current else 0
+    return next_steps(
+        summary,
+        ledger_path=settings.ledger_path if settings else None,
+        failures_path=out_dir / "failures.csv",
+        missing=missing,
+        reconciled=current and bool((reconciliation or {}).get("clean")),
+    )

@@ -6,13 +6,9 @@ failures.xlsx (fix and feed back to ``retry``), validation.csv, summary.json and
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +20,11 @@ from pipeline.ledger.ledger import Ledger, LedgerRow
 from pipeline.report.charts import all_charts
 from pipeline.report.data import (
     PROBLEM_STATES,
-    RECONCILIATION_CATEGORIES,
-    RECONCILIATION_SCHEMA,
     BatchSummary,
     NextStep,
-    next_steps,
+    batch_next_steps,
+    clock,
+    read_reconciliation,
     summarize,
 )
 from pipeline.report.files import (
@@ -42,7 +38,6 @@ from pipeline.report.rates import format_duration
 
 TABLE_CAP = 5_000
 """Lines in report.html's table; the full list is in failures.csv/xlsx."""
-DEFAULT_REPORTS_ROOT = Path("reports")
 CHART_TITLES = (
     ("outcome", "Rows by state"),
     ("api_errors", "API errors by api_error_code"),
@@ -50,7 +45,6 @@ CHART_TITLES = (
     ("timeline", "Throughput and 429s"),
     ("latency", "Latency percentiles"),
 )
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +67,6 @@ class ReportPaths:
     table_capped: bool
     """True when the table shows only the first ``TABLE_CAP`` lines."""
     summary: BatchSummary
-
-
-def default_report_dir(settings: Settings | None, batch: str) -> Path:
-    """``settings.report_dir`` when set, else ``reports/<batch>/`` (batch made path-safe)."""
-    if settings is not None and settings.report_dir is not None:
-        return settings.report_dir
-    name = _UNSAFE_NAME.sub("_", batch).strip("._") or "batch"
-    return DEFAULT_REPORTS_ROOT / name
 
 
 def write_reports(
@@ -111,7 +97,7 @@ def write_reports(
         failures = write_failures(ledger, batch, paths["failures_csv"], paths["failures_xlsx"])
         findings = write_validation(ledger, batch, paths["validation_csv"])
         table, capped = _table(ledger, batch)
-        reconciliation = _reconciliation(out_dir / "reconciliation.json")
+        reconciliation = read_reconciliation(out_dir / "reconciliation.json")
         steps = batch_next_steps(summary, settings, out_dir, reconciliation)
         html = _render_html(summary, table, capped, steps, reconciliation)
         paths["html"].write_text(html, "utf-8")
@@ -196,59 +182,6 @@ def _environment() -> Environment:
     )
 
 
-def _clock(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _reconciliation(path: Path) -> dict[str, Any] | None:
-    """The last ``reconcile`` result written next to the reports, when there is a readable one."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(document, dict) or document.get("schema") != RECONCILIATION_SCHEMA:
-        return None
-    examples = document.get("examples") or {}
-    document["lines"] = [
-        {"category": category, **{k: "" if v is None else v for k, v in finding.items()}}
-        for category in RECONCILIATION_CATEGORIES
-        for finding in (examples.get(category) or [])
-        if isinstance(finding, dict)
-    ]
-    document["generated"] = _clock(document.get("generated_at"))
-    return document
-
-
-def batch_next_steps(
-    summary: BatchSummary,
-    settings: Settings | None,
-    out_dir: Path | None = None,
-    reconciliation: dict[str, Any] | None = None,
-) -> list[NextStep]:
-    """The batch's next steps, with the report directory's failures file and reconciliation.
-
-    A reconciliation older than the batch's last run no longer describes it: its findings are
-    not repeated as a next step (run ``reconcile`` again instead).
-    """
-    if out_dir is None:
-        out_dir = default_report_dir(settings, summary.batch)
-    if reconciliation is None:
-        reconciliation = _reconciliation(out_dir / "reconciliation.json")
-    last_run = max((r["finished_at"] or r["started_at"] for r in summary.runs), default=0.0)
-    current = reconciliation is not None and (
-        float(reconciliation.get("generated_at") or 0) >= math.floor(last_run)
-    )
-    counts = (reconciliation or {}).get("counts") or {}
-    missing = int(counts.get("missing") or 0) if current else 0
-    return next_steps(
-        summary,
-        ledger_path=settings.ledger_path if settings else None,
-        failures_path=out_dir / "failures.csv",
-        missing=missing,
-        reconciled=current and bool((reconciliation or {}).get("clean")),
-    )
-
-
 def _render_html(
     summary: BatchSummary,
     table: list[dict[str, Any]],
@@ -260,7 +193,7 @@ def _render_html(
         {
             "id": r["id"],
             "command": r["command"],
-            "started": _clock(r["started_at"]),
+            "started": clock(r["started_at"]),
             "duration": (
                 format_duration(r["finished_at"] - r["started_at"]) if r["finished_at"] else ""
             ),
@@ -273,7 +206,7 @@ def _render_html(
     template = _environment().get_template("report.html.j2")
     return template.render(
         s=summary,
-        generated=_clock(time.time()) + " UTC",
+        generated=clock(time.time()) + " UTC",
         duration=format_duration(summary.duration_s),
         rate_span=format_duration(summary.rate.send_seconds),
         steps=steps,

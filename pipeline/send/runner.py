@@ -8,6 +8,7 @@ are skipped before they cost any rate-limit budget.
 from __future__ import annotations
 
 import shlex
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,10 +24,13 @@ from pipeline.config import Settings
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.ledger.ledger import ChangedRow, Ledger
 from pipeline.ledger.lock import run_lock
-from pipeline.load.reader import input_sha256
+from pipeline.load.reader import WORKBOOK_SUFFIXES, input_sha256, is_failures_file
 from pipeline.models import Operation, RunSummary, SourceRow
 from pipeline.prepare.prepare import prepare_rows
 from pipeline.progress import Progress, make_progress
+from pipeline.report.data import batch_next_steps, default_report_dir
+from pipeline.report.rates import rate_figures
+from pipeline.report.write import ReportPaths, write_reports
 from pipeline.send.corrections import write_corrections
 from pipeline.send.workers import Sender, SendStats
 
@@ -85,11 +89,15 @@ def run_batch(
     progress = progress or make_progress(quiet=settings.quiet, log_json=settings.log_json)
     started = time.monotonic()
     # The run lock is taken before the Ledger opens and released after it closes (see lock.py).
-    with run_lock(settings.ledger_path), Ledger(settings.ledger_path) as ledger:
+    with (
+        run_lock(settings.ledger_path),
+        Ledger(settings.ledger_path) as ledger,
+        tempfile.TemporaryDirectory(prefix="order-import-") as scratch,
+    ):
         request = _resolve_operation(ledger, request)
+        settings = _batch_reading(ledger, settings, request, Path(scratch))
         run_id, plan, planned = _open(ledger, settings, request, rows)
         stats = SendStats()
-        send_started = time.monotonic()
         try:
             if request.dry_run:
                 plan()
@@ -103,8 +111,13 @@ def run_batch(
             progress.close()
             counts = {str(k): v for k, v in ledger.counts(request.batch).items()}
             duration = time.monotonic() - started
-            send_seconds = time.monotonic() - send_started
-            rate = stats.sent / send_seconds * 60.0 if stats.sent and send_seconds > 0 else 0.0
+            attempts = ledger.run_attempts(request.batch, run_id)
+            rate = rate_figures(((s, code) for s, code, _ in attempts), [settings.effective_rate])
+            canary_ids = (
+                tuple(dict.fromkeys(order_id for _, _, order_id in attempts if order_id))
+                if stats.canary_stopped
+                else ()
+            )
             status = "interrupted" if stats.interrupted else "finished"
             ledger.finish_run(
                 run_id,
@@ -113,13 +126,17 @@ def run_batch(
                     "counts": counts,
                     "sent": stats.sent,
                     "throttled": stats.throttled,
-                    "achieved_per_minute": round(rate, 1),
+                    "achieved_per_minute": rate.per_minute,
+                    "rate": rate.to_dict(),
+                    "canary_stopped": stats.canary_stopped,
+                    "canary_order_ids": list(canary_ids),
                 },
             )
-        report_dir = _reports(ledger, settings, request)
+        reports = _reports(ledger, settings, request)
         _offer_corrections(settings, request, planned)
         if stats.auth_error is not None:
             raise stats.auth_error
+    steps = batch_next_steps(reports.summary, settings, reports.out_dir) if reports else []
     return RunSummary(
         batch=request.batch,
         operation=request.operation,
@@ -131,14 +148,17 @@ def run_batch(
         already_present=stats.already_present,
         throttled=stats.throttled,
         duration_s=duration,
-        achieved_per_minute=rate,
+        achieved_per_minute=rate.per_minute,
+        rate_text=rate.text(),
         interrupted=stats.interrupted,
         dry_run=request.dry_run,
         canary_stopped=stats.canary_stopped,
-        report_dir=str(report_dir) if report_dir else None,
+        canary_order_ids=canary_ids,
+        report_dir=str(reports.out_dir) if reports else None,
         notes=tuple(planned.notes)
         + tuple(stats.notes)
         + ((stats.stop_reason,) if stats.stop_reason else ()),
+        next_steps=tuple((step.text, step.command) for step in steps),
     )
 
 
@@ -155,6 +175,35 @@ def _resolve_operation(ledger: Ledger, request: RunRequest) -> RunRequest:
             hint="send corrected values as a new `order-import update FILE --batch NEW`",
         )
     return replace(request, operation=info.operation)
+
+
+def _batch_reading(
+    ledger: Ledger, settings: Settings, request: RunRequest, scratch: Path
+) -> Settings:
+    """``retry FILE`` reads FILE the way the batch was planned: with the batch's recorded
+    mapping (its content) unless ``--mapping`` is given, and with its encoding, delimiter and
+    sheet unless given. The tool's own failures file is read as what it is (UTF-8 with a BOM,
+    commas), with the batch's mapping, since it carries the source's own columns."""
+    if request.command != "retry" or request.source is None:
+        return settings
+    info = ledger.get_batch(request.batch)
+    if info is None:
+        return settings
+    update: dict[str, object] = {}
+    if settings.mapping_path is None and info.mapping_text is not None:
+        recorded = scratch / "batch-mapping.toml"
+        recorded.write_text(info.mapping_text, encoding="utf-8")
+        update["mapping_path"] = recorded
+    if is_failures_file(request.source):
+        if request.source.suffix.lower() not in WORKBOOK_SUFFIXES:
+            update["encoding"] = settings.encoding or "utf-8-sig"
+            update["delimiter"] = settings.delimiter or ","
+    elif request.source.suffix.lower() in WORKBOOK_SUFFIXES:
+        update["sheet"] = settings.sheet if settings.sheet is not None else info.sheet
+    else:
+        update["encoding"] = settings.encoding or info.encoding
+        update["delimiter"] = settings.delimiter or info.delimiter
+    return settings.model_copy(update=update)
 
 
 @dataclass(slots=True)
@@ -267,8 +316,6 @@ def _offer_corrections(settings: Settings, request: RunRequest, planned: Planned
     """Rows already imported whose content changed: count them, write the update file."""
     if not planned.changed:
         return
-    from pipeline.report.write import default_report_dir
-
     count = len(planned.changed)
     lead = (
         f"{count} row(s) already imported differ from the input now; an import never changes "
@@ -364,11 +411,8 @@ def _settings_summary(settings: Settings) -> dict[str, object]:
     }
 
 
-def _reports(ledger: Ledger, settings: Settings, request: RunRequest) -> Path | None:
+def _reports(ledger: Ledger, settings: Settings, request: RunRequest) -> ReportPaths | None:
     if not request.write_reports:
         return None
-    from pipeline.report.write import default_report_dir, write_reports
-
     out = default_report_dir(settings, request.batch)
-    write_reports(ledger, request.batch, out, settings=settings)
-    return out
+    return write_reports(ledger, request.batch, out, settings=settings)
