@@ -18,6 +18,7 @@ RowState = Literal[
     "failed",  # permanent API rejection (a 4xx other than 401/403/429); fix the data and retry
     "retryable",  # transient failures exhausted their retries in this run; the next run resends
     "conflict",  # Chargebee holds a *different* order under this row's id; needs a human
+    "skipped",  # a mapping [[skip]] rule matched: never sent, by design (the reason is kept)
 ]
 ROW_STATES: tuple[RowState, ...] = (
     "invalid",
@@ -27,6 +28,7 @@ ROW_STATES: tuple[RowState, ...] = (
     "failed",
     "retryable",
     "conflict",
+    "skipped",
 )
 
 Operation = Literal[
@@ -242,7 +244,8 @@ def exit_code_for(
     """Map a batch's state counts to the documented exit code.
 
     130 interrupted; 3 rows in doubt (``in_flight``); 1 rows invalid, failed, in conflict, left
-    retryable, or still pending when they should have been sent; 0 every row done.
+    retryable, or still pending when they should have been sent; 0 every row done. Rows the
+    mapping skips are done by design: they never make the exit code 1.
     """
     if interrupted:
         return 130

@@ -525,7 +525,7 @@ def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
     assert "attempts_started" in indexes
-    assert version == str(SCHEMA_VERSION) == "3"
+    assert version == str(SCHEMA_VERSION) == "4"
 
 
 def test_drop_unseen_removes_only_never_sent_rows(ledger: Ledger) -> None:
@@ -540,3 +540,36 @@ def test_drop_unseen_removes_only_never_sent_rows(ledger: Ledger) -> None:
     plan(ledger, [make_row(5)])
     ledger.remember_keys(["k5"])
     assert ledger.drop_unseen(BATCH) == 0
+
+
+def test_skipped_rows_are_kept_with_their_reason_and_never_worked(tmp_path: Path) -> None:
+    """A row a mapping skips is planned ``skipped`` with its reason; work() never yields it, and
+    a later plan that no longer skips it makes it pending."""
+    from dataclasses import replace as _replace
+
+    from pipeline.models import SourceRow
+
+    base = SourceRow(
+        row_key="k1",
+        source_file="f.csv",
+        sheet=None,
+        source_line=2,
+        raw={"a": "1"},
+        params={"invoice_id": "INV-1"},
+    )
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.open_batch(
+            "b", operation="import", source_file="f.csv", input_sha256="s", config_fingerprint="c"
+        )
+        run = led.start_run("b", command="run", settings_summary={})
+        skipped = _replace(
+            base, skip_reason="never paid", control={"amount": 1250, "currency": "EUR"}
+        )
+        stats = led.plan("b", [skipped], operation="import", run_id=run)
+        assert stats.skipped == 1
+        assert led.counts("b")["skipped"] == 1
+        assert list(led.work("b")) == []
+        assert led.tally("b", "message", states=("skipped",)) == {"never paid": 1}
+        assert led.totals_by_currency("b") == [("EUR", "skipped", 1, 1250)]
+        led.plan("b", [base], operation="import", run_id=run)
+        assert led.counts("b")["pending"] == 1

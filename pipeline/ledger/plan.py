@@ -22,15 +22,16 @@ from pipeline.models import Operation, SourceRow
 
 _INSERT = (
     "INSERT INTO rows (batch, row_key, operation, source_file, sheet, source_line, raw, params, "
-    "content_hash, order_id, state, issues, updated_at, last_run_id, raw_hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "content_hash, order_id, state, issues, updated_at, last_run_id, raw_hash, message, control) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _REFRESH = (
     "UPDATE rows SET operation = ?, source_file = ?, sheet = ?, source_line = ?, raw = ?, "
     "params = ?, content_hash = ?, order_id = ?, state = ?, issues = ?, updated_at = ?, "
-    "last_run_id = ?, raw_hash = ? WHERE batch = ? AND row_key = ?"
+    "last_run_id = ?, raw_hash = ?, message = coalesce(?, message), control = ? "
+    "WHERE batch = ? AND row_key = ?"
 )
-_UNSENT = ("invalid", "pending")
+_UNSENT = ("invalid", "pending", "skipped")
 _REQUEUE_FROM = frozenset({"failed", "retryable", "conflict"})
 
 
@@ -89,6 +90,8 @@ def _row_values(
         now,
         run_id,
         raw[1],
+        row.skip_reason,
+        _COMPACT(dict(row.control)) if row.control else None,
     )
 
 
@@ -144,9 +147,9 @@ def plan_chunk(
             stats["in_doubt"] += 1
             continue
         params, digest = _digest(row)
-        new_state = "pending" if row.is_valid else "invalid"
+        new_state = "skipped" if row.skip_reason else "pending" if row.is_valid else "invalid"
         if old is None:
-            stats["new" if new_state == "pending" else "invalid"] += 1
+            stats["new" if new_state == "pending" else new_state] += 1
             values = _row_values(operation, row, params, digest, new_state, now, run_id, raws[key])
             inserts.append((batch, key, *values))
             continue
@@ -154,11 +157,11 @@ def plan_chunk(
         if state in _REQUEUE_FROM and old_digest == digest:
             stats["still_retryable" if state == "retryable" else "still_failed"] += 1
             continue
-        if state == "pending" and new_state == "pending" and old_digest == digest:
-            stats["still_pending"] += 1  # same payload: nothing to refresh
+        if state in ("pending", "skipped") and new_state == state and old_digest == digest:
+            stats["still_pending" if state == "pending" else "skipped"] += 1  # nothing to refresh
             continue
-        if new_state == "invalid":
-            stats["invalid"] += 1
+        if new_state in ("invalid", "skipped"):
+            stats[new_state] += 1
         elif state == "pending":
             stats["still_pending"] += 1
         else:

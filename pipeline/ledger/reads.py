@@ -31,7 +31,16 @@ ROW_COLUMNS = (
 )
 WORK_COLUMNS = "batch, row_key, source_line, order_id, params, content_hash, state, attempts"
 TALLY_COLUMNS = frozenset(
-    {"state", "resolution", "api_error_code", "error_code", "http_status", "param", "source_file"}
+    {
+        "state",
+        "resolution",
+        "api_error_code",
+        "error_code",
+        "http_status",
+        "param",
+        "source_file",
+        "message",
+    }
 )
 _ATTEMPT_COLUMNS = (
     "id, batch, row_key, run_id, started_at, latency_ms, http_status, api_error_code, kind, outcome"
@@ -227,9 +236,13 @@ def tally(
 def totals_by_currency(db: Connection, batch: str) -> list[tuple[str | None, str, int, int]]:
     with db.guard("sum totals") as conn:
         found = conn.execute(
-            "SELECT json_extract(params, '$.currency_code') AS cur, state, count(*) AS n, "
-            "coalesce(sum(CAST(json_extract(params, '$.total') AS INTEGER)), 0) AS total "
-            "FROM rows WHERE batch = ? GROUP BY cur, state ORDER BY cur, state",
+            "SELECT coalesce(json_extract(control, '$.currency'), "
+            "json_extract(params, '$.currency_code')) AS cur, state, count(*) AS n, "
+            "coalesce(sum(CAST(coalesce(json_extract(control, '$.amount'), "
+            "json_extract(params, '$.total')) AS INTEGER)), 0) AS total "
+            "FROM rows WHERE batch = ? AND (control IS NOT NULL "
+            "OR json_extract(params, '$.total') IS NOT NULL) "
+            "GROUP BY cur, state ORDER BY cur, state",
             (batch,),
         ).fetchall()
     return [(r["cur"], r["state"], int(r["n"]), int(r["total"])) for r in found]

@@ -104,6 +104,8 @@ class PlanStats:
     """Were failed/retryable/conflict/invalid; content changed (or now valid): ``pending``."""
     invalid: int = 0
     """Rows that are ``invalid`` after planning (new or re-validated)."""
+    skipped: int = 0
+    """Rows a mapping ``[[skip]]`` rule excludes: ``skipped`` with their reason, never sent."""
     still_failed: int = 0
     """``failed`` or ``conflict`` with unchanged content: left as they were."""
     total: int = 0

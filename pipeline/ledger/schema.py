@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import LedgerError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
 BUSY_TIMEOUT_MS = 5_000
 
@@ -116,10 +116,38 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX rows_raw_hash ON rows (raw_hash)")
 
 
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    # Rows a mapping [[skip]] rule excludes get a state of their own, and [control] amounts (never
+    # sent) are kept per row for the reports. Widening the state CHECK changes no stored row, so
+    # the table definition is edited in place (SQLite's documented procedure for such changes:
+    # writable_schema, a schema_version bump, then an integrity check).
+    conn.execute("ALTER TABLE rows ADD COLUMN control TEXT")
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='rows'"
+    ).fetchone()
+    old = "'retryable','conflict')"
+    if old not in sql:
+        raise sqlite3.DatabaseError("unexpected rows table definition (state check)")
+    (version,) = conn.execute("PRAGMA schema_version").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type='table' AND name='rows'",
+            (sql.replace(old, "'retryable','conflict','skipped')"),),
+        )
+        conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+    (check,) = conn.execute("PRAGMA integrity_check").fetchone()
+    if check != "ok":
+        raise sqlite3.DatabaseError(f"integrity check after the state migration: {check}")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
     3: _migrate_to_3,
+    4: _migrate_to_4,
 }
 """Schema migrations by the version they produce; applied in order, each in one transaction."""
 

@@ -25,6 +25,7 @@ STATE_COLOURS = {
     "failed": "#c62828",
     "conflict": "#6a1b9a",
     "invalid": "#ad1457",
+    "skipped": "#b0bec5",
 }
 TOP_N = 15
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)

@@ -77,6 +77,10 @@ class BatchSummary:
     retryable: int
     conflict: int
     pending: int
+    skipped: int
+    """Rows a mapping ``[[skip]]`` rule excluded: never sent, by design."""
+    skip_reasons: Sequence[tuple[str, int]]
+    """Skipped rows by reason, most frequent first."""
     resolutions: Mapping[str, int]
     errors_by_api_code: Sequence[tuple[str, int]]
     """Failed/conflict/retryable rows by ``api_error_code``, most frequent first."""
@@ -117,6 +121,7 @@ class BatchSummary:
         data["errors_by_api_code"] = [{"code": c, "rows": n} for c, n in self.errors_by_api_code]
         data["errors_by_rule"] = [{"rule": r, "rows": n} for r, n in self.errors_by_rule]
         data["warnings_by_rule"] = [{"rule": r, "rows": n} for r, n in self.warnings_by_rule]
+        data["skip_reasons"] = [{"reason": r, "rows": n} for r, n in self.skip_reasons]
         data["notes"] = list(self.notes)
         return data
 
@@ -163,7 +168,7 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
         created_at=info.created_at,
         counts=counts,
         rows_read=rows_read,
-        valid=rows_read - counts["invalid"],
+        valid=rows_read - counts["invalid"] - counts.get("skipped", 0),
         succeeded=counts["succeeded"],
         imported=resolutions.get("imported", 0) + resolutions.get("replayed", 0),
         already_present=resolutions.get("already_present", 0) + resolutions.get("reconciled", 0),
@@ -173,6 +178,11 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
         retryable=counts["retryable"],
         conflict=counts["conflict"],
         pending=counts["pending"],
+        skipped=counts.get("skipped", 0),
+        skip_reasons=[
+            (str(reason or "(no reason)"), n)
+            for reason, n in ledger.tally(batch, "message", states=("skipped",)).items()
+        ],
         resolutions=resolutions,
         errors_by_api_code=[(code or "(none)", n) for code, n in by_code.items()],
         errors_by_rule=rules.most_common(),
@@ -401,7 +411,7 @@ def render_status_text(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
         f"  imported {summary.imported:,}  already present {summary.already_present:,}  "
         f"failed {summary.failed:,}  conflict {summary.conflict:,}",
         f"  pending {summary.pending:,}  retryable {summary.retryable:,}  "
-        f"in doubt {summary.in_doubt:,}",
+        f"in doubt {summary.in_doubt:,}  skipped {summary.skipped:,}",
         "  states: " + "  ".join(f"{s} {c.get(s, 0):,}" for s in ROW_STATES),
         f"  requests {summary.requests:,}  429s {summary.throttled:,}  "
         f"time {format_duration(summary.duration_s)} over {len(summary.runs)} run(s)",
@@ -417,6 +427,9 @@ def render_status_text(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
     if summary.errors_by_rule:
         top = ", ".join(f"{rule} {n:,}" for rule, n in summary.errors_by_rule[:5])
         lines.append(f"  top validation rules: {top}")
+    if summary.skip_reasons:
+        top = ", ".join(f"{reason} {n:,}" for reason, n in summary.skip_reasons[:5])
+        lines.append(f"  skipped by the mapping: {top}")
     lines.append(f"  exit code {summary.exit_code}")
     lines.extend(f"  next: {step.line()}" for step in steps)
     return "\n".join(lines)

@@ -186,6 +186,11 @@ def render_summary_md(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
     if s.errors_by_rule:
         top = ", ".join(f"{_code(r)} {n:,}" for r, n in s.errors_by_rule[:5])
         lines.append(f"- Top validation rules: {top}")
+    if s.skipped:
+        top = ", ".join(f"{_md(r)} {n:,}" for r, n in s.skip_reasons[:5])
+        lines.append(f"- Skipped by the mapping (never sent): **{s.skipped:,}**: {top}")
+    if not s.totals_by_currency:
+        lines.append("- Amounts by currency: none mapped (map `[control]` amount and currency)")
     lines += ["", f"Exit code {s.exit_code}. Next:", ""]
     lines += [
         f"- {_md(step.text)}" + (f": {_code(step.command)}" if step.command else "")
