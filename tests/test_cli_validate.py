@@ -44,7 +44,7 @@ def test_invalid_rows_exit_1_and_write_report(tmp_path: Path) -> None:
         str(tmp_path),
     )
     assert code == 1
-    assert "16 invalid" in out
+    assert "17 invalid" in out  # both rows of the repeated order id
     assert "line 5, column 'Status'" in out
     assert (tmp_path / "validation.csv").is_file()
 

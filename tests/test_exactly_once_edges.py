@@ -7,6 +7,7 @@ import fcntl
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -32,7 +33,7 @@ def invoke(server, *args: str, key: str = KEY):
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def orders(server) -> dict[str, dict]:
+def orders(server) -> dict[str, dict[str, Any]]:
     """Live orders in the sandbox by id."""
     return {o["id"]: o for o in server.state()["orders"] if not o.get("deleted")}
 
@@ -88,8 +89,9 @@ def test_correction_of_a_row_chargebee_already_holds_is_a_conflict_not_a_success
 
 
 def test_a_row_repeating_an_earlier_row_key_never_replaces_it(make_sandbox, workdir):
-    """Duplicate ids in one file (also across chunks): the first row is imported, the repeats
-    are reported invalid under keys of their own, and nothing is lost."""
+    """Duplicate ids in one file: inside a chunk every row sharing the id is invalid (the first
+    too, never sent); across chunks the first row was already planned and is imported. The
+    repeats are reported invalid under keys of their own, and nothing is lost."""
     server = make_sandbox(api_key=KEY)
     Path("order-import.toml").write_text("chunk_rows = 3\n", encoding="utf-8")
     source = write_orders(
@@ -99,13 +101,13 @@ def test_a_row_repeating_an_earlier_row_key_never_replaces_it(make_sandbox, work
     )
     result = run(server, source)
     assert result.exit_code == 1, result.output
-    assert set(orders(server)) == {"T-000000", "T-000002", "T-000003", "T-000005"}
+    assert set(orders(server)) == {"T-000002", "T-000003", "T-000005"}
     status = json.loads(invoke(server, "status", "--batch", "b1", "--json").output)
-    assert status["counts"]["invalid"] == 2
-    assert status["counts"]["succeeded"] == 4
+    assert status["counts"]["invalid"] == 3
+    assert status["counts"]["succeeded"] == 3
     with (workdir / "reports" / "b1" / "failures.csv").open(encoding="utf-8-sig") as handle:
         lines = sorted(int(row["oi:source_line"]) for row in csv.DictReader(handle))
-    assert lines == [3, 6]
+    assert lines == [2, 3, 6]
 
 
 def test_a_second_concurrent_run_on_one_ledger_is_refused(make_sandbox, workdir):
@@ -139,7 +141,7 @@ def test_rows_without_id_keep_their_identity_across_corrections(make_sandbox, wo
     server = make_sandbox(api_key=KEY)
 
     def write(city: str) -> Path:
-        path = workdir / "noid.csv"
+        path: Path = workdir / "noid.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["document_number", "invoice_id", "status", "created_at",

@@ -31,7 +31,7 @@ def test_known_error_file_counts_exactly(tmp_path: Path) -> None:
         "date_order": 2,
         "email": 2,
         "country": 1,
-        "duplicate_row_key": 1,
+        "duplicate_row_key": 2,  # both rows of the repeated order id (lines 31 and 32)
         "max_length": 1,
         "integer": 1,
         "ragged_row": 1,
@@ -39,13 +39,15 @@ def test_known_error_file_counts_exactly(tmp_path: Path) -> None:
     }
     assert (summary.rows_read, summary.invalid, summary.errors, summary.warnings) == (
         100,
-        16,
-        16,
+        17,
+        17,
         1,
     )
     with (tmp_path / "validation.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 17
+    assert len(rows) == 18
+    dup_lines = sorted(int(r["source_line"]) for r in rows if r["rule"] == "duplicate_row_key")
+    assert dup_lines == [31, 32]
     enum_lines = sorted(int(r["source_line"]) for r in rows if r["rule"] == "enum")
     assert enum_lines == [5, 19, 44]
     assert {r["column"] for r in rows if r["rule"] == "email"} == {"Ship To Email"}
@@ -140,22 +142,27 @@ def test_broken_mapping_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_and_keys_are_caught(tmp_path: Path) -> None:
-    """Identical rows repeat a key; distinct oi:row_keys with one id repeat the id."""
+    """Identical rows repeat a key; distinct oi:row_keys with one id repeat the id. Every row
+    involved is invalid, the first one too (it names the line repeating it)."""
     path = tmp_path / "dups.csv"
     row = "INV1,shipped,2023-04-05,2023-04-05,2023-04-06"
     path.write_text(
         f"invoice_id,status,created_at,order_date,shipping_date\n{row}\n{row}\n", encoding="utf-8"
     )
     summary = validate_file(path, Settings(), None)
-    assert dict(summary.counts_by_rule) == {"duplicate_row_key": 1}
+    assert dict(summary.counts_by_rule) == {"duplicate_row_key": 2}
+    assert (summary.valid, summary.invalid) == (0, 2)
     path.write_text(
         f"{ROW_KEY_COLUMN},id,invoice_id,status,created_at,order_date,shipping_date\n"
         f"K1,A1,{row}\nK2,A1,{row}\n",
         encoding="utf-8",
     )
     summary = validate_file(path, Settings(), None)
-    assert dict(summary.counts_by_rule) == {"duplicate_id": 1}
-    assert summary.examples[0].source_line == 3
+    assert dict(summary.counts_by_rule) == {"duplicate_id": 2}
+    assert (summary.valid, summary.invalid) == (0, 2)
+    messages = {i.source_line: i.message for i in summary.examples}
+    assert messages[2].startswith("id is repeated on line 3")
+    assert messages[3] == "id repeats line 2"
 
 
 @pytest.mark.parametrize(

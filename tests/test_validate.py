@@ -178,3 +178,26 @@ def test_one_invoice_for_two_orders_is_an_error_unless_allowed() -> None:
     assert _rules(frame, unique_invoice=False) == []  # several orders per invoice allowed
     assert _rules(frame, exclude=np.array([False, False, True])) == []  # a skipped row
     assert [r for _, r, _ in _rules(frame)] == ["duplicate_invoice_id"]
+
+
+def test_every_row_sharing_an_id_or_document_number_is_flagged() -> None:
+    """The first row of a repeated value is an error too (it names the line repeating it), so
+    none of them is sent; a value repeated three times flags all three."""
+    frame = _frame(document_number=["D1", "D2", "D1", "D1"])
+    frame["id"] = pd.Series(["A", "B", "C", "B"], dtype="str")
+    lines = np.arange(2, 6)
+    found = validate_chunk(
+        frame, lines, ["k0", "k1", "k2", "k3"], sources={}, rules=ValidationRules(),
+        state=FileState(), now=T,
+    )  # fmt: skip
+    messages = sorted((i.source_line, i.rule, i.message) for _, i in found)
+    assert [(line, rule) for line, rule, _ in messages] == [
+        (2, "duplicate_document_number"),
+        (3, "duplicate_id"),
+        (4, "duplicate_document_number"),
+        (5, "duplicate_document_number"),
+        (5, "duplicate_id"),
+    ]
+    assert messages[0][2].startswith("document_number is repeated on line 4")
+    assert messages[1][2].startswith("id is repeated on line 5")
+    assert messages[2][2] == "document_number repeats line 2"

@@ -23,7 +23,7 @@ from pipeline.keys import DEFAULT_ID_PREFIX, ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX,
 from pipeline.load.rows import RawChunk
 from pipeline.models import Issue
 from pipeline.prepare.countries import to_alpha2
-from pipeline.prepare.dates import DatePolicy, parse_dates
+from pipeline.prepare.dates import DateCells, DatePolicy, parse_dates
 from pipeline.prepare.grouping import collapse
 from pipeline.prepare.mapping import (
     Derivation,
@@ -89,6 +89,8 @@ class MappedChunk:
     """Every source line of each grouped order (``[orders] group_by``), else None."""
     control: dict[str, pd.Series] = field(default_factory=dict)
     """``amount`` (Int64 minor units) and ``currency`` per row, when ``[control]`` is mapped."""
+    dates: dict[str, DateCells] = field(default_factory=dict)
+    """Per date param: which cells gave a day without a time, and the zone they were read in."""
 
 
 def implicit_mapping(
@@ -286,12 +288,14 @@ def apply(
         params[param] = pd.Series(value, index=frame.index, dtype="str")
 
     failed: set[tuple[int, str]] = set()
+    dates: dict[str, DateCells] = {}
     out = pd.DataFrame(params, index=frame.index)
     texts = {p: out[p] for p in (*bound.date_policies, *bound.integer_params)}
     for param, policy in bound.date_policies.items():
         parsed = parse_dates(out[param], policy)
         _collect(bound, param, out[param], parsed.errors, "date", lines, issues, failed)
         out[param] = parsed.seconds
+        dates[param] = DateCells(parsed.date_only, policy.timezone)
     for param in bound.integer_params:
         text = out[param]
         whole = text.str.match(_INTEGER).fillna(False).astype(bool)
@@ -308,7 +312,9 @@ def apply(
     out["id"] = ids
     raw = frame[bound.data_columns]
     assert len(row_keys) == n
-    return MappedChunk(out, raw, lines, row_keys, issues, failed, texts, skip, group_lines, control)
+    return MappedChunk(
+        out, raw, lines, row_keys, issues, failed, texts, skip, group_lines, control, dates
+    )
 
 
 def _control(

@@ -36,6 +36,8 @@ _OFFSET = (
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
     r"\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 )
+_ISO_DAY = r"^\d{4}-?\d{2}-?\d{2}$"
+_TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%X", "%c", "%T", "%R", "%f", "%s", "%z")
 _NS_PER_DAY = 86_400 * 10**9
 _EXCEL_1900 = np.datetime64("1899-12-30T00:00:00", "ns")
 _EXCEL_1900_EARLY = np.datetime64("1899-12-31T00:00:00", "ns")
@@ -81,6 +83,33 @@ class ParsedDates:
     """Nullable Int64 Unix seconds; NA where the cell was empty or failed."""
     errors: pd.Series
     """Object series: a reason string where a non-empty cell failed, else None."""
+    date_only: np.ndarray
+    """Bool per cell: the source gave a day without a time of day (``02.06.2019``, ISO
+    ``2019-06-02``, a whole Excel serial); its seconds are local midnight."""
+
+
+@dataclass(frozen=True, slots=True)
+class DateCells:
+    """What cross-field rules need besides the seconds: which cells are days, and in which zone."""
+
+    date_only: np.ndarray
+    timezone: str
+
+
+def local_days(seconds: pd.Series, timezone: str) -> np.ndarray:
+    """Int64 Unix seconds → the day number (days since 1970-01-01) of the wall-clock date in
+    ``timezone``; NA cells give 0 (callers mask them)."""
+    instants = pd.to_datetime(seconds.fillna(0).astype("int64"), unit="s", utc=True)
+    wall = instants.dt.tz_convert(timezone).dt.tz_localize(None)
+    return wall.to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def wall_text(seconds: int, timezone: str, *, date_only: bool) -> str:
+    """One value as its day (``2019-06-02``) or wall-clock time (``2019-06-02 18:30``) in a zone."""
+    wall = pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(timezone)
+    if date_only:
+        return wall.strftime("%Y-%m-%d")
+    return wall.strftime("%Y-%m-%d %H:%M:%S" if wall.second else "%Y-%m-%d %H:%M")
 
 
 def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
@@ -96,6 +125,7 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     present = values.notna() & (text != "")
     result = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
     done = np.zeros(len(values), dtype=bool)
+    date_only = np.zeros(len(values), dtype=bool)
     reasons = np.full(len(values), None, dtype=object)
 
     numeric = (present & text.str.match(_NUMERIC)).to_numpy(dtype=bool)
@@ -113,6 +143,7 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
         if serial_idx.size:
             serial_wall, bad = _excel_serial(number[~unix], policy.excel_date_system)
             ok_idx = serial_idx[~bad]
+            date_only[serial_idx] = np.floor(number[~unix]) == number[~unix]
             reasons[serial_idx[bad]] = "Excel serial 60 is 29 Feb 1900, a day that never existed"
             local = pd.Series(serial_wall[~bad], index=ok_idx)
             _localize_into(local, policy, result, done, reasons, rounded=True)
@@ -132,11 +163,20 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     if rest.any():
         remaining = text[rest]
         wall = pd.Series(pd.NaT, index=remaining.index, dtype="datetime64[ns]")
+        day_only = np.zeros(len(remaining), dtype=bool)
         for fmt in (*policy.formats, "ISO8601"):
             todo = wall.isna()
             if not todo.any():
                 break
             wall[todo] = _strptime(remaining[todo], fmt)
+            got_here = (todo & wall.notna()).to_numpy(dtype=bool)
+            if fmt == "ISO8601":
+                day_only |= got_here & remaining.str.match(_ISO_DAY).fillna(False).to_numpy(
+                    dtype=bool
+                )
+            elif not any(d in fmt for d in _TIME_DIRECTIVES):
+                day_only |= got_here
+        date_only[np.flatnonzero(rest)] = day_only
         got = wall.notna()
         _localize_into(wall[got], policy, result, done, reasons, rounded=False)
     unparsed = present.to_numpy(dtype=bool) & ~done & pd.isna(reasons)
@@ -146,7 +186,9 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
         pd.array(np.where(done, result, 0), dtype="Int64"), index=values.index
     ).where(done, pd.NA)
     seconds.index = original_index
-    return ParsedDates(seconds.astype("Int64"), pd.Series(reasons, index=original_index))
+    return ParsedDates(
+        seconds.astype("Int64"), pd.Series(reasons, index=original_index), date_only & done
+    )
 
 
 def _strptime(text: pd.Series, fmt: str) -> pd.Series:

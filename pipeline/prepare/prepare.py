@@ -120,6 +120,7 @@ def _process(
             ids_follow_keys=not bound.has_row_key,
             unique_invoice=not bound.spec.several_per_invoice,
             exclude=None if skipped is None else skipped.astype(bool),
+            dates=mapped.dates,
         )
         by_row: dict[int, list[Issue]] = {}
         for pos, issue in (*mapped.issues, *found):

@@ -1,7 +1,7 @@
 """Validate mapped params: pandera schemas (lazy) per field, then vectorised cross-field rules.
 
-Rejects are data: every failure becomes an ``Issue`` for one row and field. Imports errors,
-models and schemas only. Uniqueness inside a file spans chunks through ``FileState``.
+Rejects are data: every failure becomes an ``Issue`` for one row and field. Imports models,
+``prepare.dates`` and schemas only. Uniqueness inside a file spans chunks through ``FileState``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipeline.models import Issue, Severity, Stage, ValidationRules, truncate_value
+from pipeline.prepare.dates import DateCells, local_days, wall_text
 from schemas import (
     ADDRESS_PREFIXES,
     CHECK_MESSAGES,
@@ -166,6 +167,7 @@ def validate_chunk(
     ids_follow_keys: bool = False,
     unique_invoice: bool = True,
     exclude: np.ndarray | None = None,
+    dates: Mapping[str, DateCells] | None = None,
 ) -> list[tuple[int, Issue]]:
     """All findings for one chunk of mapped params (positions index ``params`` rows).
 
@@ -186,12 +188,14 @@ def validate_chunk(
             off when the mapping allows several orders per invoice.
         exclude: rows (bool mask) that are skipped: they take no part in id, document
             number and invoice uniqueness (their row keys still must be unique).
+        dates: per date param, the cells that are a day without a time and their zone: a day
+            compared with a timestamp compares days (``date_order``).
     """
     params = params.reset_index(drop=True)
     shown = {k: v.reset_index(drop=True) for k, v in (display or {}).items()}
     out = _Collector(params, lines, sources, shown)
     _schema_issues(params, out, rules, now if now is not None else time.time(), skip)
-    _cross_field(params, out, rules)
+    _cross_field(params, out, rules, dates or {})
     reported = _uniqueness(params, lines, row_keys, out, rules, state, ids_follow_keys, exclude)
     if unique_invoice and "invoice_id" in params:
         _unique_invoice(params, lines, out, state, exclude, reported)
@@ -242,7 +246,9 @@ def _schema_issues(
         out.add(mask, column, rule, "{param} " + message, stage="schema")
 
 
-def _cross_field(params: pd.DataFrame, out: _Collector, rules: ValidationRules) -> None:
+def _cross_field(
+    params: pd.DataFrame, out: _Collector, rules: ValidationRules, dates: Mapping[str, DateCells]
+) -> None:
     def col(name: str) -> pd.Series:
         return params[name] if name in params else pd.Series(pd.NA, index=params.index)
 
@@ -257,15 +263,8 @@ def _cross_field(params: pd.DataFrame, out: _Collector, rules: ValidationRules) 
         )
     if rules.date_order:
         for first, second in (("order_date", "shipping_date"), ("shipped_at", "delivered_at")):
-            a, b = col(first), col(second)
-            both = a.notna() & b.notna()
-            bad = both & (a.astype("Float64") > b.astype("Float64"))
-            out.add(
-                bad.fillna(False).to_numpy(dtype=bool),
-                second,
-                "date_order",
-                "{param} is earlier than " + first,
-            )
+            if first in params and second in params:
+                _date_order(params, out, dates, first, second)
     if rules.queued_without_fulfilment:
         queued = status.fillna("") == "queued"
         for name in ("reference_id", "fulfillment_status"):
@@ -305,6 +304,59 @@ def _cross_field(params: pd.DataFrame, out: _Collector, rules: ValidationRules) 
         )
 
 
+def _date_order(
+    params: pd.DataFrame,
+    out: _Collector,
+    dates: Mapping[str, DateCells],
+    first: str,
+    second: str,
+) -> None:
+    """``second`` must not be before ``first``; when either cell is a day without a time of day,
+    the days are compared (in that cell's zone), so a shipping day equal to the order's day is
+    fine whatever the order's time. The message shows both values."""
+    n = len(params)
+    utc = DateCells(np.zeros(n, dtype=bool), "UTC")
+    cells_a, cells_b = dates.get(first, utc), dates.get(second, utc)
+    a, b = params[first], params[second]
+    both = (a.notna() & b.notna()).to_numpy(dtype=bool)
+    if not both.any():
+        return
+    sa = a.fillna(0).to_numpy(dtype=np.int64)
+    sb = b.fillna(0).to_numpy(dtype=np.int64)
+    bad = both & ~cells_a.date_only & ~cells_b.date_only & (sa > sb)
+    for day_cells, rows in (
+        (cells_a, cells_a.date_only),
+        (cells_b, cells_b.date_only & ~cells_a.date_only),
+    ):
+        rows = rows & both
+        if rows.any():
+            zone = day_cells.timezone
+            bad |= rows & (local_days(a, zone) > local_days(b, zone))
+    name_a, name_b = form_name(first), form_name(second)
+    column = out.sources.get(second)
+    shown = out.display.get(second, b)
+    for pos in np.flatnonzero(bad):
+        day_a = bool(cells_a.date_only[pos])
+        day_b = bool(cells_b.date_only[pos])
+        text_a = wall_text(int(sa[pos]), cells_a.timezone, date_only=day_a)
+        text_b = wall_text(int(sb[pos]), cells_b.timezone, date_only=day_b)
+        out.issues.append(
+            (
+                int(pos),
+                Issue(
+                    int(out.lines[pos]),
+                    column,
+                    name_b,
+                    short_value(shown.iloc[pos]),
+                    "date_order",
+                    f"{name_b} {text_b} is before {name_a} {text_a}",
+                    "error",
+                    "rule",
+                ),
+            )
+        )
+
+
 def _uniqueness(
     params: pd.DataFrame,
     lines: np.ndarray,
@@ -315,10 +367,22 @@ def _uniqueness(
     ids_follow_keys: bool,
     exclude: np.ndarray | None,
 ) -> np.ndarray:
-    """Report repeated row keys, ids and document numbers; returns the rows reported."""
+    """Report repeated row keys, ids and document numbers; returns the rows reported.
+
+    Every row involved is reported: each repeat names the line it repeats, and the first row
+    of a value repeated later in the same chunk names the line of that repeat, so none of them
+    is sent until only one is left. (A first row in an earlier chunk has already been passed
+    on; only its repeats are reported.)
+    """
     keys = pd.Series(row_keys, dtype="str")
     key_dup = state.row_keys.check_and_add(keys, lines)
-    for pos in np.flatnonzero(key_dup):
+    key_open = _repeated_later(keys, key_dup, lines)
+    for pos in np.flatnonzero(key_dup | key_open):
+        message = (
+            f"repeats the row key of line {key_dup[pos]}"
+            if key_dup[pos]
+            else f"its row key is repeated on line {key_open[pos]}"
+        )
         out.issues.append(
             (
                 int(pos),
@@ -328,14 +392,15 @@ def _uniqueness(
                     None,
                     short_value(row_keys[pos]),
                     "duplicate_row_key",
-                    f"repeats the row key of line {key_dup[pos]} (the same order id, key "
-                    "columns or identical content); only one of them can be imported",
+                    f"{message} (the same order id, key columns or identical content); "
+                    "rows sharing a key are not imported until only one of them is left",
                     "error",
                     "rule",
                 ),
             )
         )
-    reported = key_dup > 0
+    by_key = (key_dup > 0) | (key_open > 0)
+    reported = by_key.copy()
     if not rules.unique_in_file:
         return reported
     for name, seen in (("id", state.ids), ("document_number", state.document_numbers)):
@@ -343,13 +408,43 @@ def _uniqueness(
             continue
         values = params[name] if exclude is None else params[name].where(~exclude, pd.NA)
         first = seen.check_and_add(values, lines)
-        first[key_dup > 0] = 0  # already reported as a duplicate row key
+        opener = _repeated_later(values, first, lines)
+        first[by_key] = 0  # already reported as a duplicate row key
+        opener[by_key] = 0
         for pos in np.flatnonzero(first):
             mask = np.zeros(len(params), dtype=bool)
             mask[pos] = True
             out.add(mask, name, f"duplicate_{name}", f"{{param}} repeats line {first[pos]}")
-        reported |= first > 0
+        for pos in np.flatnonzero(opener):
+            mask = np.zeros(len(params), dtype=bool)
+            mask[pos] = True
+            out.add(
+                mask,
+                name,
+                f"duplicate_{name}",
+                f"{{param}} is repeated on line {opener[pos]}; rows sharing it are not "
+                "imported until only one of them is left",
+            )
+        reported |= (first > 0) | (opener > 0)
     return reported
+
+
+def _repeated_later(values: pd.Series, first: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """Per row: the line of the next row repeating its value in this chunk, for rows first seen
+    here (``first`` is 0) whose value repeats later in the chunk; else 0. Vectorised."""
+    found = np.zeros(len(values), dtype=np.int64)
+    present = values.notna().to_numpy(dtype=bool)
+    later = values.duplicated(keep="first").to_numpy(dtype=bool) & present
+    if not later.any():
+        return found
+    involved = values.duplicated(keep=False).to_numpy(dtype=bool) & present
+    opener = involved & ~later & (first == 0)
+    if not opener.any():
+        return found
+    repeat_line = pd.Series(lines[later], index=pd.Index(values[later].to_numpy(dtype=object)))
+    repeat_line = repeat_line[~repeat_line.index.duplicated(keep="first")]
+    found[opener] = repeat_line.reindex(values[opener].to_numpy(dtype=object)).to_numpy()
+    return found
 
 
 def _unique_invoice(
