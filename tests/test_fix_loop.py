@@ -148,3 +148,37 @@ def test_the_readme_fix_loop_runs_as_printed(make_sandbox, tmp_path: Path) -> No
     assert support.import_posts(support.request_log(server)) == Counter(
         {"FIX-1001": 1, "FIX-1002": 2, "FIX-1003": 1, "FIX-1004": 1, "FIX-1005": 1}
     )
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_fix_loop() -> list[str]:
+    """The lines of the README's fix-loop block (commands and the one comment telling to fix)."""
+    section = README.read_text(encoding="utf-8").split("## The fix loop", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_fix_loop_block_runs_as_written(make_sandbox, tmp_path: Path) -> None:
+    """The README's fix-loop commands, run in order exactly as written, import every order once."""
+    server = make_sandbox()
+    _write_inputs(tmp_path)
+    (tmp_path / "mapping.toml").write_text(MAPPING, encoding="utf-8")
+    expected_codes = iter([1, 0, 0, 0, 0])
+    for line in _readme_fix_loop():
+        if line.startswith("#"):
+            assert "reports/jan/failures.csv" in line
+            failures = tmp_path / "reports" / "jan" / "failures.csv"
+            text = failures.read_text(encoding="utf-8-sig")
+            fixed = text.replace("verloren", "versandt").replace("unterwegs", "versandt")
+            failures.write_text(fixed, encoding="utf-8-sig")
+            continue
+        argv = shlex.split(line, comments=True)
+        result = _cli(tmp_path, server, argv)
+        assert result.returncode == next(expected_codes), (line, result.stdout + result.stderr)
+    assert next(expected_codes, None) is None
+    assert sorted(support.imported_ids(server)) == [f"FIX-100{i}" for i in range(1, 6)]
+    assert support.import_posts(support.request_log(server)) == Counter(
+        {f"FIX-100{i}": 1 for i in range(1, 6)}
+    )
