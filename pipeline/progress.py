@@ -106,7 +106,7 @@ class BarProgress:
         if name == "throttled":
             self._counts["429"] += 1
             self._refresh()
-        elif name in ("stopping", "canary", "auth_failed", "throttle_budget"):
+        elif name in ("stopping", "canary", "auth_failed"):
             message = detail.get("message", name)
             if self._bar is not None:
                 self._bar.write(str(message), file=self._stream)

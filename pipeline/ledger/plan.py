@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.errors import DriftError
 from pipeline.keys import canonical_json
+from pipeline.ledger.reads import dumps
 from pipeline.ledger.records import ChangedRow
 from pipeline.models import Operation, SourceRow
 
@@ -35,17 +36,9 @@ _UNSENT = ("invalid", "pending", "skipped")
 _REQUEUE_FROM = frozenset({"failed", "retryable", "conflict"})
 
 
-# Reused encoders: json.dumps with options builds a new encoder per call (a third of the cost).
-# _CANONICAL is byte-for-byte keys.canonical_json (same options), so hashes equal keys.content_hash.
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-).encode
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-
-
 def _digest(row: SourceRow) -> tuple[str, str]:
     """(params JSON, content hash) of a source row."""
-    params = _CANONICAL(row.params) if isinstance(row.params, dict) else canonical_json(row.params)
+    params = canonical_json(row.params)
     return params, hashlib.sha256(params.encode("utf-8")).hexdigest()  # == keys.content_hash
 
 
@@ -55,13 +48,13 @@ def _raw(row: SourceRow) -> tuple[str, int]:
     The hash finds the record whatever its row key, so a record already sent that comes back
     under another key is recognised; an integer keeps its index small (a match is confirmed
     on the raw text itself)."""
-    raw = _COMPACT(row.raw if isinstance(row.raw, dict) else dict(row.raw))
+    raw = dumps(row.raw if isinstance(row.raw, dict) else dict(row.raw))
     digest = hashlib.sha256(raw.encode("utf-8")).digest()
     return raw, int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _issues(row: SourceRow) -> str:
-    return _COMPACT([asdict(i) for i in row.issues]) if row.issues else "[]"
+    return dumps([asdict(i) for i in row.issues]) if row.issues else "[]"
 
 
 def _row_values(
@@ -91,7 +84,7 @@ def _row_values(
         run_id,
         raw[1],
         row.skip_reason,
-        _COMPACT(dict(row.control)) if row.control else None,
+        dumps(dict(row.control)) if row.control else None,
     )
 
 

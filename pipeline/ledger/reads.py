@@ -287,6 +287,10 @@ def run_attempts(db: Connection, batch: str, run_id: int) -> list[tuple[float, i
     return [(float(r["started_at"]), r["http_status"], str(r["order_id"])) for r in found]
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+"""One reused encoder: json.dumps with options builds a new encoder per call."""
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for the ledger's JSON columns."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _COMPACT(value)
