@@ -16,10 +16,11 @@ from typing import Protocol
 
 import anyio
 
-from pipeline.errors import ThrottleBudgetExceeded
+from pipeline.errors import PipelineError, ThrottleBudgetExceeded
 
 __all__ = [
     "DEFAULT_WINDOW_S",
+    "AdmissionHalted",
     "Clock",
     "MonotonicClock",
     "RateLimiter",
@@ -42,6 +43,11 @@ BACKOFF_MAX_S = 60.0
 BACKOFF_JITTER = 0.25
 """± share of random jitter on that pause."""
 MIN_SLEEP_S = 0.001
+
+
+class AdmissionHalted(PipelineError):
+    """``halt()`` was called (Ctrl-C) while this request waited for budget or a 429 pause: it
+    was never sent."""
 
 
 class Clock(Protocol):
@@ -119,6 +125,8 @@ class RateLimiter:
         self._paused_s = 0.0
         self._in_flight = 0
         self._exhausted: str | None = None
+        self._halted = False
+        self._waits: set[anyio.CancelScope] = set()
 
     # -- read-only state -------------------------------------------------------------------
 
@@ -147,6 +155,18 @@ class RateLimiter:
         """Requests currently inside ``slot()``."""
         return self._in_flight
 
+    @property
+    def pause_left_s(self) -> float:
+        """Seconds left of the 429 pause in force (0 when none)."""
+        return max(0.0, self._pause_until - self._clock.now())
+
+    def halt(self) -> None:
+        """Admit nothing more: every request waiting for budget or a 429 pause (and every later
+        one) raises ``AdmissionHalted`` at once; requests already admitted are untouched."""
+        self._halted = True
+        for scope in self._waits:
+            scope.cancel()
+
     def seed(self, ages: Iterable[float]) -> None:
         """Count sends made before this limiter existed, e.g. by an earlier run of the tool.
 
@@ -171,7 +191,10 @@ class RateLimiter:
 
         Raises:
             ThrottleBudgetExceeded: the 429 wait budget was spent (by any worker).
+            AdmissionHalted: ``halt()`` was called before this request was admitted.
         """
+        if self._halted:
+            raise AdmissionHalted("halted: not sent")
         async with self._slots:
             async with self._gate:
                 await self._admit()
@@ -183,6 +206,8 @@ class RateLimiter:
 
     async def _admit(self) -> None:
         while True:
+            if self._halted:
+                raise AdmissionHalted("halted while waiting for rate budget: not sent")
             if self._exhausted is not None:
                 raise self._budget_error()
             now = self._clock.now()
@@ -200,7 +225,12 @@ class RateLimiter:
                 self._tokens -= 1.0
                 self._sends.append(now)
                 return
-            await self._clock.sleep(max(wait, MIN_SLEEP_S))
+            with anyio.CancelScope() as scope:  # halt() cancels the wait at once
+                self._waits.add(scope)
+                try:
+                    await self._clock.sleep(max(wait, MIN_SLEEP_S))
+                finally:
+                    self._waits.discard(scope)
 
     def _per_second(self) -> float:
         return self._rate / self._window

@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from pipeline.api.client import ApiResponse, ChargebeeClient
-from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.ratelimit import AdmissionHalted, RateLimiter
 from pipeline.api.retry import AttemptInfo, RetryPolicy, send_with_retries
 from pipeline.errors import (
     ApiError,
@@ -127,17 +127,37 @@ class Sender:
         self.dispatch = DISPATCH[operation]
         self.stats = SendStats()
         self._stop = anyio.Event()
+        self._active = 0
+        """Rows marked ``in_flight`` by this sender and not yet recorded."""
         self._db = anyio.CapacityLimiter(1)
         """Ledger commits run one at a time on a worker thread (FULL sync stays off the loop)."""
 
     # -- control -------------------------------------------------------------------------
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, **detail: object) -> None:
         """Stop feeding new rows; rows already in flight finish and are recorded (drain)."""
         if self.stats.stop_reason is None:
             self.stats.stop_reason = reason
-            self.progress.event("stopping", message=reason)
+            self.progress.event("stopping", message=reason, **detail)
         self._stop.set()
+
+    def _interrupt(self) -> None:
+        """First Ctrl-C: requests on the wire finish and are recorded; rows waiting for rate
+        budget or a 429 pause stop waiting at once and stay pending (they were never sent)."""
+        requests = self.limiter.in_flight
+        waiting = max(0, self._active - requests)
+        pause = self.limiter.pause_left_s
+        parts = [f"interrupted: finishing {requests} request(s) in flight"]
+        if waiting:
+            what = f"the 429 pause ({pause:.0f} s left)" if pause > 0 else "rate budget"
+            parts.append(f"{waiting} row(s) waiting for {what} stop waiting and stay pending")
+        self.stop(
+            "; ".join(parts) + " (Ctrl-C again to abort)",
+            in_flight=requests,
+            waiting=waiting,
+            pause_left_s=round(pause, 1),
+        )
+        self.limiter.halt()
 
     async def _watch_signals(self, group: TaskGroup) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -148,7 +168,7 @@ class Sender:
                     # reconciled by the next run before anything is resent.
                     group.cancel_scope.cancel()
                     return
-                self.stop("interrupted: finishing rows in flight (Ctrl-C again to abort)")
+                self._interrupt()
 
     # -- phases --------------------------------------------------------------------------
 
@@ -268,6 +288,13 @@ class Sender:
             limiter=self._db,
         )
         self.stats.sent += 1
+        self._active += 1
+        try:
+            await self._send_marked(item, key)
+        finally:
+            self._active -= 1
+
+    async def _send_marked(self, item: WorkItem, key: str) -> None:
         try:
             response, attempts = await send_with_retries(
                 lambda: self.dispatch(self.client, item, key),
@@ -275,6 +302,10 @@ class Sender:
                 policy=self.policy,
                 on_attempt=self._attempt_logger(item, "send"),
             )
+        except AdmissionHalted:  # Ctrl-C while it waited for budget: never sent
+            self.stats.sent -= 1
+            await self._finish(item, self._pending(item))
+            return
         except AuthError as err:
             await self._refused(item, err)
             return
@@ -343,6 +374,9 @@ class Sender:
             return False, None
         try:
             order, _ = await self._retrieve(item)
+        except AdmissionHalted:
+            self.stats.notes.append(f"row {item.row_key}: {why}; not looked up (interrupted)")
+            return False, None
         except AuthError as err:
             self._auth_failed(err)
             return False, None
@@ -354,6 +388,9 @@ class Sender:
     async def _verify_duplicate(self, item: WorkItem, err: PermanentApiError) -> None:
         try:
             order, _ = await self._retrieve(item)
+        except AdmissionHalted:  # interrupted before the look-up: checked again when resent
+            await self._finish(item, self._error_outcome(item, err, "retryable"))
+            return
         except AuthError as auth:
             await self._refused(item, auth)
             return
