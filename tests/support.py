@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +30,10 @@ RUN_TIMEOUT_S = 180.0
 class Server(Protocol):
     """What these helpers need of a sandbox (``sandbox.server.SandboxServer`` has it)."""
 
-    base_url: str
+    @property
+    def base_url(self) -> str:
+        """The API base URL (``http://127.0.0.1:PORT/api/v2``)."""
+        ...
 
     def state(
         self, *, orders: bool = True, events: bool = True, requests: bool = True
@@ -174,7 +178,7 @@ def max_in_window(times: Sequence[float], window_s: float) -> int:
 
 def is_import(entry: dict[str, Any]) -> bool:
     """A ``POST /orders/import_order`` (the only request that can create an order)."""
-    return entry["method"] == "POST" and entry["path"] == IMPORT_PATH
+    return bool(entry["method"] == "POST" and entry["path"] == IMPORT_PATH)
 
 
 def is_lookup(entry: dict[str, Any], order_id: str) -> bool:
@@ -261,3 +265,105 @@ def spans(times: Sequence[float]) -> list[float]:
     """Seconds from the first timestamp to each one (sorted)."""
     ordered = sorted(times)
     return [t - ordered[0] for t in ordered]
+
+
+# -- the real send path at a scaled clock (tests/test_rate_at_sandbox.py, bench/bench_rate.py) --
+
+RATE_WORKERS = 16
+
+
+class ScaledClock:
+    """A clock running ``scale`` times faster than the event loop's (sleeps shrink to match)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def now(self) -> float:
+        """Scaled monotonic seconds."""
+        import anyio
+
+        return anyio.current_time() * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of scaled time."""
+        import anyio
+
+        await anyio.sleep(seconds / self.scale)
+
+
+@dataclass(frozen=True)
+class RateCase:
+    """One limit and its time scale."""
+
+    per_minute: int
+    scale: float
+    windows: float
+    """Run length in (scaled) minutes."""
+
+    @property
+    def window_real_s(self) -> float:
+        """One scaled minute in real seconds."""
+        return 60.0 / self.scale
+
+
+def rate_params(tag: str, i: int) -> dict[str, Any]:
+    """A valid import_order payload with a unique id."""
+    from tests.orders_factory import BASE_TS
+
+    return {
+        "id": f"{tag}-{i:06d}",
+        "invoice_id": f"INV-{tag}-{i}",
+        "status": "delivered",
+        "created_at": BASE_TS,
+        "order_date": BASE_TS,
+        "shipping_date": BASE_TS + 86_400,
+    }
+
+
+async def drive(
+    base_url: str, key: str, case: RateCase, tag: str, workers: int = RATE_WORKERS
+) -> tuple[int, int]:
+    """The real send path (RateLimiter + ChargebeeClient + send_with_retries, ``workers``
+    tasks) posting import_order as fast as the scaled limiter allows until the run's end;
+    (sent, api errors). Bounded by the run's length plus 60 s."""
+    import anyio
+
+    from pipeline.api.client import ChargebeeClient
+    from pipeline.api.ratelimit import RateLimiter
+    from pipeline.api.retry import RetryPolicy, send_with_retries
+    from pipeline.config import load_settings
+    from pipeline.errors import ApiError
+
+    settings = load_settings(
+        {"concurrency": workers},
+        environ={"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url},
+    )
+    limiter = RateLimiter(
+        case.per_minute, concurrency=workers, clock=ScaledClock(case.scale), max_throttle_wait=600
+    )
+    policy = RetryPolicy(max_attempts=3, max_elapsed=30.0)
+    deadline = time.monotonic() + case.windows * case.window_real_s
+    counter = iter(range(10_000_000))
+    sent = errors = 0
+
+    async with ChargebeeClient(settings) as client:
+
+        async def worker() -> None:
+            nonlocal sent, errors
+            for i in counter:
+                if time.monotonic() >= deadline:
+                    return
+                call = functools.partial(
+                    client.import_order, rate_params(tag, i), idempotency_key=f"{tag}-{i}"
+                )
+                try:
+                    await send_with_retries(call, limiter=limiter, policy=policy)
+                    sent += 1
+                except ApiError:
+                    errors += 1
+
+        with anyio.fail_after(case.windows * case.window_real_s + 60):
+            async with anyio.create_task_group() as group:
+                for _ in range(workers):
+                    group.start_soon(worker)
+    return sent, errors

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -35,7 +36,7 @@ print("\\nPROBE " + json.dumps({
 """
 
 
-def probe(tmp_path: Path, *invocations: list[str]) -> tuple[dict[str, list[object]], str]:
+def probe(tmp_path: Path, *invocations: list[str]) -> tuple[dict[str, list[Any]], str]:
     """Run invocations of ``order-import`` in one fresh interpreter; (what it loaded, output)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(list(invocations)), json.dumps(HEAVY)],

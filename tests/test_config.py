@@ -252,7 +252,7 @@ def test_settings_are_frozen():
     """Settings are read once: a command cannot change them half-way."""
     settings = load_settings(environ={})
     with pytest.raises(ValidationError):
-        settings.concurrency = 5  # type: ignore[misc]
+        settings.concurrency = 5
 
 
 def test_a_bad_file_value_is_refused_even_when_overridden(tmp_path):

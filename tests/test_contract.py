@@ -257,7 +257,7 @@ def test_sandbox_import_and_update_params_follow_the_contract(probe):
     assert_only_allowed(probe.found, "sandbox", ("import_order", "update_order"))
 
 
-def test_sandbox_list_filters_and_query_params_follow_the_contract(probe):
+def test_sandbox_list_filters_and_query_params_follow_the_contract(probe: Probe) -> None:
     """Every GET /orders filter of the extract is accepted; operators it does not list for a
     field are refused; limit, sort_by and include_deleted take exactly the listed values."""
     op = "list_orders"
@@ -283,7 +283,7 @@ def test_sandbox_list_filters_and_query_params_follow_the_contract(probe):
     assert_only_allowed(probe.found, "sandbox", (op,))
 
 
-def test_sandbox_export_filters_follow_the_contract(probe):
+def test_sandbox_export_filters_follow_the_contract(probe: Probe) -> None:
     """Every POST /exports/orders filter of the extract starts an export; operators it does not
     list for a field are refused naming the param."""
     op = "export_orders"

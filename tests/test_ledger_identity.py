@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -79,7 +80,7 @@ def run(server, source: Path, mapping_file: Path, *more: str) -> Result:
     )
 
 
-def live_orders(server) -> list[dict]:
+def live_orders(server) -> list[dict[str, Any]]:
     return [o for o in server.state()["orders"] if not o.get("deleted")]
 
 

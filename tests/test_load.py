@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,9 +20,9 @@ from pipeline.load.reader import input_sha256, open_source, sniff_delimiter
 FIX = Path(__file__).parent / "fixtures" / "input"
 
 
-def _rows(name: str, **kw: object) -> tuple[list[str], list[dict[str, str]], list[int]]:
+def _rows(name: str, **kw: object) -> tuple[list[str], list[dict[Any, Any]], list[int]]:
     source = open_source(FIX / name, **kw)  # type: ignore[arg-type]
-    records: list[dict[str, str]] = []
+    records: list[dict[Any, Any]] = []
     lines: list[int] = []
     for chunk in source.chunks():
         records += chunk.frame.to_dict("records")

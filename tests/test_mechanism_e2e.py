@@ -26,6 +26,7 @@ import subprocess
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from openpyxl import load_workbook
@@ -279,10 +280,10 @@ def test_every_ledger_commit_of_a_real_run_is_fully_synced_in_wal_mode(
             mode = super().execute("PRAGMA journal_mode").fetchone()[0]
             seen.append((int(level), str(mode).lower()))
 
-        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
             if sql.strip().upper().startswith(("COMMIT", "END")) and self.in_transaction:
                 self._note()
-            return super().execute(sql, *args)  # type: ignore[arg-type]
+            return super().execute(sql, *args)
 
         def commit(self) -> None:
             if self.in_transaction:
@@ -291,8 +292,8 @@ def test_every_ledger_commit_of_a_real_run_is_fully_synced_in_wal_mode(
 
     real_connect = sqlite3.connect
 
-    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
-        return real_connect(*args, factory=Watched, **kwargs)  # type: ignore[arg-type,misc]
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return real_connect(*args, factory=Watched, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     monkeypatch.chdir(tmp_path)

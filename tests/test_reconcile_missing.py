@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,12 +45,12 @@ def invoke(server, *args: str):
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def log(server) -> list[dict]:
+def log(server) -> list[dict[str, Any]]:
     """The sandbox's request log."""
     return list(server.state(orders=False, events=False)["requests"])
 
 
-def posts_for(entries: list[dict], order_id: str) -> list[dict]:
+def posts_for(entries: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]]:
     """import_order requests that carried ``order_id``."""
     return [e for e in entries if e["path"] == IMPORT and e.get("order_id") == order_id]
 

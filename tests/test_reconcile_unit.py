@@ -91,7 +91,7 @@ def test_stem_strips_trailing_digits_of_the_common_prefix():
 def test_compare_reports_each_category_against_the_right_row():
     """Missing, deleted, mismatch, duplicate and extra each name their row and field."""
     rows = [expected("T-1", 2), expected("T-2", 3), expected("T-3", 4), expected("T-4", 5)]
-    fetched = [
+    fetched: list[dict[str, object]] = [
         {"id": "T-1", "document_number": "DT-1", "invoice_id": "IT-1", "status": "shipped"},
         {"id": "T-2", "document_number": "DT-2", "invoice_id": "IT-2", "status": "returned"},
         {"id": "T-3", "deleted": True, "document_number": "DT-3"},

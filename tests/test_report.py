@@ -6,7 +6,9 @@ import csv
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +18,7 @@ from pipeline.cli import main
 from pipeline.config import Settings
 from pipeline.keys import ROW_KEY_COLUMN
 from pipeline.ledger.ledger import Ledger
-from pipeline.models import Attempt, Issue, Outcome, SourceRow
+from pipeline.models import Attempt, Issue, Outcome, Resolution, SourceRow
 from pipeline.report.data import default_report_dir, next_steps, render_status_text, summarize
 from pipeline.report.write import TABLE_CAP, write_reports
 from pipeline.safety import unneutralise_cell
@@ -28,7 +30,7 @@ HOSTILE = ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "<script>alert(1)</
 def source_row(i: int, *, bad: str | None = None, note: str = "ok") -> SourceRow:
     """Row ``r{i}`` at line i+2; ``bad`` makes its currency invalid with that value."""
     raw = {"id": f"O{i}", "currency_code": bad or "USD", "total": str(i * 100), "note": note}
-    issues = ()
+    issues: tuple[Issue, ...] = ()
     if bad is not None:
         issues = (
             Issue(
@@ -125,7 +127,7 @@ def build(path: Path | str, n: int = 40) -> Ledger:
         elif i == 9:
             pass  # left in flight: in doubt
         else:
-            res = "already_present" if i % 10 == 1 else "imported"
+            res: Resolution = "already_present" if i % 10 == 1 else "imported"
             led.record(
                 Outcome(
                     BATCH,
@@ -142,7 +144,7 @@ def build(path: Path | str, n: int = 40) -> Ledger:
 
 
 @pytest.fixture
-def reports(tmp_path: Path) -> tuple[Ledger, Path]:
+def reports(tmp_path: Path) -> Iterator[tuple[Ledger, Path]]:
     """A built ledger and its reports in tmp_path/out."""
     led = build(tmp_path / "ledger.sqlite")
     write_reports(led, BATCH, tmp_path / "out")
@@ -194,10 +196,12 @@ def test_every_problem_row_appears_once_with_its_line(reports: tuple[Ledger, Pat
     assert max(keys.values()) == 1
     assert all(int(r["oi:source_line"]) == expected[r[ROW_KEY_COLUMN]] for r in rows)
     wb = load_workbook(out / "failures.xlsx", read_only=True)
+    assert wb.active is not None
     sheet = list(wb.active.iter_rows(values_only=True))
     header, body = sheet[0], sheet[1:]
     col = header.index(ROW_KEY_COLUMN)
-    assert sorted(r[col] for r in body) == sorted(expected)
+    sheet_keys: list[Any] = [r[col] for r in body]
+    assert sorted(sheet_keys) == sorted(expected)
     wb.close()
 
 
@@ -228,6 +232,7 @@ def test_formulas_are_neutralised_in_csv_and_xlsx(reports: tuple[Ledger, Path]) 
         with (out / name).open(encoding="utf-8-sig", newline="") as handle:
             cells += [c for row in csv.reader(handle) for c in row]
     wb = load_workbook(out / "failures.xlsx", read_only=True)
+    assert wb.active is not None
     cells += [str(c) for row in wb.active.iter_rows(values_only=True) for c in row if c]
     wb.close()
     assert not [c for c in cells if trigger.match(c) and not number.match(c)]

@@ -6,6 +6,7 @@ import csv
 import io
 import time
 import zipfile
+from typing import Any
 
 import httpx
 import pytest
@@ -19,10 +20,10 @@ def _client(sb) -> httpx.Client:
     return httpx.Client(base_url=sb.base_url, auth=(sb.api_key, ""), timeout=10)
 
 
-def _wait_completed(client: httpx.Client, export_id: str) -> dict:
+def _wait_completed(client: httpx.Client, export_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        export = client.get(f"/exports/{export_id}").json()["export"]
+        export: dict[str, Any] = client.get(f"/exports/{export_id}").json()["export"]
         if export["status"] == "completed":
             return export
         time.sleep(0.05)
@@ -146,7 +147,7 @@ def test_export_number_presence_and_boolean_filters(make_sandbox, valid_order):
         client.post(IMPORT, data=valid_order(refundable_credits_issued="500"))
         client.post(IMPORT, data=valid_order(subscription_id="sub_1"))
 
-        def exported(filters: dict) -> list[str]:
+        def exported(filters: dict[str, Any]) -> list[str]:
             started = client.post("/exports/orders", data=filters)
             assert started.status_code == 200, started.text
             export = _wait_completed(client, started.json()["export"]["id"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -11,9 +13,9 @@ IMPORT = "/orders/import_order"
 LEGACY = ("error_code", "error_msg", "http_status_code")
 
 
-def _error(response: httpx.Response, status: int, code: str, param: str | None) -> dict:
+def _error(response: httpx.Response, status: int, code: str, param: str | None) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["api_error_code"] == code
     assert body.get("param") == param
     assert body.get("error_param") == param

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
@@ -116,10 +117,10 @@ def test_control_endpoints_are_not_rate_limited(make_sandbox):
         assert client.get("/orders").status_code == 200
 
 
-def _concurrent(sb, requests: list[tuple[str, str, dict]]) -> list[httpx.Response]:
+def _concurrent(sb, requests: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
     barrier = threading.Barrier(len(requests))
 
-    def send(spec: tuple[str, str, dict]) -> httpx.Response:
+    def send(spec: tuple[str, str, dict[str, Any]]) -> httpx.Response:
         method, path, data = spec
         with httpx.Client(base_url=sb.base_url, auth=(sb.api_key, ""), timeout=10) as client:
             barrier.wait(timeout=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -11,10 +12,11 @@ from tests.support import contract_enum
 IMPORT = "/orders/import_order"
 
 
-def _import(client, params) -> dict:
+def _import(client, params) -> dict[str, Any]:
     response = client.post(IMPORT, data=params)
     assert response.status_code == 200, response.text
-    return response.json()["order"]
+    order: dict[str, Any] = response.json()["order"]
+    return order
 
 
 @pytest.mark.parametrize("status", contract_enum("update_order", "status"))

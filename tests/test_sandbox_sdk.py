@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ def _sdk(sb, monkeypatch, api_key: str | None = None) -> Chargebee:
     return cb
 
 
-def _params(n: int, **extra) -> dict:
+def _params(n: int, **extra) -> dict[str, Any]:
     return {
         "id": f"SDK-{n}",
         "invoice_id": f"INV-{n}",

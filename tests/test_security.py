@@ -280,7 +280,7 @@ def test_tls_verification_is_on_for_a_non_loopback_host():
     )
     client = ChargebeeClient(settings)
     transport = client._http._transport  # httpx's default transport or the lean one
-    context = getattr(transport, "ssl_context", None) or transport._pool._ssl_context
+    context = getattr(transport, "ssl_context", None) or transport._pool._ssl_context  # type: ignore[attr-defined]
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -56,12 +57,12 @@ def import_batch(server, workdir: Path, count: int = 6) -> None:
     assert result.exit_code == 0, result.output
 
 
-def orders(server) -> dict[str, dict]:
+def orders(server) -> dict[str, dict[str, Any]]:
     """The sandbox's orders by id."""
     return {o["id"]: o for o in server.state()["orders"]}
 
 
-def update_posts(server) -> list[dict]:
+def update_posts(server) -> list[dict[str, Any]]:
     """Update requests (POST /orders/{id}) the sandbox received."""
     return [
         r

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,8 @@ def update_posts(server) -> int:
 def tracking(server) -> str | None:
     """The tracking id Chargebee holds for the order."""
     with httpx.Client(base_url=server.base_url, auth=(KEY, ""), timeout=10) as client:
-        return client.get(f"/orders/{ORDER}").json()["order"].get("tracking_id")
+        held: dict[str, Any] = client.get(f"/orders/{ORDER}").json()["order"]
+        return held.get("tracking_id")
 
 
 def state_of(batch: str) -> tuple[str, str | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,10 +61,11 @@ def server(make_sandbox, tmp_path, monkeypatch):
     return sandbox
 
 
-def order(server, oid: str) -> dict:
+def order(server, oid: str) -> dict[str, Any]:
     """The order Chargebee holds."""
     with httpx.Client(base_url=server.base_url, auth=(KEY, ""), timeout=10) as client:
-        return client.get(f"/orders/{oid}").json()["order"]
+        held: dict[str, Any] = client.get(f"/orders/{oid}").json()["order"]
+        return held
 
 
 def update_posts(server) -> list[str]:

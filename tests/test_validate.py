@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,12 +14,12 @@ from pipeline.prepare.validation import FileState, SeenValues, validate_chunk
 T = 1_700_000_000
 
 
-def _frame(**cols: list[object]) -> pd.DataFrame:
-    base: dict[str, list[object]] = {
+def _frame(**cols: list[Any]) -> pd.DataFrame:
+    base: dict[str, list[Any]] = {
         "id": [f"O-{i}" for i in range(len(next(iter(cols.values()))))],
     }
     base.update(cols)
-    out = {}
+    out: dict[str, Any] = {}
     for name, values in base.items():
         if name.endswith(("_at", "_date")):
             out[name] = pd.array(values, dtype="Int64")

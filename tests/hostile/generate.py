@@ -122,7 +122,7 @@ def workbook(
 
         wb = Workbook()
         if date1904:
-            wb.epoch = datetime(1904, 1, 1)  # type: ignore[attr-defined]
+            wb.epoch = datetime(1904, 1, 1)
         ws = wb.active
         assert ws is not None
         header = [*HEADER, "legacy_total"] if formulas else list(HEADER)
@@ -273,7 +273,10 @@ def _html_injection(path: Path) -> None:
     path.write_text(csv_text(data), encoding="utf-8")
 
 
-ENC_VALUES = {"shipping_address.city": "Kraków", "shipping_address.first_name": "Zoë"}
+ENC_VALUES: dict[str, object] = {
+    "shipping_address.city": "Kraków",
+    "shipping_address.first_name": "Zoë",
+}
 P = "T"  # shorthand below
 
 
