@@ -11,109 +11,18 @@ achieved and the 429s are read from the sandbox's own request log.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
 from bench.common import Figure, figure, sandbox_process
-from pipeline.api.client import ChargebeeClient
-from pipeline.api.ratelimit import RateLimiter
-from pipeline.api.retry import RetryPolicy, send_with_retries
-from pipeline.config import load_settings
-from pipeline.errors import ApiError
-from tests.orders_factory import BASE_TS
-from tests.support import api_requests, max_in_window
+from tests.support import RateCase, api_requests, drive, max_in_window
 
 LIMITS = (150, 1000, 3500)
-WORKERS = 16
 GOAL_SHARE = 0.97
 GOAL_429_SHARE = 0.01
 MAX_SCALE = 10.0
 """The limiter's 1 s of delivery slack (61 s window vs the sandbox's 60 s) shrinks with the
 scale; at x10 it is still 100 ms, well above scheduling jitter on a loaded machine."""
-
-
-class ScaledClock:
-    """A clock running ``scale`` times faster than the event loop's (sleeps shrink to match)."""
-
-    def __init__(self, scale: float) -> None:
-        self.scale = scale
-
-    def now(self) -> float:
-        """Scaled monotonic seconds."""
-        return anyio.current_time() * self.scale
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` of scaled time."""
-        await anyio.sleep(seconds / self.scale)
-
-
-@dataclass(frozen=True)
-class RateCase:
-    """One limit and its time scale."""
-
-    per_minute: int
-    scale: float
-    windows: float
-    """Run length in (scaled) minutes."""
-
-    @property
-    def window_real_s(self) -> float:
-        """One scaled minute in real seconds."""
-        return 60.0 / self.scale
-
-
-def params(tag: str, i: int) -> dict[str, Any]:
-    """A valid import_order payload with a unique id."""
-    return {
-        "id": f"{tag}-{i:06d}",
-        "invoice_id": f"INV-{tag}-{i}",
-        "status": "delivered",
-        "created_at": BASE_TS,
-        "order_date": BASE_TS,
-        "shipping_date": BASE_TS + 86_400,
-    }
-
-
-async def drive(base_url: str, key: str, case: RateCase, tag: str) -> tuple[int, int]:
-    """Send as fast as the scaled limiter allows until the run's end; (sent, api errors)."""
-    settings = load_settings(
-        {"concurrency": WORKERS},
-        environ={"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url},
-    )
-    limiter = RateLimiter(
-        case.per_minute, concurrency=WORKERS, clock=ScaledClock(case.scale), max_throttle_wait=600
-    )
-    policy = RetryPolicy(max_attempts=3, max_elapsed=30.0)
-    deadline = time.monotonic() + case.windows * case.window_real_s
-    counter = iter(range(10_000_000))
-    sent = errors = 0
-
-    async with ChargebeeClient(settings) as client:
-
-        async def worker() -> None:
-            nonlocal sent, errors
-            for i in counter:
-                if time.monotonic() >= deadline:
-                    return
-                try:
-                    await send_with_retries(
-                        lambda i=i: client.import_order(
-                            params(tag, i), idempotency_key=f"{tag}-{i}"
-                        ),
-                        limiter=limiter,
-                        policy=policy,
-                    )
-                    sent += 1
-                except ApiError:
-                    errors += 1
-
-        with anyio.fail_after(case.windows * case.window_real_s + 60):
-            async with anyio.create_task_group() as group:
-                for _ in range(WORKERS):
-                    group.start_soon(worker)
-    return sent, errors
 
 
 def measure(case: RateCase) -> list[Figure]:

@@ -63,8 +63,8 @@ def _imports(path: Path, *, runtime_only: bool) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for sub in ast.iter_child_nodes(node):
+            visit(sub)
 
     visit(tree)
     return names
@@ -202,7 +202,7 @@ def test_cli_modules_stay_thin():
         if _unit(module) != "cli":
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        top = set()
+        top: set[str] = set()
         for node in tree.body:
             if isinstance(node, ast.Import):
                 top.update(a.name.split(".")[0] for a in node.names)
@@ -231,3 +231,15 @@ def test_public_api_is_sorted_and_resolves():
     assert pipeline.__all__ == sorted(pipeline.__all__)
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is not None, name
+
+
+def test_tests_never_import_bench():
+    """bench may import ``tests.support`` (and the fixtures' factories); nothing under tests/
+    imports ``bench``: shared helpers live in ``tests/support.py``, so the two never import each
+    other."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(bench)
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if (bench := {n for n in _imports(path, runtime_only=False) if n.split(".")[0] == "bench"})
+    }
+    assert offenders == {}

@@ -1,7 +1,8 @@
 """The configured rate, measured at the sandbox: never exceeded in any 60 s window.
 
 Time-scaled (x10) so a 2.5-minute run takes 15 s: the limiter's clock runs ten times faster and
-the sandbox enforces its limit over a 6 s window, exactly as ``bench/bench_rate.py`` does.
+the sandbox enforces its limit over a 6 s window, exactly as ``bench/bench_rate.py`` does (both
+drive the send path with ``tests.support.drive``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import time
 import anyio
 import pytest
 
-from bench.bench_rate import RateCase, drive
-from tests.support import api_requests, max_in_window
+from tests.support import RateCase, api_requests, drive, max_in_window
 
 pytestmark = pytest.mark.drill
 LIMIT = 600
