@@ -118,7 +118,7 @@ class BarProgress:
             return
         c = self._counts
         self._bar.set_postfix_str(
-            f"ok={c['succeeded']} failed={c['failed'] + c['conflict']} "
+            f"succeeded={c['succeeded']} failed={c['failed'] + c['conflict']} "
             f"retrying={c['retryable']} 429={c['429']}",
             refresh=False,
         )

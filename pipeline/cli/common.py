@@ -54,8 +54,9 @@ def render_summary(summary: RunSummary) -> str:
     ]
     if not summary.dry_run:
         lines.append(
-            f"  this run: sent {summary.sent}, succeeded {summary.succeeded} "
-            f"(already present {summary.already_present}), failed {summary.failed}, "
+            f"  this run: sent {summary.sent}, imported "
+            f"{summary.succeeded - summary.already_present}, already present "
+            f"{summary.already_present}, failed {summary.failed}, "
             f"429s {summary.throttled}; {summary.rate_text}"
         )
     if summary.canary_stopped:
