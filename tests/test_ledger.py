@@ -573,3 +573,41 @@ def test_skipped_rows_are_kept_with_their_reason_and_never_worked(tmp_path: Path
         assert led.totals_by_currency("b") == [("EUR", "skipped", 1, 1250)]
         led.plan("b", [base], operation="import", run_id=run)
         assert led.counts("b")["pending"] == 1
+
+
+def test_an_invoice_this_ledger_already_imported_is_refused_before_sending(tmp_path: Path) -> None:
+    """A new row naming an invoice another row already imported is invalid, not a second order;
+    the row itself (same key) and a ledger allowing several orders per invoice are not flagged."""
+    from pipeline.models import SourceRow
+
+    def row(key: str, line: int) -> SourceRow:
+        return SourceRow(
+            row_key=key,
+            source_file="f.csv",
+            sheet=None,
+            source_line=line,
+            raw={"k": key},
+            params={"invoice_id": "INV-7", "id": f"MIG-{key}"},
+        )
+
+    with Ledger(tmp_path / "l.sqlite") as led:
+        for name in ("jan", "feb"):
+            led.open_batch(
+                name, operation="import", source_file="f.csv", input_sha256="s",
+                config_fingerprint="c",
+            )  # fmt: skip
+        run = led.start_run("jan", command="run", settings_summary={})
+        led.plan("jan", [row("a", 2)], operation="import", run_id=run)
+        with sqlite3.connect(tmp_path / "l.sqlite") as conn:
+            conn.execute("UPDATE rows SET state = 'succeeded' WHERE row_key = 'a'")
+        again = led.plan("jan", [row("a", 2)], operation="import", run_id=run)
+        assert again.invalid == 0
+        stats = led.plan("feb", [row("b", 2)], operation="import", run_id=run)
+        assert stats.invalid == 1
+        (invalid,) = list(led.rows("feb", states=("invalid",)))
+        assert [i.rule for i in invalid.issues] == ["invoice_already_imported"]
+        assert "MIG-a" in invalid.issues[0].message
+        assert "'jan'" in invalid.issues[0].message
+        allowed = led.plan("feb", [row("c", 3)], operation="import", run_id=run,
+                           unique_invoice=False)  # fmt: skip
+        assert allowed.new == 1

@@ -20,7 +20,7 @@ from typing import Any, Self
 from pipeline.errors import DriftError, LedgerError
 from pipeline.ledger import reads
 from pipeline.ledger._connection import Connection, on_event_loop
-from pipeline.ledger.plan import plan_chunk
+from pipeline.ledger.plan import invoices_taken, plan_chunk
 from pipeline.ledger.reads import PAGE, dumps
 from pipeline.ledger.records import BatchInfo, ChangedRow, LedgerRow, PlanStats, RunInfo
 from pipeline.models import Attempt, Operation, Outcome, RowState, SourceRow, WorkItem
@@ -252,6 +252,7 @@ class Ledger:
         operation: Operation,
         run_id: int,
         on_changed: Callable[[ChangedRow], None] | None = None,
+        unique_invoice: bool = True,
     ) -> PlanStats:
         """Merge source rows into the ledger, in transactions of ``PLAN_CHUNK`` rows.
 
@@ -264,6 +265,10 @@ class Ledger:
         A valid ``succeeded`` row whose content now differs from what was sent is counted
         (``PlanStats.changed_succeeded``) and handed to ``on_changed`` with both versions: an
         import cannot change an order, so the caller offers the difference to ``update``.
+
+        With ``unique_invoice`` (the default), a valid import row naming an invoice that another
+        row of this ledger already imported (or may have: ``in_flight``) becomes ``invalid``
+        (``invoice_already_imported``) before anything is sent.
         """
         totals: dict[str, int] = {}
         chunk: list[SourceRow] = []
@@ -275,10 +280,12 @@ class Ledger:
             for row in rows:
                 chunk.append(row)
                 if len(chunk) >= PLAN_CHUNK:
-                    self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted)
+                    self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted,
+                                     unique_invoice)  # fmt: skip
                     chunk = []
             if chunk:
-                self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted)
+                self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted,
+                                 unique_invoice)  # fmt: skip
         except DriftError:
             self._forget(batch, inserted)  # a refused plan leaves no rows under the new keys
             raise
@@ -297,9 +304,12 @@ class Ledger:
         totals: dict[str, int],
         on_changed: Callable[[ChangedRow], None] | None,
         inserted: list[str],
+        unique_invoice: bool,
     ) -> None:
         changed: list[ChangedRow] = []
         with self._db.write("plan") as conn:
+            if unique_invoice and operation == "import":
+                chunk = invoices_taken(conn, batch, chunk)
             stats = plan_chunk(conn, batch, chunk, operation, run_id, changed, inserted)
         for name, value in stats.items():
             totals[name] = totals.get(name, 0) + value
@@ -312,9 +322,10 @@ class Ledger:
         with self._db.write("undo a refused plan") as conn:
             for start in range(0, len(row_keys), PAGE):
                 part = row_keys[start : start + PAGE]
+                marks = ",".join("?" * len(part))
                 conn.execute(
-                    f"DELETE FROM rows WHERE batch = ? AND state IN ('invalid', 'pending') "
-                    f"AND row_key IN ({','.join('?' * len(part))})",
+                    "DELETE FROM rows WHERE batch = ? AND state IN ('invalid', 'pending', "
+                    f"'skipped') AND row_key IN ({marks})",
                     (batch, *part),
                 )
 

@@ -12,14 +12,14 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from pipeline.errors import DriftError
 from pipeline.keys import canonical_json
 from pipeline.ledger.reads import dumps
 from pipeline.ledger.records import ChangedRow
-from pipeline.models import Operation, SourceRow
+from pipeline.models import Issue, Operation, SourceRow
 
 _INSERT = (
     "INSERT INTO rows (batch, row_key, operation, source_file, sheet, source_line, raw, params, "
@@ -169,6 +169,51 @@ def plan_chunk(
     if differs:
         changed.extend(_changed_rows(conn, batch, differs))
     return stats
+
+
+def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow]) -> list[SourceRow]:
+    """Valid rows naming an invoice that another row of this ledger already imported (or may
+    have: ``in_flight``) get an ``invoice_already_imported`` error, before anything is sent.
+
+    Rows sharing an invoice inside one file are flagged by validation; this finds the ones whose
+    invoice an earlier run or another batch of the same ledger gave an order already.
+    """
+    wanted: dict[str, list[int]] = {}
+    for pos, row in enumerate(chunk):
+        invoice = row.params.get("invoice_id")
+        if invoice and row.is_valid and not row.skip_reason:
+            wanted.setdefault(str(invoice), []).append(pos)
+    if not wanted:
+        return chunk
+    invoices = list(wanted)
+    marks = ",".join("?" * len(invoices))
+    found = conn.execute(
+        "SELECT batch, row_key, order_id, json_extract(params, '$.invoice_id') AS invoice "
+        f"FROM rows WHERE json_extract(params, '$.invoice_id') IN ({marks}) "
+        "AND state IN ('succeeded', 'in_flight') AND operation = 'import'",
+        invoices,
+    ).fetchall()
+    out = list(chunk)
+    for holder in found:
+        for pos in wanted.get(str(holder["invoice"]), ()):
+            row = out[pos]
+            if holder["batch"] == batch and holder["row_key"] == row.row_key:
+                continue  # the row itself, sent by an earlier run
+            issue = Issue(
+                source_line=row.source_line,
+                column=None,
+                param="invoice_id",
+                value=str(holder["invoice"]),
+                rule="invoice_already_imported",
+                message=(
+                    f"invoice {holder['invoice']} already has order {holder['order_id']} "
+                    f"(batch {holder['batch']!r} of this ledger); several orders per invoice "
+                    "on purpose? set [orders] several_per_invoice = true in the mapping"
+                ),
+                stage="rule",
+            )
+            out[pos] = replace(row, issues=(*row.issues, issue))
+    return out
 
 
 def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: dict[tuple[str, int], SourceRow]) -> int:

@@ -141,6 +141,12 @@ def _migrate_to_4(conn: sqlite3.Connection) -> None:
     (check,) = conn.execute("PRAGMA integrity_check").fetchone()
     if check != "ok":
         raise sqlite3.DatabaseError(f"integrity check after the state migration: {check}")
+    # Invoices that already have an order from this ledger (a second order on one would be a
+    # duplicate): a partial index, so rows waiting to be sent cost nothing to plan.
+    conn.execute(
+        "CREATE INDEX rows_invoice_sent ON rows (json_extract(params, '$.invoice_id')) "
+        "WHERE state IN ('succeeded', 'in_flight')"
+    )
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {

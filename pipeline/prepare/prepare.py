@@ -59,6 +59,11 @@ def _mapping_spec(settings: Settings, header: list[str]) -> MappingSpec:
     return implicit_mapping(header, known, TIMESTAMP_PARAMS)
 
 
+def several_per_invoice(settings: Settings) -> bool:
+    """True when the mapping allows several orders per invoice (``[orders]``)."""
+    return settings.mapping_path is not None and _mapping_spec(settings, []).several_per_invoice
+
+
 def open_prepared(path: Path, settings: Settings) -> tuple[Source, BoundMapping]:
     """Open the file and bind the mapping; every file-level problem raises here.
 

@@ -26,7 +26,7 @@ from pipeline.ledger.ledger import ChangedRow, Ledger
 from pipeline.ledger.lock import run_lock
 from pipeline.load.reader import WORKBOOK_SUFFIXES, input_sha256, is_failures_file
 from pipeline.models import Operation, RunSummary, SourceRow
-from pipeline.prepare.prepare import prepare_rows
+from pipeline.prepare.prepare import prepare_rows, several_per_invoice
 from pipeline.progress import Progress, make_progress
 from pipeline.report.data import batch_next_steps, default_report_dir
 from pipeline.report.rates import rate_figures
@@ -260,6 +260,8 @@ def _open(
         request.batch, command=request.command, settings_summary=_settings_summary(settings)
     )
 
+    unique_invoice = rows is not None or not several_per_invoice(settings)
+
     def plan() -> None:
         keys: set[str] = set()
         rekeyed = 0
@@ -271,6 +273,7 @@ def _open(
                 operation=request.operation,
                 run_id=run_id,
                 on_changed=planned.changed.append,
+                unique_invoice=unique_invoice,
             )
             rekeyed += stats.rekeyed_unsent
             if request.command == "retry":
