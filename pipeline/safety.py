@@ -17,9 +17,11 @@ _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 def safe_cell(value: object) -> object:
     """Return ``value`` with a leading apostrophe when a spreadsheet would run it as a formula.
 
-    Non-strings and plain numbers (``-12.50``) are returned unchanged.
+    A value that itself starts with an apostrophe gets one more, so ``unneutralise_cell`` can
+    tell the two apart and every text round-trips intact. Non-strings and plain numbers
+    (``-12.50``) are returned unchanged.
     """
-    if not isinstance(value, str) or not value.startswith(FORMULA_TRIGGERS):
+    if not isinstance(value, str) or not value.startswith((*FORMULA_TRIGGERS, "'")):
         return value
     if _PLAIN_NUMBER.match(value):
         return value
@@ -27,7 +29,8 @@ def safe_cell(value: object) -> object:
 
 
 def unneutralise_cell(value: str) -> str:
-    """Undo ``safe_cell``: strip the apostrophe it added before a formula trigger."""
-    if len(value) > 1 and value[0] == "'" and value[1:].startswith(FORMULA_TRIGGERS):
+    """Undo ``safe_cell``: strip the one apostrophe it added (``unneutralise_cell(safe_cell(s))
+    == s`` for every text)."""
+    if len(value) > 1 and value[0] == "'" and value[1:].startswith((*FORMULA_TRIGGERS, "'")):
         return value[1:]
     return value
