@@ -132,7 +132,7 @@ def run_batch(
                     "canary_order_ids": list(canary_ids),
                 },
             )
-        reports = _reports(ledger, settings, request)
+        reports = _reports(ledger, settings, request, planned.notes)
         _offer_corrections(settings, request, planned)
         if stats.auth_error is not None:
             raise stats.auth_error
@@ -414,8 +414,20 @@ def _settings_summary(settings: Settings) -> dict[str, object]:
     }
 
 
-def _reports(ledger: Ledger, settings: Settings, request: RunRequest) -> ReportPaths | None:
+def _reports(
+    ledger: Ledger, settings: Settings, request: RunRequest, notes: list[str]
+) -> ReportPaths | None:
+    """Write the batch's reports. Rows were (maybe) sent by now, so a report that cannot be
+    written is a note, never the exit code 2 that means "unusable input, nothing sent"."""
     if not request.write_reports:
         return None
     out = default_report_dir(settings, request.batch)
-    return write_reports(ledger, request.batch, out, settings=settings)
+    try:
+        return write_reports(ledger, request.batch, out, settings=settings)
+    except PipelineError as err:
+        notes.append(
+            f"the reports could not be written ({err}); the ledger holds every outcome: "
+            f"rebuild them with order-import report --batch {shlex.quote(request.batch)} "
+            "--out DIR"
+        )
+        return None
