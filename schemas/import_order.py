@@ -30,6 +30,10 @@ RULE_EMAIL = "email"
 RULE_COUNTRY = "country"
 RULE_TIMESTAMP_RANGE = "timestamp_range"
 RULE_MIN = "min_value"
+RULE_LOOKUP_ID = "unsafe_id"
+LOOKUP_ID_PATTERN = r"^(?!\.\.?$)(?!\s)(?!.*\s$)[^/?#\x00-\x1f\x7f]+$"
+"""An order id the tool can look up as one URL path segment (``GET /orders/{id}``): not ``.``
+or ``..``, no ``/ ? #`` or control characters, no leading or trailing whitespace."""
 
 CHECK_MESSAGES: dict[str, str] = {
     RULE_REQUIRED: "is required but empty",
@@ -39,6 +43,10 @@ CHECK_MESSAGES: dict[str, str] = {
     RULE_COUNTRY: "is not an ISO 3166-1 alpha-2 country code (e.g. US, DE, GB, XI)",
     RULE_TIMESTAMP_RANGE: "is outside the plausible range {low}..{high} (Unix seconds)",
     RULE_MIN: "must be a whole number >= 0 (minor units, e.g. cents)",
+    RULE_LOOKUP_ID: (
+        "cannot be looked up safely as GET /orders/<id>: no '.' or '..', no '/', '?', '#' "
+        "or control characters, no leading or trailing spaces"
+    ),
 }
 """Message templates per rule; the caller prefixes the parameter name."""
 
@@ -55,6 +63,8 @@ def _checks(spec: ParamSpec, ts_range: tuple[int, int]) -> list[tuple[str, pa.Ch
         checks.append((RULE_TIMESTAMP_RANGE, pa.Check.in_range(low, high)))
     if spec.kind == "integer":
         checks.append((RULE_MIN, pa.Check.in_range(0, INT64_MAX)))
+    if spec.name == "id":
+        checks.append((RULE_LOOKUP_ID, pa.Check.str_matches(LOOKUP_ID_PATTERN)))
     field = spec.name.rpartition(".")[2]
     if "." in spec.name and field == "email":
         checks.append((RULE_EMAIL, pa.Check.str_matches(EMAIL_PATTERN)))
