@@ -104,12 +104,19 @@ def local_days(seconds: pd.Series, timezone: str) -> np.ndarray:
     return wall.to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
-def wall_text(seconds: int, timezone: str, *, date_only: bool) -> str:
-    """One value as its day (``2019-06-02``) or wall-clock time (``2019-06-02 18:30``) in a zone."""
-    wall = pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(timezone)
-    if date_only:
-        return wall.strftime("%Y-%m-%d")
-    return wall.strftime("%Y-%m-%d %H:%M:%S" if wall.second else "%Y-%m-%d %H:%M")
+def wall_texts(seconds: np.ndarray, timezone: str, date_only: np.ndarray) -> list[str]:
+    """Unix seconds as their day (``2019-06-02``) where ``date_only``, else as wall-clock time
+    (``2019-06-02 18:30``, seconds shown when not 0) in ``timezone``. Vectorised."""
+    if len(seconds) == 0:
+        return []
+    instants = pd.to_datetime(pd.Series(seconds, dtype="int64"), unit="s", utc=True)
+    local = instants.dt.tz_convert(timezone).dt.tz_localize(None).to_numpy()
+    day = np.datetime_as_string(local, unit="D")
+    minute = np.char.replace(np.datetime_as_string(local, unit="m"), "T", " ")
+    second = np.char.replace(np.datetime_as_string(local, unit="s"), "T", " ")
+    whole_minute = local.astype("datetime64[s]") == local.astype("datetime64[m]")
+    timed = np.where(whole_minute, minute, second)
+    return np.where(np.asarray(date_only, dtype=bool), day, timed).tolist()
 
 
 def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:

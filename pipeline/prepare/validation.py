@@ -16,7 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipeline.models import Issue, Severity, Stage, ValidationRules, truncate_value
-from pipeline.prepare.dates import DateCells, local_days, wall_text
+from pipeline.prepare.dates import DateCells, local_days, wall_texts
 from schemas import (
     ADDRESS_PREFIXES,
     CHECK_MESSAGES,
@@ -335,11 +335,11 @@ def _date_order(
     name_a, name_b = form_name(first), form_name(second)
     column = out.sources.get(second)
     shown = out.display.get(second, b)
-    for pos in np.flatnonzero(bad):
-        day_a = bool(cells_a.date_only[pos])
-        day_b = bool(cells_b.date_only[pos])
-        text_a = wall_text(int(sa[pos]), cells_a.timezone, date_only=day_a)
-        text_b = wall_text(int(sb[pos]), cells_b.timezone, date_only=day_b)
+    rows = np.flatnonzero(bad)
+    texts_a = wall_texts(sa[rows], cells_a.timezone, cells_a.date_only[rows])
+    texts_b = wall_texts(sb[rows], cells_b.timezone, cells_b.date_only[rows])
+    values = shown.iloc[rows].tolist()
+    for pos, value, text_a, text_b in zip(rows, values, texts_a, texts_b, strict=True):
         out.issues.append(
             (
                 int(pos),
@@ -347,7 +347,7 @@ def _date_order(
                     int(out.lines[pos]),
                     column,
                     name_b,
-                    short_value(shown.iloc[pos]),
+                    short_value(value),
                     "date_order",
                     f"{name_b} {text_b} is before {name_a} {text_a}",
                     "error",
