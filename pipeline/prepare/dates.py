@@ -116,7 +116,8 @@ def wall_texts(seconds: np.ndarray, timezone: str, date_only: np.ndarray) -> lis
     second = np.char.replace(np.datetime_as_string(local, unit="s"), "T", " ")
     whole_minute = local.astype("datetime64[s]") == local.astype("datetime64[m]")
     timed = np.where(whole_minute, minute, second)
-    return np.where(np.asarray(date_only, dtype=bool), day, timed).tolist()
+    shown: list[str] = np.where(np.asarray(date_only, dtype=bool), day, timed).tolist()
+    return shown
 
 
 def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
