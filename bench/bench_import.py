@@ -19,11 +19,11 @@ from bench.common import (
     ChildRun,
     Figure,
     SandboxProcess,
-    cli_env,
     figure,
     run_child,
     sandbox_process,
 )
+from tests import support
 from tests.orders_factory import order_row, write_orders
 from tests.support import api_requests
 
@@ -40,7 +40,7 @@ def cli_run(box: SandboxProcess, source: Path, work: Path, batch: str, *more: st
         "--ledger", str(work / f"{batch}.sqlite"), "--report-dir", str(work / f"r-{batch}"),
         "--rate", "1000000", *more,
     ]  # fmt: skip
-    done = run_child(cmd, env=cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
+    done = run_child(cmd, env=support.cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"order-import run exited {done.returncode}: {done.stderr[-500:]}")
     return done

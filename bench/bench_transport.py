@@ -23,11 +23,11 @@ from bench.common import (
     BENCH_KEY,
     Figure,
     SandboxProcess,
-    cli_env,
     figure,
     run_child,
     sandbox_process,
 )
+from tests import support
 from tests.orders_factory import write_orders
 
 GOAL_SPEEDUP = 1.5
@@ -56,7 +56,7 @@ def one_run(
         "--report-dir", str(work / f"r-{batch}"), "--rate", "1000000",
         "--concurrency", str(concurrency),
     ]  # fmt: skip
-    done = run_child(cmd, env=cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
+    done = run_child(cmd, env=support.cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"order-import run ({kind}) exited {done.returncode}: {done.stderr}")
     return done.wall_s

@@ -1,4 +1,5 @@
-"""Shared bench helpers: a sandbox subprocess on a free port, readiness, request-log maths, CPU.
+"""Shared bench helpers: a sandbox subprocess on a free port, readiness, CPU. The CLI's
+environment and the request-log maths are ``tests.support``'s (shared with the tests).
 
 Every loop here is bounded in count and time; servers bind 127.0.0.1 only.
 """
@@ -164,13 +165,6 @@ def sandbox_process(
         box.stop()
         if log_dir is not None:
             out.close()
-
-
-def cli_env(base_url: str, api_key: str = BENCH_KEY) -> dict[str, str]:
-    """Environment for an ``order-import`` subprocess aimed at ``base_url``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
-    env.update({"CHARGEBEE_API_KEY": api_key, "CHARGEBEE_BASE_URL": base_url})
-    return env
 
 
 @dataclass(frozen=True)

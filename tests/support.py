@@ -19,7 +19,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 IMPORT_PATH = "/api/v2/orders/import_order"
 CONTRACT_PATH = Path(__file__).parent / "data" / "orders_contract.json"
@@ -61,10 +64,16 @@ def contract_enum(operation: str, param: str) -> tuple[str, ...]:
 # -- the CLI in a subprocess -----------------------------------------------------------------
 
 
-def cli_env(server: Server, key: str) -> dict[str, str]:
-    """Environment for a CLI subprocess aimed at ``server`` (host CHARGEBEE_* vars dropped)."""
+def base_url_of(target: Server | str) -> str:
+    """The API base URL of a sandbox, or ``target`` itself when it is already a URL."""
+    return target if isinstance(target, str) else target.base_url
+
+
+def cli_env(target: Server | str, key: str) -> dict[str, str]:
+    """Environment for a CLI subprocess aimed at ``target`` (a sandbox or a base URL): this
+    process's environment without any host ``CHARGEBEE_*`` / ``ORDER_IMPORT*`` variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
-    env.update({"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": server.base_url})
+    env.update({"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url_of(target)})
     return env
 
 
@@ -87,13 +96,17 @@ def run_cli(
     )
 
 
-def invoke(server: Server, key: str, *args: str, extra_env: dict[str, str] | None = None) -> Any:
-    """The CLI in-process (click's runner) aimed at ``server``; exceptions propagate."""
+def invoke(
+    target: Server | str, key: str, *args: str, extra_env: dict[str, str] | None = None
+) -> Result:
+    """The CLI in-process (click's runner) aimed at ``target`` (a sandbox or a base URL);
+    exceptions propagate."""
     from click.testing import CliRunner
 
     from pipeline.cli import main
 
-    env = {"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": server.base_url, **(extra_env or {})}
+    env = {"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url_of(target)}
+    env.update(extra_env or {})
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ import pytest
 
 from pipeline.api.client import ChargebeeClient
 from pipeline.config import is_loopback, load_settings
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "sk_HOSTILE_9f8e7d6c"
@@ -152,13 +152,6 @@ def hostile() -> Iterator[Callable[[Handler], HostileServer]]:
 # -- the CLI -----------------------------------------------------------------------------------
 
 
-def cli_env(base_url: str, key: str = KEY) -> dict[str, str]:
-    """A clean environment aimed at ``base_url``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
-    env.update({"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url})
-    return env
-
-
 def config(work: Path, **values: float) -> Path:
     """A config file with short bounds (no key in it)."""
     settings = {
@@ -183,8 +176,8 @@ def cli(
     """``order-import COMMAND --batch h --ledger work/ledger.sqlite ARGS`` (bounded)."""
     ledger = ["--batch", "h", "--ledger", str(work / "ledger.sqlite")]
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", command, *args, *ledger],
-        env=cli_env(base_url, key),
+        support.cli(command, *args, *ledger),
+        env=support.cli_env(base_url, key),
         cwd=work,
         capture_output=True,
         text=True,
@@ -499,7 +492,9 @@ def test_a_key_that_is_not_ascii_is_a_clear_error_exit_2(tmp_path):
     """A key with a byte that is not UTF-8 (or not printable ASCII): exit 2, a message saying
     what is wrong, no traceback, the key not echoed, nothing sent."""
     source = write_orders(tmp_path / "orders.csv", 1, prefix="H")
-    env = {k.encode(): v.encode() for k, v in cli_env("http://127.0.0.1:9/api/v2").items()}
+    env = {
+        k.encode(): v.encode() for k, v in support.cli_env("http://127.0.0.1:9/api/v2", KEY).items()
+    }
     for key in (b"sk_bad\xff\xfekey", "sk_caf\u00e9".encode(), b"sk_tab\tkey"):
         env[b"CHARGEBEE_API_KEY"] = key
         result = subprocess.run(

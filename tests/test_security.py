@@ -6,12 +6,10 @@ loopback, and a live site needs --live. The CLI runs as a subprocess against a r
 from __future__ import annotations
 
 import base64
-import os
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,9 @@ import pytest
 from pipeline.api.client import ChargebeeClient
 from pipeline.config import load_settings
 from pipeline.errors import ConfigError
+from tests import support
 from tests.orders_factory import write_orders
+from tests.support import cli
 
 SENTINEL = "sk_SENTINEL_4b1d9e7c0a"
 FORMS = (
@@ -35,15 +35,10 @@ FORMS = (
 TIMEOUT_S = 120
 
 
-def cli(*args: str) -> list[str]:
-    """An order-import command line for a subprocess."""
-    return [sys.executable, "-m", "pipeline", *args]
-
-
 def env_with(base_url: str, key: str = SENTINEL, **extra: str) -> dict[str, str]:
     """A clean environment carrying the key and the target."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_IMPORT"))}
-    env.update({"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": base_url, **extra})
+    env = support.cli_env(base_url, key)
+    env.update(extra)
     return env
 
 
