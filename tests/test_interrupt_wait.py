@@ -79,6 +79,8 @@ def test_ctrl_c_during_a_429_pause_stops_waiting_and_leaves_rows_pending(make_sa
     assert stopping[0]["waiting"] >= 1
     assert "429 pause" in stopping[0]["message"]
     assert "stay pending" in stopping[0]["message"]
+    assert "stay pending" in out  # the end-of-run note repeats it
+    assert "run the same command again to resume" in out
     status = subprocess.run(
         cli("status", "--batch", "w1", "--ledger", ledger, "--json"),
         env=cli_env(server, KEY), capture_output=True, text=True, timeout=60, check=True,
