@@ -247,6 +247,35 @@ class DatesTable(_Model):
     def _one_format(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_directives(value)
+        return value
+
+    @field_validator("formats")
+    @classmethod
+    def _check_formats(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or ():
+            _check_directives(item)
+        return value
+
+
+_DIRECTIVE = re.compile(r"%(.?)")
+_STRPTIME_DIRECTIVES = frozenset("aAwdbBmyYHIpMSfzZjUWcxXGuV%")
+"""The directives ``datetime.strptime`` understands."""
+
+
+def _check_directives(fmt: str) -> None:
+    """Refuse a date format strptime would reject (``%Q``, a lone ``%``), naming it."""
+    for match in _DIRECTIVE.finditer(fmt):
+        if match.group(1) not in _STRPTIME_DIRECTIVES:
+            shown = "a lone % at the end" if not match.group(1) else f"%{match.group(1)}"
+            raise ValueError(
+                f"{fmt!r} is not a strptime format ({shown}; write %% for a percent sign)"
+            )
+
 
 class RootDates(DatesTable):
     params: dict[str, DatesTable] = Field(default_factory=dict)

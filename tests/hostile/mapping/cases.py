@@ -30,6 +30,8 @@ def _replace(old: str, new: str) -> bytes:
 
 
 CASES: list[tuple[str, bytes, str]] = [
+    ("bad_strptime_directive", _replace('formats = ["%d/%m/%Y %H:%M", "%d/%m/%Y"]', 'formats = ["%d/%m/%Q"]'), "[dates] formats: '%d/%m/%Q' is not a strptime format"),
+    ("lone_percent_format", _replace('formats = ["%d/%m/%Y %H:%M", "%d/%m/%Y"]', 'formats = ["%d/%m/%Y %"]'), "a lone % at the end"),
     ("wrong_type_version", b'version = "1"\n', "[version] must be 1"),
     ("unknown_top_key", _top("colour = 3"), "[colour] unknown key"),
     ("unknown_table", _with("[frobnicate]\nx = 1"), "[frobnicate] unknown key"),
