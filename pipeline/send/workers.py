@@ -134,11 +134,14 @@ class Sender:
 
     # -- control -------------------------------------------------------------------------
 
-    def stop(self, reason: str, **detail: object) -> None:
-        """Stop feeding new rows; rows already in flight finish and are recorded (drain)."""
+    def stop(self, reason: str, *, live: str = "", **detail: object) -> None:
+        """Stop feeding new rows; rows already in flight finish and are recorded (drain).
+
+        ``live`` is appended to the message shown while the run drains, not to the note the
+        run's summary keeps."""
         if self.stats.stop_reason is None:
             self.stats.stop_reason = reason
-            self.progress.event("stopping", message=reason, **detail)
+            self.progress.event("stopping", message=reason + live, **detail)
         self._stop.set()
 
     def _interrupt(self) -> None:
@@ -152,7 +155,8 @@ class Sender:
             what = f"the 429 pause ({pause:.0f} s left)" if pause > 0 else "rate budget"
             parts.append(f"{waiting} row(s) waiting for {what} stop waiting and stay pending")
         self.stop(
-            "; ".join(parts) + " (Ctrl-C again to abort)",
+            "; ".join(parts),
+            live=" (Ctrl-C again to abort)",
             in_flight=requests,
             waiting=waiting,
             pause_left_s=round(pause, 1),
