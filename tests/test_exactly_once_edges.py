@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.keys import idempotency_key
 from pipeline.ledger.ledger import Ledger
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "edge_test_key"
@@ -29,8 +28,7 @@ def workdir(tmp_path, monkeypatch):
 
 def invoke(server, *args: str, key: str = KEY):
     """Invoke the CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, key, *args)
 
 
 def orders(server) -> dict[str, dict[str, Any]]:

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from pipeline.cli import main
 from pipeline.errors import DriftError, LedgerError
 from pipeline.keys import idempotency_key
 from pipeline.ledger import _connection
 from pipeline.ledger.ledger import Ledger
 from pipeline.models import SourceRow
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "guards_test_key"
@@ -28,8 +28,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(server: Any, *args: str) -> Result:
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def run(server: Any, source: Path, *more: str) -> Result:

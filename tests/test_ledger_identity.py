@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from pipeline.cli import main
 from pipeline.ledger.ledger import Ledger
 from tests import support
 
@@ -61,8 +60,7 @@ def mapping(path: Path, keys: list[str]) -> Path:
 
 
 def invoke(server, *args: str) -> Result:
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def run(server, source: Path, mapping_file: Path, *more: str) -> Result:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
+from tests import support
 from tests.orders_factory import order_row, write_orders
 
 KEY = "reconcile_test_key"
@@ -33,8 +32,7 @@ def server(make_sandbox):
 
 def invoke(server, *args: str):
     """Invoke the CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def api(server) -> httpx.Client:

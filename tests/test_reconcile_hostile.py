@@ -25,12 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.errors import PermanentApiError
 from pipeline.reconcile import export
 from pipeline.reconcile.export import read_export_zip
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "hostile_reconcile_key"
@@ -259,8 +258,7 @@ def imported(make_sandbox, tmp_path, monkeypatch) -> list[dict[str, Any]]:
 
 def invoke(base_url: str, *args: str):
     """The real CLI in-process against ``base_url``."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(base_url, KEY, *args)
 
 
 def test_a_repeated_next_offset_stops_the_listing_with_a_clear_error(imported):

@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "missing_test_key"
@@ -41,8 +40,7 @@ def server(make_sandbox, tmp_path, monkeypatch):
 
 def invoke(server, *args: str):
     """The CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def log(server) -> list[dict[str, Any]]:

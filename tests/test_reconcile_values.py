@@ -13,11 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.params import normal_value, ours_theirs, same_value, value_kind
 from pipeline.reconcile.compare import Expected, compare
+from tests import support
 from tests.orders_factory import HEADER, order_row
 
 KEY = "values_test_key"
@@ -85,8 +84,7 @@ def server(make_sandbox):
 
 def invoke(server, *args: str):
     """The CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def write(path: Path, rows: list[dict[str, str]]) -> Path:

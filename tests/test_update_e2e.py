@@ -10,11 +10,10 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.config import load_settings
 from pipeline.update.update import update_batch
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "update_test_key"
@@ -36,8 +35,7 @@ def server(make_sandbox):
 
 def invoke(server, *args: str):
     """Invoke the CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:

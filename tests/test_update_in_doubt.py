@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.ledger.ledger import Ledger
 from pipeline.update.in_doubt import decide
+from tests import support
 from tests.orders_factory import write_orders
 
 KEY = "in_doubt_key"
@@ -41,8 +40,7 @@ def server(make_sandbox, tmp_path, monkeypatch):
 
 def invoke(server, *args: str):
     """The CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def corrections(name: str, tracking: str) -> Path:

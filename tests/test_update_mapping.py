@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.ledger.ledger import Ledger
+from tests import support
 
 KEY = "update_mapping_key"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -28,8 +27,7 @@ MAPPING = str(SAMPLE / "legacy_orders.mapping.toml")
 
 def invoke(server, *args: str):
     """The CLI in-process against the sandbox."""
-    env = {"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": server.base_url}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return support.invoke(server, KEY, *args)
 
 
 def legacy_rows(count: int) -> tuple[list[str], list[dict[str, str]]]:
