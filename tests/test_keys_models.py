@@ -66,7 +66,7 @@ def test_safe_cell_keeps_plain_numbers_and_non_strings():
     assert safe_cell("+44 20 7946 0958") == "'+44 20 7946 0958"
     assert safe_cell("'=kept") == "''=kept"  # a real leading apostrophe survives the round trip
     assert unneutralise_cell("''=kept") == "'=kept"
-    assert unneutralise_cell(safe_cell("'02108")) == "'02108"
+    assert unneutralise_cell(str(safe_cell("'02108"))) == "'02108"
 
 
 def test_exit_codes_follow_design():
