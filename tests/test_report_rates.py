@@ -32,6 +32,8 @@ def _summary(batch: str) -> BatchSummary:
         already_present=0,
         failed=0,
         invalid=0,
+        skipped=0,
+        skip_reasons=(),
         in_doubt=0,
         retryable=0,
         conflict=0,
