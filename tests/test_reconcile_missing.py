@@ -19,6 +19,7 @@ import pytest
 
 from tests import support
 from tests.orders_factory import write_orders
+from tests.support import request_log
 
 KEY = "missing_test_key"
 GONE = "T-000002"
@@ -43,11 +44,6 @@ def invoke(server, *args: str):
     return support.invoke(server, KEY, *args)
 
 
-def log(server) -> list[dict[str, Any]]:
-    """The sandbox's request log."""
-    return list(server.state(orders=False, events=False)["requests"])
-
-
 def posts_for(entries: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]]:
     """import_order requests that carried ``order_id``."""
     return [e for e in entries if e["path"] == IMPORT and e.get("order_id") == order_id]
@@ -64,25 +60,26 @@ def test_a_deleted_order_is_found_missing_sent_again_once_and_reconciles_clean(s
     assert "None" not in section  # an absent field/value is an empty cell
     summary = json.loads(Path("reports/b1/summary.json").read_text(encoding="utf-8"))
     assert "order-import retry --batch b1 --missing" in json.dumps(summary)
-    before = len(log(server))
+    before = len(request_log(server))
 
     resent = invoke(server, "retry", "--batch", "b1", "--missing", "-q")
     assert resent.exit_code == 0, resent.output
     assert "1 order(s) the last reconciliation found missing" in resent.output
-    new = log(server)[before:]
+    new = request_log(server)[before:]
     assert [e["method"] for e in new if e.get("order_id") == GONE] == ["GET", "POST"]
     assert len([e for e in new if e["path"] == IMPORT]) == 1  # only the missing order
-    first, again = posts_for(log(server), GONE)
+    first, again = posts_for(request_log(server), GONE)
     assert again["idempotency_key"] != first["idempotency_key"]
     assert again["replayed"] is False
 
     clean = invoke(server, "reconcile", "--batch", "b1", "--via", "list")
     assert clean.exit_code == 0, clean.output
 
-    before = len(log(server))
+    before = len(request_log(server))
     twice = invoke(server, "retry", "--batch", "b1", "--missing", "-q")
     assert twice.exit_code == 0, twice.output
-    assert [e for e in log(server)[before:] if e["path"] == IMPORT] == []  # looked up: present
+    # looked up: present
+    assert [e for e in request_log(server)[before:] if e["path"] == IMPORT] == []
 
 
 def test_missing_needs_a_reconciliation_first(server):

@@ -65,7 +65,7 @@ def crash_after_mark(server, file: Path, batch: str) -> None:
 
 def update_posts(server) -> int:
     """POST /orders/T-000001 requests the sandbox received."""
-    log = server.state(orders=False, events=False)["requests"]
+    log = support.request_log(server)
     return sum(1 for r in log if r["method"] == "POST" and r["path"].endswith(f"/orders/{ORDER}"))
 
 

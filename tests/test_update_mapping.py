@@ -68,7 +68,7 @@ def order(server, oid: str) -> dict[str, Any]:
 
 def update_posts(server) -> list[str]:
     """Paths of the order-update POSTs the sandbox received."""
-    log = server.state(orders=False, events=False)["requests"]
+    log = support.request_log(server)
     return [r["path"] for r in log if r["method"] == "POST" and "import_order" not in r["path"]]
 
 
