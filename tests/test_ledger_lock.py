@@ -3,7 +3,8 @@
 The lock used to be a sidecar named after the path, so a second run through a symlink or a hard
 link proceeded at once (and through a hard link both finished on one file). Now the lock is an
 ``flock`` on the ledger file itself. The cross-name tests run two real CLI processes against
-the sandbox: the first is slowed by the sandbox's latency, the second is started while the first
+the sandbox: the first is slowed by the sandbox's latency (1.5 s an answer, so it holds the lock
+longer than a loaded machine takes to start the second), the second is started while the first
 holds the lock.
 """
 
@@ -64,7 +65,7 @@ def wait_until_locked(path: Path, proc: subprocess.Popen[str], timeout: float = 
 def test_a_second_run_through_another_name_of_the_ledger_is_refused(
     make_sandbox: Any, tmp_path: Path, link: str
 ) -> None:
-    server = make_sandbox(api_key=KEY, latency_ms=400)
+    server = make_sandbox(api_key=KEY, latency_ms=1500)
     source = write_orders(tmp_path / "orders.csv", 6)
     ledger = tmp_path / "order-import.sqlite"
     Ledger(ledger).close()  # the file exists, so a hard link can be made to it
