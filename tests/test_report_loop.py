@@ -43,7 +43,11 @@ def test_fix_failures_csv_and_retry_imports_only_the_fixed_rows(
     """An invalid row and an API-rejected row, fixed in failures.csv, land once on retry."""
     server = make_sandbox(api_key=KEY)
     seed = write_orders(
-        workdir / "seed.csv", 1, prefix="S", bad={0: {"document_number": "TDOC000003"}}
+        workdir / "seed.csv",
+        1,
+        prefix="S",
+        # an invoice of its own: one ledger refuses a second order on an invoice it imported
+        bad={0: {"document_number": "TDOC000003", "invoice_id": "INV-SEED"}},
     )
     assert invoke(server, "run", str(seed), "--batch", "seed", "--quiet").exit_code == 0
     source = write_orders(workdir / "orders.csv", 10, bad={2: {"status": "teleported"}})

@@ -20,7 +20,7 @@ from typing import Any, Self
 from pipeline.errors import DriftError, LedgerError
 from pipeline.ledger import reads
 from pipeline.ledger._connection import Connection, on_event_loop
-from pipeline.ledger.plan import invoices_taken, plan_chunk
+from pipeline.ledger.plan import plan_chunk
 from pipeline.ledger.reads import PAGE, dumps
 from pipeline.ledger.records import BatchInfo, ChangedRow, LedgerRow, PlanStats, RunInfo
 from pipeline.models import Attempt, Operation, Outcome, RowState, SourceRow, WorkItem
@@ -308,9 +308,9 @@ class Ledger:
     ) -> None:
         changed: list[ChangedRow] = []
         with self._db.write("plan") as conn:
-            if unique_invoice and operation == "import":
-                chunk = invoices_taken(conn, batch, chunk)
-            stats = plan_chunk(conn, batch, chunk, operation, run_id, changed, inserted)
+            stats = plan_chunk(
+                conn, batch, chunk, operation, run_id, changed, inserted, unique_invoice
+            )
         for name, value in stats.items():
             totals[name] = totals.get(name, 0) + value
         if on_changed is not None:

@@ -96,6 +96,7 @@ def plan_chunk(
     run_id: int,
     changed: list[ChangedRow],
     inserted: list[str],
+    unique_invoice: bool = True,
 ) -> Counter[str]:
     """Apply the planning rules to ``chunk``; returns PlanStats field counts.
 
@@ -121,6 +122,10 @@ def plan_chunk(
     fresh = {raws[key]: row for key, row in by_key.items() if key in raws and row.is_valid}
     if fresh:
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
+    if unique_invoice and operation == "import":
+        # After the re-key check: a sent record back under a new key is refused as such, not
+        # reported as a second order on its own invoice.
+        by_key = {row.row_key: row for row in invoices_taken(conn, batch, list(by_key.values()))}
     differs: list[tuple[SourceRow, str]] = []
     now = time.time()
     inserts: list[tuple[Any, ...]] = []
