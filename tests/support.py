@@ -83,11 +83,17 @@ def cli(*args: str) -> list[str]:
 
 
 def run_cli(
-    server: Server, key: str, *args: str, timeout: float = RUN_TIMEOUT_S
+    server: Server,
+    key: str,
+    *args: str,
+    timeout: float = RUN_TIMEOUT_S,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the CLI to completion (bounded), output captured."""
+    """Run the CLI to completion (bounded), output captured; in ``cwd`` when given (where the
+    default ledger and ``reports/`` land, as for a person running it in that folder)."""
     return subprocess.run(
         cli(*args),
+        cwd=cwd,
         env=cli_env(server, key),
         capture_output=True,
         text=True,

@@ -64,15 +64,7 @@ def _write_inputs(folder: Path) -> None:
 def _cli(folder: Path, server: SandboxServer, argv: list[str]) -> subprocess.CompletedProcess[str]:
     """``order-import ARGV`` in ``folder`` (where the ledger and reports/ live), bounded."""
     assert argv[0] == "order-import", argv
-    result = subprocess.run(
-        support.cli(*argv[1:]),
-        cwd=folder,
-        env=support.cli_env(server, server.api_key),
-        capture_output=True,
-        text=True,
-        timeout=support.RUN_TIMEOUT_S,
-        check=False,
-    )
+    result = support.run_cli(server, server.api_key, *argv[1:], cwd=folder)
     assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
     return result
 

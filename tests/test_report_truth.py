@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,7 @@ RATE = "120"
 
 
 def _cli(folder: Path, server: SandboxServer, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        support.cli(*args),
-        cwd=folder,
-        env=support.cli_env(server, server.api_key),
-        capture_output=True,
-        text=True,
-        timeout=support.RUN_TIMEOUT_S,
-        check=False,
-    )
+    result = support.run_cli(server, server.api_key, *args, cwd=folder)
     assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
     return result
 
@@ -62,7 +55,7 @@ def _next_step_section(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def batches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Four batches made by the real CLI in one folder (one sandbox), with their outputs."""
     from sandbox.config import SandboxConfig
 
