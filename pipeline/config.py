@@ -202,6 +202,12 @@ class Settings(BaseModel):
     """Rows per chunk when streaming input."""
     allow_drift: bool = False
     """Resume even though the input file changed since the batch started."""
+    preflight: bool = True
+    """Before sending, look up the rows' invoices and the site's existing orders in batches
+    (``id[in]`` filters, about one request per 100 rows per check) and hold back rows the site
+    would refuse (state ``blocked``); ``--no-preflight`` turns it off."""
+    eu_vat: bool = False
+    """The site has EU VAT configured: ``XI`` (Northern Ireland) is then accepted as a country."""
     quiet: bool = False
     log_json: bool = False
     """Write JSON-lines events to stderr for automation."""

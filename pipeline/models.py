@@ -19,6 +19,8 @@ RowState = Literal[
     "retryable",  # transient failures exhausted their retries in this run; the next run resends
     "conflict",  # Chargebee holds a *different* order under this row's id; needs a human
     "skipped",  # a mapping [[skip]] rule matched: never sent, by design (the reason is kept)
+    "blocked",  # pre-flight found the site would refuse it (invoice missing, id or document
+    # number taken): never sent; the next retry (or run) checks it again
 ]
 ROW_STATES: tuple[RowState, ...] = (
     "invalid",
@@ -29,6 +31,7 @@ ROW_STATES: tuple[RowState, ...] = (
     "retryable",
     "conflict",
     "skipped",
+    "blocked",
 )
 
 Operation = Literal[

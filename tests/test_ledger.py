@@ -525,7 +525,15 @@ def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
     assert "attempts_started" in indexes
-    assert version == str(SCHEMA_VERSION) == "4"
+    assert version == str(SCHEMA_VERSION) == "5"
+    conn = sqlite3.connect(path)  # v5: a row may be ``blocked`` (the state CHECK allows it)
+    with conn:
+        conn.execute(
+            "INSERT INTO rows (batch, row_key, operation, source_file, source_line, raw, params,"
+            " content_hash, state, updated_at) VALUES"
+            " ('old', 'k', 'import', 'f.csv', 2, '{}', '{}', 'h', 'blocked', 1.0)"
+        )
+    conn.close()
 
 
 def test_drop_unseen_removes_only_never_sent_rows(ledger: Ledger) -> None:

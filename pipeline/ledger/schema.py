@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import LedgerError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
 BUSY_TIMEOUT_MS = 5_000
 
@@ -116,16 +116,13 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX rows_raw_hash ON rows (raw_hash)")
 
 
-def _migrate_to_4(conn: sqlite3.Connection) -> None:
-    # Rows a mapping [[skip]] rule excludes get a state of their own, and [control] amounts (never
-    # sent) are kept per row for the reports. Widening the state CHECK changes no stored row, so
-    # the table definition is edited in place (SQLite's documented procedure for such changes:
-    # writable_schema, a schema_version bump, then an integrity check).
-    conn.execute("ALTER TABLE rows ADD COLUMN control TEXT")
+def _widen_state_check(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Allow one more row state. Widening the state CHECK changes no stored row, so the table
+    definition is edited in place (SQLite's documented procedure for such changes:
+    writable_schema, a schema_version bump, then an integrity check)."""
     (sql,) = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type='table' AND name='rows'"
     ).fetchone()
-    old = "'retryable','conflict')"
     if old not in sql:
         raise sqlite3.DatabaseError("unexpected rows table definition (state check)")
     (version,) = conn.execute("PRAGMA schema_version").fetchone()
@@ -133,7 +130,7 @@ def _migrate_to_4(conn: sqlite3.Connection) -> None:
     try:
         conn.execute(
             "UPDATE sqlite_master SET sql = ? WHERE type='table' AND name='rows'",
-            (sql.replace(old, "'retryable','conflict','skipped')"),),
+            (sql.replace(old, new),),
         )
         conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
     finally:
@@ -141,6 +138,13 @@ def _migrate_to_4(conn: sqlite3.Connection) -> None:
     (check,) = conn.execute("PRAGMA integrity_check").fetchone()
     if check != "ok":
         raise sqlite3.DatabaseError(f"integrity check after the state migration: {check}")
+
+
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    # Rows a mapping [[skip]] rule excludes get a state of their own, and [control] amounts (never
+    # sent) are kept per row for the reports.
+    conn.execute("ALTER TABLE rows ADD COLUMN control TEXT")
+    _widen_state_check(conn, "'retryable','conflict')", "'retryable','conflict','skipped')")
     # Invoices that already have an order from this ledger (a second order on one would be a
     # duplicate): a partial index, so rows waiting to be sent cost nothing to plan.
     conn.execute(
@@ -149,11 +153,18 @@ def _migrate_to_4(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_5(conn: sqlite3.Connection) -> None:
+    # Rows pre-flight found the site would refuse (invoice missing, id or document number taken)
+    # get a state of their own, ``blocked``: never sent, checked again by the next retry.
+    _widen_state_check(conn, "'skipped')", "'skipped','blocked')")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
     3: _migrate_to_3,
     4: _migrate_to_4,
+    5: _migrate_to_5,
 }
 """Schema migrations by the version they produce; applied in order, each in one transaction."""
 
