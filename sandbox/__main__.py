@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from sandbox.config import DEFAULT_API_KEY, SandboxConfig
+from sandbox.invoices import SeedError
 from sandbox.server import serve_forever
 
 
@@ -22,19 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idempotency-window", type=float, default=1800.0)
     parser.add_argument("--state", default=None)
     parser.add_argument("--strict-invoices", default=None)
+    parser.add_argument("--invoices", default=None)
+    parser.add_argument("--generate-invoices", type=int, default=0)
+    parser.add_argument("--eu-vat", action="store_true")
     parser.add_argument("--export-delay", type=float, default=2.0)
     args = parser.parse_args(argv)
-    config = SandboxConfig(
-        api_key=args.api_key,
-        rate_limit_per_minute=args.rate_limit or None,
-        concurrency_limit=args.concurrency_limit or None,
-        latency_ms=args.latency_ms,
-        fault_rate=args.fault_rate,
-        idempotency_window_s=args.idempotency_window,
-        state_file=args.state,
-        strict_invoices_file=args.strict_invoices,
-        export_delay_s=args.export_delay,
-    )
+    try:
+        config = _config(args)
+    except ValueError as err:
+        parser.error(str(err))
 
     def ready(base_url: str) -> None:
         print(f"Sandbox listening on {base_url}  (API key: {config.api_key})", flush=True)
@@ -43,6 +40,27 @@ def main(argv: list[str] | None = None) -> None:
         serve_forever(config, args.host, args.port, on_ready=ready)
     except KeyboardInterrupt:
         sys.exit(130)
+    except SeedError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _config(args: argparse.Namespace) -> SandboxConfig:
+    """The knobs the flags set (0 turns a limit off)."""
+    return SandboxConfig(
+        api_key=args.api_key,
+        rate_limit_per_minute=args.rate_limit or None,
+        concurrency_limit=args.concurrency_limit or None,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        idempotency_window_s=args.idempotency_window,
+        state_file=args.state,
+        strict_invoices_file=args.strict_invoices,
+        invoices_file=args.invoices,
+        generate_invoices=args.generate_invoices,
+        eu_vat=args.eu_vat,
+        export_delay_s=args.export_delay,
+    )
 
 
 if __name__ == "__main__":

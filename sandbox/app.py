@@ -59,6 +59,10 @@ def _route(method: str, path: str) -> tuple[Handler, str | None, bool]:
         table, path_id = {"POST": handlers.update_order, "GET": handlers.retrieve_order}, parts[1]
     elif len(parts) == 3 and parts[0] == "orders" and parts[2] == "delete" and parts[1]:
         table, path_id = {"POST": handlers.delete_order}, parts[1]
+    elif parts == ["invoices"]:
+        table = {"GET": handlers.list_invoices}
+    elif len(parts) == 2 and parts[0] == "invoices" and parts[1]:
+        table, path_id = {"GET": handlers.retrieve_invoice}, parts[1]
     elif parts == ["exports", "orders"]:
         table = {"POST": handlers.export_orders}
     elif len(parts) == 2 and parts[0] == "exports" and parts[1]:

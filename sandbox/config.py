@@ -49,7 +49,12 @@ class SandboxConfig:
         fault_seed: Seed of the fault RNG, so drills are reproducible.
         fault_on_reads: Also inject faults into GET API requests (off: writes only).
         idempotency_window_s: How long an idempotency key is remembered (Chargebee: 30 min).
-        strict_invoices_file: File of known invoice ids (one a line); unknown ones → 404.
+        strict_invoices_file: File of known invoice ids (one a line); unknown ones → 404. Kept
+            for old scripts: the same as a seed file with an ``id`` column only.
+        invoices_file: Seed CSV of known invoices (``id,customer_id,subscription_id,
+            currency_code,total``); unknown ones → 404, orders take currency and totals.
+        generate_invoices: Seed this many generated invoices (``INV-000000``...); 0 = none.
+        eu_vat: The site has EU VAT / Brexit configuration: ``XI`` is a valid country.
         doc_series_prefix: Order number series prefix (e.g. "ORDER"); None = no series rule.
         doc_series_start: Next number of that series; imported numbers must stay below it.
         unique_document_numbers: Reject a document_number another live order already has.
@@ -75,6 +80,9 @@ class SandboxConfig:
     fault_on_reads: bool = False
     idempotency_window_s: float = 1800
     strict_invoices_file: str | None = None
+    invoices_file: str | None = None
+    generate_invoices: int = 0
+    eu_vat: bool = False
     doc_series_prefix: str | None = None
     doc_series_start: int | None = None
     unique_document_numbers: bool = True
@@ -103,6 +111,8 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be ≥ 1 or None (off), got {value}")
         if self.latency_ms < 0 or self.idempotency_window_s < 0 or self.export_delay_s < 0:
             raise ValueError("latency_ms, idempotency_window_s and export_delay_s must be ≥ 0")
+        if self.generate_invoices < 0:
+            raise ValueError(f"generate_invoices must be ≥ 0, got {self.generate_invoices}")
         if self.window_s <= 0:
             raise ValueError(f"window_s must be > 0, got {self.window_s}")
 

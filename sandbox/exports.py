@@ -15,6 +15,7 @@ from typing import Any
 from sandbox import errors
 from sandbox.filters import Filter, parse_filter
 from sandbox.forms import split_key
+from sandbox.validation import ORDER_STATUSES
 
 EXPORT_VALID_S = 4 * 3600
 """A download URL is valid for 4 hours (``valid_till``)."""
@@ -96,6 +97,12 @@ EXPORT_TEXT_OPS: dict[str, frozenset[str]] = {
     "original_order_id": frozenset({"is", "is_not", "starts_with"}),
 }
 """Operators per text field, as the spec lists them (only ``subscription_id`` has is_present)."""
+EXPORT_ENUMS: dict[str, tuple[str, ...]] = {
+    "status": ORDER_STATUSES,
+    "price_type": ("tax_exclusive", "tax_inclusive"),
+    "resent_status": ("fully_resent", "partially_resent"),
+}
+"""Values the enum filters of the orders export accept."""
 
 
 def parse_export_filters(form: dict[str, str]) -> list[Filter]:
@@ -111,7 +118,9 @@ def parse_export_filters(form: dict[str, str]) -> list[Filter]:
         elif name == "order" and len(parts) == 2 and parts[0] in EXPORT_FIELDS:
             if parts[1] not in EXPORT_TEXT_OPS.get(parts[0], {parts[1]}):
                 raise errors.unknown_param(key)
-            found.append(parse_filter(key, parts[0], EXPORT_FIELDS[parts[0]], parts[1], value))
+            kind = EXPORT_FIELDS[parts[0]]
+            allowed = EXPORT_ENUMS.get(parts[0])
+            found.append(parse_filter(key, parts[0], kind, parts[1], value, allowed))
         else:
             raise errors.unknown_param(key)
     return found

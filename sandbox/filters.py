@@ -25,7 +25,8 @@ OPS: dict[str, frozenset[str]] = {
 }
 """Operators each filter kind accepts."""
 
-_UNIX = re.compile(r"^\d{1,10}$")
+_UNIX = re.compile(r"^\d{10}$")
+"""Filter timestamps are Unix seconds of exactly 10 digits (the spec's ``^\\d{10}$``)."""
 _NUMBER = re.compile(r"^-?\d{1,18}$")
 
 
@@ -47,8 +48,14 @@ def parse_list(param: str, raw: str) -> list[str]:
 
 def _unix(param: str, raw: str) -> int:
     if not _UNIX.match(raw.strip()):
-        raise errors.wrong_value(param, "must be a Unix timestamp in seconds")
+        raise errors.wrong_value(param, "must be a Unix timestamp in seconds (10 digits)")
     return int(raw)
+
+
+def _member(param: str, value: str, allowed: tuple[str, ...] | None) -> str:
+    if allowed is not None and value not in allowed:
+        raise errors.wrong_value(param, f"invalid value {value!r}; allowed: {', '.join(allowed)}")
+    return value
 
 
 def _number(param: str, raw: str) -> int:
@@ -93,8 +100,15 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def parse_filter(param: str, field: str, kind: str, op: str, raw: str) -> Filter:
-    """Type one ``field[op]=raw`` condition.
+def parse_filter(
+    param: str,
+    field: str,
+    kind: str,
+    op: str,
+    raw: str,
+    allowed: tuple[str, ...] | None = None,
+) -> Filter:
+    """Type one ``field[op]=raw`` condition; ``allowed`` lists an enum field's values.
 
     Raises:
         SandboxError: unsupported operator or malformed value (400, ``param`` set).
@@ -104,9 +118,10 @@ def parse_filter(param: str, field: str, kind: str, op: str, raw: str) -> Filter
     value: Any
     if op in ("in", "not_in"):
         items = parse_list(param, raw)
-        value = (
-            frozenset(_number(param, i) for i in items) if kind == "number" else frozenset(items)
-        )
+        if kind == "number":
+            value = frozenset(_number(param, i) for i in items)
+        else:
+            value = frozenset(_member(param, i, allowed) for i in items)
     elif op == "between":
         items = parse_list(param, raw)
         if len(items) != 2:
@@ -122,5 +137,5 @@ def parse_filter(param: str, field: str, kind: str, op: str, raw: str) -> Filter
     elif kind == "number":
         value = _number(param, raw)
     else:
-        value = raw
+        value = _member(param, raw, allowed)
     return Filter(field, op, value)

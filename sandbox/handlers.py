@@ -15,7 +15,7 @@ from typing import Any
 from sandbox import errors, orders, validation
 from sandbox.config import SandboxConfig
 from sandbox.exports import Exports, parse_export_filters
-from sandbox.filters import OPS, Filter, parse_filter
+from sandbox.filters import OPS, Filter, parse_filter, parse_list
 from sandbox.forms import split_key
 from sandbox.store import Store
 
@@ -36,6 +36,14 @@ LIST_FILTERS: dict[str, tuple[str, frozenset[str]]] = {
 """``GET /orders`` filters: field → (kind, operators)."""
 
 SORT_FIELDS = ("created_at", "updated_at")
+LIST_ENUMS: dict[str, tuple[str, ...]] = {
+    "status": validation.ORDER_STATUSES,
+    "order_type": ("manual", "system_generated"),
+    "resent_status": ("fully_resent", "partially_resent"),
+}
+"""Values the enum filters of ``GET /orders`` accept."""
+INVOICE_FILTERS = frozenset({"id[is]", "id[in]", "customer_id[is]", "subscription_id[is]"})
+"""``GET /invoices`` filters the sandbox implements (Chargebee has more; others are 400)."""
 
 
 @dataclass(slots=True)
@@ -78,7 +86,9 @@ def _fire(sb: Sandbox, req: ApiRequest, order_id: str, events: list[orders.Event
 
 def import_order(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
     """``POST /orders/import_order``: validate, check uniqueness and series, store."""
-    values = validation.validate_import(req.form, status_rules=sb.config.status_rules)
+    values = validation.validate_import(
+        req.form, status_rules=sb.config.status_rules, eu_vat=sb.config.eu_vat
+    )
     store = sb.store
     order_id = values.get("id")
     if order_id is not None and store.live(order_id) is not None:
@@ -88,8 +98,11 @@ def import_order(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
         _check_series(sb.config, number)
         if sb.config.unique_document_numbers and store.document_number_taken(number):
             raise errors.duplicate("document_number", number)
-    if store.invoices is not None and values["invoice_id"] not in store.invoices:
-        raise errors.not_found("invoice", values["invoice_id"], "invoice_id")
+    invoice = None
+    if store.invoices.seeded:
+        invoice = store.invoices.by_id.get(values["invoice_id"])
+        if invoice is None:
+            raise errors.not_found("invoice", values["invoice_id"], "invoice_id")
     fresh = order_id is not None and order_id in store.orders  # reusing a deleted order's id
     if order_id is None:
         order_id = store.next_auto_id()
@@ -98,6 +111,7 @@ def import_order(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
         order_id=order_id,
         line_seq=store.next_seq,
         business_entity_id=req.business_entity_id,
+        invoice=invoice,
     )
     store.save(order, fresh=fresh)
     store.counts["imports_created"] += 1
@@ -129,7 +143,7 @@ def _existing(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
 def update_order(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
     """``POST /orders/{id}``: apply the update; a status change sets ``status_update_at``."""
     order = _existing(sb, req)
-    values = validation.validate_update(req.form)
+    values = validation.validate_update(req.form, eu_vat=sb.config.eu_vat)
     new, events = orders.apply_update(order, values)
     sb.store.save(new)
     sb.store.counts["orders_updated"] += 1
@@ -178,11 +192,9 @@ def list_orders(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
             raise errors.unknown_param(key)
         name, parts = parsed
         if name == "limit" and not parts:
-            if not value.isdigit() or not 1 <= int(value) <= 100:
-                raise errors.wrong_value("limit", "must be an integer between 1 and 100")
-            limit = int(value)
+            limit = _limit(value)
         elif name == "offset" and not parts:
-            offset = value
+            offset = _offset(value)
         elif name in ("include_deleted", "exclude_deleted_credit_notes") and not parts:
             if value not in ("true", "false"):
                 raise errors.wrong_value(name, "must be true or false")
@@ -195,7 +207,7 @@ def list_orders(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
             kind, ops = LIST_FILTERS[name]
             if parts[0] not in ops:
                 raise errors.unknown_param(key)
-            filters.append(parse_filter(key, name, kind, parts[0], value))
+            filters.append(parse_filter(key, name, kind, parts[0], value, LIST_ENUMS.get(name)))
         else:
             raise errors.unknown_param(key)
     cursor = _decode_offset(offset, sort_field, descending) if offset else None
@@ -259,3 +271,81 @@ def retrieve_export(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
         live = [o for o in sb.store.orders.values() if not o.get("deleted")]
         sb.exports.refresh(job, live)
     return {"export": job.resource(req.root_url)}
+
+
+def _limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 100:
+        raise errors.wrong_value("limit", "must be an integer between 1 and 100")
+    return int(value)
+
+
+def _offset(value: str) -> str:
+    if len(value) > 1000:
+        raise errors.wrong_value("offset", "cannot be more than 1000 characters")
+    return value
+
+
+def list_invoices(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
+    """``GET /invoices``: ``limit``, opaque ``offset``, ``id[is|in]``, ``customer_id[is]``,
+    ``subscription_id[is]``. Seeded: the seeded invoices in seed order. Not seeded: every id an
+    ``id`` filter names (made up), else the invoices stored orders name."""
+    invoices = sb.store.invoices
+    limit, offset = 10, ""
+    wanted: list[str] | None = None
+    conditions: list[tuple[str, str]] = []
+    for key, value in req.form.items():
+        if key == "limit":
+            limit = _limit(value)
+        elif key == "offset":
+            offset = _offset(value)
+        elif key == "id[in]":
+            items = parse_list(key, value)
+            wanted = [i for i in dict.fromkeys(items) if wanted is None or i in wanted]
+        elif key == "id[is]":
+            wanted = [value] if wanted is None or value in wanted else []
+        elif key in INVOICE_FILTERS:
+            conditions.append((key[: -len("[is]")], value))
+        else:
+            raise errors.unknown_param(key)
+    if wanted is not None:
+        candidates = wanted
+    elif invoices.seeded:
+        candidates = invoices.ids
+    else:
+        candidates = list(sb.store.referenced)
+    start = _invoice_offset(offset) if offset else 0
+    found: list[dict[str, Any]] = []
+    for position in range(start, len(candidates)):
+        invoice = invoices.get(candidates[position])
+        if invoice is None or any(invoice.get(f) != v for f, v in conditions):
+            continue
+        if len(found) == limit:
+            raw = f"inv:{position}".encode()
+            next_offset = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            return {"list": [{"invoice": i} for i in found], "next_offset": next_offset}
+        found.append(invoice)
+    return {"list": [{"invoice": i} for i in found]}
+
+
+def _invoice_offset(offset: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(offset + "=" * (-len(offset) % 4)).decode()
+        tag, _, position = raw.partition(":")
+        if tag != "inv" or not position.isdigit():
+            raise ValueError(raw)
+        return int(position)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise errors.wrong_value(
+            "offset", "invalid offset; pass back next_offset as given"
+        ) from exc
+
+
+def retrieve_invoice(sb: Sandbox, req: ApiRequest) -> dict[str, Any]:
+    """``GET /invoices/{id}``: the invoice (not seeded: a made-up one); unknown → 404."""
+    assert req.path_id is not None
+    invoice = sb.store.invoices.get(req.path_id)
+    if invoice is None:
+        raise errors.not_found("invoice", req.path_id)
+    if req.form:
+        raise errors.unknown_param(next(iter(req.form)))
+    return {"invoice": invoice}

@@ -39,12 +39,19 @@ def _now_version(previous: int = 0) -> tuple[int, int]:
 
 
 def build_order(
-    values: dict[str, Any], *, order_id: str, line_seq: int, business_entity_id: str | None
+    values: dict[str, Any],
+    *,
+    order_id: str,
+    line_seq: int,
+    business_entity_id: str | None,
+    invoice: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Event]]:
     """A new imported order from validated import params; the events it fires.
 
-    The invoice is not emulated, so the order gets one synthetic shippable line item
-    (``li_<n>``) whose status follows the order status, currency USD and zero amounts.
+    The order gets one synthetic shippable line item (``li_<n>``) whose status follows the
+    order status. With a seeded ``invoice``, currency, ``total``/``sub_total`` (and the line
+    item's ``amount``) are the invoice's, and its customer/subscription fill the order's when the
+    import leaves them out; without one, currency USD and zero amounts.
     """
     now, version = _now_version()
     order: dict[str, Any] = {"id": order_id, "object": "order"}
@@ -89,12 +96,25 @@ def build_order(
             order[kind] = _address(kind, values[kind])
     if business_entity_id:
         order["business_entity_id"] = business_entity_id
+    if invoice is not None:
+        _from_invoice(order, invoice)
     events: list[Event] = [("webhook", "order_created")]
     if status in STATUS_WEBHOOKS:
         events.append(("webhook", STATUS_WEBHOOKS[status]))
     if status in STATUS_EMAILS:
         events.append(("email", STATUS_EMAILS[status]))
     return order, events
+
+
+def _from_invoice(order: dict[str, Any], invoice: dict[str, Any]) -> None:
+    """Currency and totals from the order's invoice; its customer/subscription when unset."""
+    total = int(invoice.get("total", 0))
+    order["currency_code"] = invoice.get("currency_code", order["currency_code"])
+    order["total"] = order["sub_total"] = total
+    order["order_line_items"][0]["amount"] = total
+    for name in ("customer_id", "subscription_id"):
+        if name in invoice and name not in order:
+            order[name] = invoice[name]
 
 
 def apply_update(

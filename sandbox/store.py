@@ -10,12 +10,12 @@ import bisect
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sandbox import persist
 from sandbox.config import SandboxConfig
 from sandbox.filters import Filter
+from sandbox.invoices import Invoices, generated, read_ids_file, read_seed
 
 COUNT_NAMES = (
     "requests",
@@ -55,12 +55,20 @@ class IdempotencyRecord:
     stored_at: float
 
 
-def load_invoices(path: str | None) -> frozenset[str] | None:
-    """Read the strict-invoices file: one invoice id a line; blanks and ``#`` comments skipped."""
-    if path is None:
-        return None
-    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    return frozenset(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
+def load_invoices(config: SandboxConfig, date: int) -> Invoices:
+    """The invoices the config seeds (seed file, strict-invoices ids, generated), or none.
+
+    Raises:
+        SeedError: a seed file or strict-invoices file the sandbox cannot use.
+    """
+    invoices = Invoices(date)
+    if config.invoices_file is not None:
+        invoices.seed(read_seed(config.invoices_file, date))
+    if config.strict_invoices_file is not None:
+        invoices.seed(read_ids_file(config.strict_invoices_file, date), replace=False)
+    if config.generate_invoices:
+        invoices.seed(generated(config.generate_invoices, date), replace=False)
+    return invoices
 
 
 class Store:
@@ -72,7 +80,7 @@ class Store:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.invoices = load_invoices(config.strict_invoices_file)
+        self.invoices = load_invoices(config, int(time.time()))
         self.journal = persist.Journal(config.state_file) if config.state_file else None
         self._clear()
         if config.state_file:
@@ -82,6 +90,8 @@ class Store:
         self.orders: dict[str, dict[str, Any]] = {}
         self.doc_numbers: dict[str, str] = {}
         self.seq: dict[str, int] = {}
+        self.referenced: dict[str, None] = {}
+        """Invoice ids stored orders name, in the order first named (unseeded invoice list)."""
         self.next_seq = 1
         self.auto_id = 0
         self.idempotency: dict[str, IdempotencyRecord] = {}
@@ -103,6 +113,8 @@ class Store:
                 for key, rec in record.get("idempotency", {}).items():
                     self.idempotency[key] = _idem_from_json(rec)
                 self.counts.update(record.get("counts", {}))
+                if record.get("invoices_seeded"):
+                    self.invoices.seed(record.get("invoices", []), replace=False)
             elif record.get("op") == "order":
                 if record.get("fresh"):
                     self.seq.pop(record["order"]["id"], None)
@@ -127,6 +139,7 @@ class Store:
                 if now - rec.stored_at <= window
             },
             "counts": dict(self.counts),
+            **self.invoices.snapshot(),
         }
 
     def compact(self) -> None:
@@ -162,6 +175,8 @@ class Store:
         if oid not in self.seq:
             self.seq[oid] = self.next_seq
             self.next_seq += 1
+            if order.get("invoice_id"):
+                self.referenced.setdefault(order["invoice_id"], None)
         self.orders[oid] = order
         self.version += 1
 

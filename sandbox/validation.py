@@ -113,8 +113,8 @@ LINE_ITEM_FIELDS: dict[str, int | tuple[str, ...]] = {
     "sku": 250,
 }
 
-COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries) | {"XI"}
-"""ISO 3166-1 alpha-2 codes plus XI (Northern Ireland)."""
+COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
+"""ISO 3166-1 alpha-2 codes (``XI``, Northern Ireland, only with ``eu_vat``)."""
 
 _STATE_CODE_COUNTRIES = ("US", "CA", "IN", "AE")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -137,7 +137,7 @@ def _unix(param: str, value: str) -> int:
     return int(value)
 
 
-def _address(prefix: str, fields: dict[str, str]) -> dict[str, str]:
+def _address(prefix: str, fields: dict[str, str], eu_vat: bool) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in fields.items():
         param = f"{prefix}[{name}]"
@@ -150,7 +150,13 @@ def _address(prefix: str, fields: dict[str, str]) -> dict[str, str]:
     if "email" in out and not _EMAIL.match(out["email"]):
         raise errors.wrong_value(f"{prefix}[email]", "invalid email address")
     country = out.get("country")
-    if country is not None and country not in COUNTRIES:
+    if country == "XI" and not eu_vat:
+        raise errors.wrong_value(
+            f"{prefix}[country]",
+            "invalid country code 'XI'; XI (Northern Ireland) needs EU VAT or Brexit "
+            "configuration on the site",
+        )
+    if country is not None and country not in COUNTRIES and country != "XI":
         raise errors.wrong_value(f"{prefix}[country]", f"invalid country code {country!r}")
     if country in _STATE_CODE_COUNTRIES and "state_code" in out and "state" not in out:
         subdivision = pycountry.subdivisions.get(code=f"{country}-{out['state_code']}")  # type: ignore[no-untyped-call]
@@ -216,7 +222,9 @@ def _status_rules(values: dict[str, Any]) -> None:
         raise errors.wrong_value("shipping_date", "cannot be before order_date")
 
 
-def validate_import(form: dict[str, str], *, status_rules: bool = False) -> dict[str, Any]:
+def validate_import(
+    form: dict[str, str], *, status_rules: bool = False, eu_vat: bool = False
+) -> dict[str, Any]:
     """Check an import_order body; return typed values (addresses as sub-dicts).
 
     Raises:
@@ -248,7 +256,7 @@ def validate_import(form: dict[str, str], *, status_rules: bool = False) -> dict
                 raise errors.wrong_value(name, "must be an integer ≥ 0 (minor units)")
             values[name] = int(value)
     for prefix, fields in subs.items():
-        address = _address(prefix, fields)
+        address = _address(prefix, fields, eu_vat)
         if address:
             values[prefix] = address
     if status_rules:
@@ -256,7 +264,7 @@ def validate_import(form: dict[str, str], *, status_rules: bool = False) -> dict
     return values
 
 
-def validate_update(form: dict[str, str]) -> dict[str, Any]:
+def validate_update(form: dict[str, str], *, eu_vat: bool = False) -> dict[str, Any]:
     """Check an update-order body (all optional; no billing_address; column-major line items).
 
     Raises:
@@ -280,7 +288,7 @@ def validate_update(form: dict[str, str]) -> dict[str, Any]:
         else:
             raise errors.unknown_param(name)
     if "shipping_address" in subs:
-        address = _address("shipping_address", subs["shipping_address"])
+        address = _address("shipping_address", subs["shipping_address"], eu_vat)
         if address:
             values["shipping_address"] = address
     if "order_line_items" in cols:

@@ -102,7 +102,7 @@ def test_config_endpoint_changes_runtime_knobs(sandbox, sandbox_client):
 
 def test_unknown_paths(sandbox, sandbox_client):
     """Unknown API paths are 404 JSON; unknown control paths are 404."""
-    assert sandbox_client.get("/invoices").status_code == 404
+    assert sandbox_client.get("/customers").status_code == 404
     assert httpx.get(f"{sandbox.root_url}/__sandbox/nothing").status_code == 404
     assert httpx.get(f"{sandbox.root_url}/").status_code == 404
 

@@ -8,6 +8,13 @@ from __future__ import annotations
 import click
 
 from sandbox.config import DEFAULT_API_KEY, SandboxConfig
+from sandbox.invoices import SeedError
+
+
+class SeedFileError(click.ClickException):
+    """A seed or strict-invoices file the sandbox cannot use: one line, exit 2."""
+
+    exit_code = 2
 
 
 @click.command("sandbox")
@@ -33,8 +40,23 @@ from sandbox.config import DEFAULT_API_KEY, SandboxConfig
     "--strict-invoices",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="File of known invoice ids; others answer 404.",
+    help="File of known invoice ids, one a line (same as an --invoices file with only ids).",
 )
+@click.option(
+    "--invoices",
+    "invoices_file",
+    default=None,
+    help="Seed CSV id,customer_id,subscription_id,currency_code,total: only these invoices "
+    "exist; orders take their currency and totals.",
+)
+@click.option(
+    "--generate-invoices",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed N generated invoices INV-000000.. (deterministic currency and total).",
+)
+@click.option("--eu-vat", is_flag=True, help="The site has EU VAT: accept country XI.")
 @click.option("--export-delay", default=2.0, show_default=True, type=float, help="Seconds.")
 @click.option("--doc-series-prefix", default=None, help="Order number series prefix.")
 @click.option("--doc-series-start", default=None, type=int, help="Next number of the series.")
@@ -50,6 +72,9 @@ def sandbox_command(
     idempotency_window: float,
     state_file: str | None,
     strict_invoices: str | None,
+    invoices_file: str | None,
+    generate_invoices: int,
+    eu_vat: bool,
     export_delay: float,
     doc_series_prefix: str | None,
     doc_series_start: int | None,
@@ -68,6 +93,9 @@ def sandbox_command(
             idempotency_window_s=idempotency_window,
             state_file=state_file,
             strict_invoices_file=strict_invoices,
+            invoices_file=invoices_file,
+            generate_invoices=generate_invoices,
+            eu_vat=eu_vat,
             export_delay_s=export_delay,
             doc_series_prefix=doc_series_prefix,
             doc_series_start=doc_series_start,
@@ -83,6 +111,8 @@ def sandbox_command(
         serve_forever(config, host, port, on_ready=ready)
     except KeyboardInterrupt:
         pass
+    except SeedError as err:
+        raise SeedFileError(str(err)) from err
     except OSError as err:
         raise click.ClickException(f"cannot serve on {host}:{port}: {err}") from err
     click.echo("Sandbox stopped.")
