@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +36,8 @@ SEED = (
     "INV-4,,,USD,0\n"
     "INV-5,CUST-3,,JPY,120000\n"
 )
+SEED_IDS = ["INV-1", "INV-2", "INV-3"]
+"""The first three ids of SEED."""
 MakeSandbox = Callable[..., SandboxServer]
 
 
@@ -402,9 +405,11 @@ def test_bad_seed_file_is_one_line_and_exit_2_on_both_entry_points(tmp_path, ent
 
 
 @contextmanager
-def _served(command: list[str]) -> Iterator[str]:
+def _served(command: list[str], cwd: Path | None = None) -> Iterator[str]:
     """Start a sandbox subprocess; yield its base URL; SIGINT it at the end (bounded)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -461,3 +466,39 @@ def test_help_lists_the_invoice_options():
     assert result.exit_code == 0
     for flag in ("--invoices", "--generate-invoices", "--eu-vat", "--strict-invoices"):
         assert flag in result.output
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "sandbox.md"
+
+
+def _documented_invoice_commands() -> list[str]:
+    """The command lines of docs/sandbox.md's code block that seeds invoices."""
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split("A sandbox standing for a site whose invoices were imported", 1)[1]
+    lines = block.split("```", 2)[1].strip().splitlines()
+    assert len(lines) == 3
+    return lines
+
+
+@pytest.mark.parametrize("line", _documented_invoice_commands())
+def test_documented_invoice_commands_run_as_printed(tmp_path, line):
+    """Each seeding command docs/sandbox.md prints runs exactly as printed (in a folder holding
+    an invoices.csv) and serves its invoices; `order-import` is this environment's script and
+    `python` this interpreter."""
+    words = shlex.split(line)
+    program = {
+        "order-import": [str(Path(sys.executable).parent / "order-import")],
+        "python": [sys.executable],
+    }[words[0]]
+    _seed(tmp_path, SEED)
+    process_line = [*program, *words[1:]]
+    with _served(process_line, cwd=tmp_path) as base_url:
+        response = httpx.get(
+            f"{base_url}/invoices", params={"limit": "3"}, auth=("test_sandbox_key", ""), timeout=10
+        )
+    assert response.status_code == 200
+    listed = _ids(response.json())
+    expected = ["INV-000000", "INV-000001", "INV-000002"] if "--generate" in line else SEED_IDS
+    assert listed == expected
+    if "--state" in line:
+        assert (tmp_path / "rehearsal.state").is_file()
