@@ -173,3 +173,35 @@ def test_sdk_deprecated_create_is_an_operation_failed_error(sandbox, monkeypatch
         403,
         "request_blocked",
     )
+
+
+def test_sdk_invoice_list_and_retrieve(make_sandbox, monkeypatch, tmp_path):
+    """Invoice.list (id[in] in the SDK's encoding, paging with next_offset, customer filter) and
+    Invoice.retrieve against a seeded sandbox; an unknown invoice raises the SDK's
+    InvalidRequestError with resource_not_found; the SDK's models read the invoice fields."""
+    seed = tmp_path / "invoices.csv"
+    seed.write_text(
+        "id,customer_id,subscription_id,currency_code,total\n"
+        "INV-A,CUST-1,SUB-1,EUR,1999\nINV-B,CUST-1,,GBP,500\nINV-C,CUST-2,,USD,0\n",
+        encoding="utf-8",
+    )
+    cb = _sdk(make_sandbox(invoices_file=str(seed)), monkeypatch)
+    seen, offset = [], None
+    for _ in range(5):
+        params: dict[str, Any] = {"id": {"in": ["INV-C", "INV-X", "INV-A", "INV-B"]}, "limit": 2}
+        if offset:
+            params["offset"] = offset
+        page = cb.Invoice.list(params)
+        seen += [entry.invoice.id for entry in page.list]
+        offset = page.next_offset
+        if not offset:
+            break
+    assert seen == ["INV-C", "INV-A", "INV-B"]
+    mine = cb.Invoice.list({"customer_id": {"is": "CUST-1"}, "limit": 100})
+    assert [e.invoice.id for e in mine.list] == ["INV-A", "INV-B"]
+    invoice = cb.Invoice.retrieve("INV-A").invoice
+    assert (invoice.currency_code, invoice.total, invoice.customer_id) == ("EUR", 1999, "CUST-1")
+    with pytest.raises(InvalidRequestError) as caught:
+        cb.Invoice.retrieve("INV-X")
+    assert caught.value.api_error_code == "resource_not_found"
+    assert caught.value.http_status_code == 404
