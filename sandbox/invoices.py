@@ -203,6 +203,18 @@ class Invoices:
                 inv = {**inv, "date": old["date"]}  # first seen: its date stays put
             self.by_id[oid] = inv
 
+    def restore(self, invoices: Iterable[dict[str, Any]]) -> None:
+        """Invoices from the state file: add the ones not seeded again, and give the ones seeded
+        again the ``date`` they had first (the seed file's values win otherwise)."""
+        self.seeded = True
+        for inv in invoices:
+            current = self.by_id.get(inv["id"])
+            if current is None:
+                self.ids.append(inv["id"])
+                self.by_id[inv["id"]] = inv
+            else:
+                current["date"] = inv["date"]
+
     def get(self, invoice_id: str) -> dict[str, Any] | None:
         """The invoice with this id; unseeded, a made-up one for any id."""
         if self.seeded:

@@ -114,7 +114,7 @@ class Store:
                     self.idempotency[key] = _idem_from_json(rec)
                 self.counts.update(record.get("counts", {}))
                 if record.get("invoices_seeded"):
-                    self.invoices.seed(record.get("invoices", []), replace=False)
+                    self.invoices.restore(record.get("invoices", []))
             elif record.get("op") == "order":
                 if record.get("fresh"):
                     self.seq.pop(record["order"]["id"], None)

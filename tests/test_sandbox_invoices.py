@@ -310,6 +310,7 @@ def test_restart_with_a_fuller_seed_adds_invoices_and_keeps_orders(
         _error(client.post(IMPORT, data=missing), 404, "resource_not_found", "invoice_id")
         date = client.get("/invoices/INV-1").json()["invoice"]["date"]
     sb.stop()
+    time.sleep(1.1)  # a restart in a later second: the first date must be kept, not renewed
     fuller = make_sandbox(invoices_file=str(full), state_file=state)
     with _client(fuller) as client:
         assert _ids(client.get("/invoices").json()) == ["INV-1", "INV-2"]
