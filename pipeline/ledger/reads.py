@@ -172,13 +172,21 @@ def counts(db: Connection, batch: str) -> dict[RowState, int]:
 
 
 def merged(
-    db: Connection, batch: str, states: Sequence[str], columns: str, action: str, extra: str = ""
+    db: Connection,
+    batch: str,
+    states: Sequence[str],
+    columns: str,
+    action: str,
+    extra: str = "",
+    after: int = 0,
 ) -> Iterator[sqlite3.Row]:
-    """Rows in ``states`` by rowid: one keyset-paged stream per state, merged, deduped."""
+    """Rows in ``states`` by rowid (above ``after``): one keyset-paged stream per state,
+    merged, deduped."""
     streams = [
-        _state_stream(db, batch, state, columns, action, extra) for state in dict.fromkeys(states)
+        _state_stream(db, batch, state, columns, action, extra, after)
+        for state in dict.fromkeys(states)
     ]
-    last = 0
+    last = after
     for r in heapq.merge(*streams, key=lambda r: int(r["rowid"])):
         if r["rowid"] <= last:
             continue
@@ -187,9 +195,9 @@ def merged(
 
 
 def _state_stream(
-    db: Connection, batch: str, state: str, columns: str, action: str, extra: str
+    db: Connection, batch: str, state: str, columns: str, action: str, extra: str, after: int = 0
 ) -> Iterator[sqlite3.Row]:
-    cursor = 0
+    cursor = after
     while True:
         with db.guard(action) as conn:
             page = conn.execute(
@@ -206,6 +214,14 @@ def _state_stream(
 def work(db: Connection, batch: str, states: Sequence[str]) -> Iterator[WorkItem]:
     for r in merged(db, batch, states, WORK_COLUMNS, "read work"):
         yield decoded(db, r, work_item)
+
+
+def work_after(
+    db: Connection, batch: str, states: Sequence[str], after: int
+) -> Iterator[tuple[int, WorkItem]]:
+    """``work`` from rowid ``after`` on, each row with its rowid (the cursor to go on from)."""
+    for r in merged(db, batch, states, WORK_COLUMNS, "read work", after=after):
+        yield int(r["rowid"]), decoded(db, r, work_item)
 
 
 def rows(
