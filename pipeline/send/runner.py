@@ -99,7 +99,7 @@ def run_batch(
     ):
         request = _resolve_operation(ledger, request)
         settings = _batch_reading(ledger, settings, request, Path(scratch))
-        run_id, plan, planned, plan_rest = _open(ledger, settings, request, rows)
+        run_id, plan, planned, plan_rest = _open(ledger, settings, request, rows, progress)
         stats = SendStats()
         senders: list[SendStats] = []
         try:
@@ -241,14 +241,19 @@ PlanRest = Callable[[Callable[[], bool]], None]
 def _sent_before(err: PipelineError, sent: int) -> None:
     """A later chunk of the input was unusable after sending had started: say so in the hint."""
     said = (
-        f"{sent:,} row(s) read before it were sent already and are recorded in the ledger: "
-        "fix the file and run the same command again (they are not sent twice)"
+        f"sending had started: {sent:,} row(s) from before that point were sent and are "
+        "recorded in the ledger; fix the file and run the same command again with "
+        "--allow-drift (rows already sent are not sent twice)"
     )
     err.hint = f"{said}; {err.hint}" if err.hint else said
 
 
 def _open(
-    ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
+    ledger: Ledger,
+    settings: Settings,
+    request: RunRequest,
+    rows: RowSource | None,
+    progress: Progress,
 ) -> tuple[int, Callable[[], None], Planned, PlanRest | None]:
     """Open the batch and start a run; return the run id, the (deferred) planning step, what
     planning leaves for the summary, and (first run of a new batch) the step that plans the rest
@@ -336,6 +341,7 @@ def _open(
                         )
                         return
                     plan_chunk(chunk)
+                progress.event("planned", batch=request.batch, while_sending=True)
             finally:
                 ledger.close_feed(request.batch)
 
@@ -374,6 +380,7 @@ def _open(
             )
         if rows is None and request.source is not None:
             record_reading()
+        progress.event("planned", batch=request.batch, while_sending=False)
 
     return run_id, plan, planned, None
 
