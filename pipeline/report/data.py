@@ -351,21 +351,27 @@ def _attempt_stats(
     for i in range(nbins):
         _, req, ok, thr, err = counts.get(i, (i, 0, 0, 0, 0))
         timeline.append(TimelineBin(first + i * width, width, req, ok, thr, err))
+    everything = np.asarray(ledger.attempt_starts(batch), dtype=np.float64)
     by_run = {
-        run_id: _rate(ledger.attempt_starts(batch, run_id), n, accepted, [limits.get(run_id)])
+        run_id: _rate(
+            everything if len(per_run) == 1 else ledger.attempt_starts(batch, run_id),
+            n,
+            accepted,
+            [limits.get(run_id)],
+        )
         for run_id, n, accepted, _, _, _ in per_run
     }
     overall = _rate(
-        ledger.attempt_starts(batch),
-        requests,
-        sum(r[2] for r in per_run),
-        [limits.get(run_id) for run_id in by_run],
+        everything, requests, sum(r[2] for r in per_run), [limits.get(run_id) for run_id in by_run]
     )
     return requests, throttled, latency, timeline, by_run, overall
 
 
 def _rate(
-    starts: Sequence[float], requests: int, accepted: int, limits: Sequence[float | None]
+    starts: Sequence[float] | np.ndarray,
+    requests: int,
+    accepted: int,
+    limits: Sequence[float | None],
 ) -> RateFigures:
     """``rates.rate_figures`` from counts and sorted start times (vectorised)."""
     times = np.asarray(starts, dtype=np.float64)
