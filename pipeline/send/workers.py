@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -195,10 +196,14 @@ class Sender:
                 failed), unwrapped from the task group so the CLI prints one clear line.
         """
         planning_failed: list[PipelineError] = []
+        sending_ended = threading.Event()
+
+        def stopped() -> bool:
+            return self._stop.is_set() or sending_ended.is_set()
 
         async def planning(rest: Callable[[Callable[[], bool]], None]) -> None:
             try:
-                await anyio.to_thread.run_sync(rest, self._stop.is_set)
+                await anyio.to_thread.run_sync(rest, stopped)
             except PipelineError as err:
                 planning_failed.append(err)
                 self.stop(f"stopping: planning the rest of the input failed: {err.message}")
@@ -213,8 +218,12 @@ class Sender:
                     async with anyio.create_task_group() as planner:
                         if plan_rest is not None:
                             planner.start_soon(planning, plan_rest)
-                        if not self._stop.is_set():
-                            await self._send_all()
+                        try:
+                            if not self._stop.is_set():
+                                await self._send_all()
+                        except BaseException:
+                            sending_ended.set()  # a failed or aborted send: stop planning too
+                            raise
                     if planning_failed:
                         raise planning_failed[0]
                 finally:
