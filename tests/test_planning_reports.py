@@ -121,3 +121,28 @@ def test_a_batch_without_attempts(tmp_path: Path):
         [],
     )
     assert got.rate == rate_figures(())
+
+
+def test_status_text_is_the_same_without_the_full_scans(tmp_path: Path):
+    """``status`` (text) skips warnings by rule and currency totals: the text does not change."""
+    from pipeline.models import Issue, SourceRow
+    from pipeline.report.data import render_status_text
+
+    warn = Issue(2, "total", "total", "0", "zero_total", "total is 0", "warning", "rule")
+    bad = Issue(3, "status", "status", "x", "enum", "status: not a status", "error", "rule")
+    rows = [
+        SourceRow("a", "f", None, 2, {"id": "A"}, {"id": "A", "total": 0}, (warn,)),
+        SourceRow("b", "f", None, 3, {"id": "B"}, {"id": "B", "currency_code": "EUR"}, (bad,)),
+        SourceRow("c", "f", None, 4, {"id": "C"}, {"id": "C", "total": 5, "currency_code": "PLN"}),
+    ]
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.open_batch(
+            "b", operation="import", source_file="f", input_sha256="0", config_fingerprint="c"
+        )
+        run = led.start_run("b", command="run", settings_summary={})
+        led.plan("b", rows, operation="import", run_id=run)
+        full = summarize(led, "b")
+        light = summarize(led, "b", full=False)
+    assert full.warnings_by_rule
+    assert full.totals_by_currency
+    assert render_status_text(light, []) == render_status_text(full, [])

@@ -128,8 +128,12 @@ class BatchSummary:
         return data
 
 
-def summarize(ledger: Ledger, batch: str) -> BatchSummary:
+def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
     """Compute a batch's summary from the ledger.
+
+    ``full=False`` (the text of ``order-import status``) leaves out the two figures that read
+    every row of the batch and that the text does not show: ``warnings_by_rule`` and
+    ``totals_by_currency`` (both empty).
 
     Raises:
         LedgerError: the ledger holds no such batch.
@@ -149,7 +153,7 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
     warnings: Counter[str] = Counter()
     for row in ledger.rows(batch, states=("invalid",)):
         rules.update({i.rule for i in row.issues if i.severity == "error"})
-    for row in ledger.rows(batch, with_issues=True):
+    for row in ledger.rows(batch, with_issues=True) if full else ():
         if row.state != "invalid":
             warnings.update({i.rule for i in row.issues if i.severity == "warning"})
     runs = ledger.runs(batch)
@@ -194,7 +198,7 @@ def summarize(ledger: Ledger, batch: str) -> BatchSummary:
         rate=overall,
         latency_ms=latency,
         timeline=timeline,
-        totals_by_currency=_currency_totals(ledger, batch),
+        totals_by_currency=_currency_totals(ledger, batch) if full else [],
         runs=[
             {
                 "id": r.id,
