@@ -223,12 +223,14 @@ def first_request(quick: bool = False) -> list[Figure]:
         work = Path(tmp)
         source = write_orders(work / "orders.csv", n, prefix="FQ")
         env = support.cli_env(box.base_url, box.api_key)
+        config = work / "bench.toml"  # ten chunks in both modes (1M rows: the default 100k)
+        config.write_text(f"chunk_rows = {n // 10}\n", encoding="utf-8")
 
         def cli(batch: str, *more: str) -> tuple[float, ChildRun]:
             cmd = [
                 sys.executable, "-m", "pipeline", "run", str(source), "--batch", batch,
                 "--log-json", "--ledger", str(work / f"{batch}.sqlite"), "--report-dir",
-                str(work / f"r-{batch}"), "--rate", "1000000", *more,
+                str(work / f"r-{batch}"), "--rate", "1000000", "--config", str(config), *more,
             ]  # fmt: skip
             started = time.time()
             done = run_child(cmd, env=env, timeout=FIRST_TIMEOUT_S)
