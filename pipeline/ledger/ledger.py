@@ -10,7 +10,10 @@ to, or stored by, it.
 
 from __future__ import annotations
 
+import math
+import threading
 import time
+from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -27,8 +30,9 @@ from pipeline.models import Attempt, Operation, Outcome, RowState, SourceRow, Wo
 
 __all__ = ["BatchInfo", "ChangedRow", "Ledger", "LedgerRow", "PlanStats", "RunInfo"]
 
-PLAN_CHUNK = 500
-"""Rows per planning transaction."""
+PLAN_CHUNK = 2_000
+"""Rows per planning transaction (a few milliseconds of holding the write lock, so a send
+running next to planning waits no longer than that for a commit)."""
 ATTEMPT_BUFFER = 200
 """Attempts buffered before ``log_attempt`` off an event loop flushes them itself."""
 
@@ -37,6 +41,36 @@ SENDABLE: frozenset[str] = frozenset({"pending", "retryable", "in_flight"})
 UNSENT: frozenset[str] = frozenset({"pending", "invalid"})
 """States of rows that never reached Chargebee (every other state may have)."""
 _RECORDABLE_FROM_SUCCEEDED: frozenset[str] = frozenset({"succeeded", "conflict"})
+
+
+class _Feed:
+    """A batch being planned while its rows are sent: ``work()`` waits at the end of the
+    planned rows for the next planned chunk instead of ending, until planning closes."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.generation = 0
+        self.open = True
+
+    def snapshot(self) -> tuple[int, bool]:
+        with self._cond:
+            return self.generation, self.open
+
+    def bump(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.open = False
+            self._cond.notify_all()
+
+    def wait(self, seen: int) -> None:
+        """Block until a chunk planned after generation ``seen`` committed, or planning closed."""
+        with self._cond:
+            while self.open and self.generation == seen:
+                self._cond.wait()
 
 
 def tool_version() -> str:
@@ -74,6 +108,7 @@ class Ledger:
         self._db = Connection(
             path, busy_timeout=busy_timeout, max_pages=max_pages, must_exist=must_exist
         )
+        self._feeds: dict[str, _Feed] = {}
 
     @classmethod
     def open_existing(cls, path: str | Path, *, busy_timeout: float = 5.0) -> Self:
@@ -275,7 +310,6 @@ class Ledger:
         inserted: list[str] = []
         with self._db.guard("plan") as conn:
             reads.require_batch(self._db, conn, batch)
-            conn.execute("PRAGMA synchronous = NORMAL")  # re-derivable from the source file
         try:
             for row in rows:
                 chunk.append(row)
@@ -291,7 +325,6 @@ class Ledger:
             raise
         finally:
             with self._db.guard("plan") as conn:
-                conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the planned rows
         return PlanStats(**totals, per_state={str(k): v for k, v in self.counts(batch).items()})
 
@@ -307,10 +340,21 @@ class Ledger:
         unique_invoice: bool,
     ) -> None:
         changed: list[ChangedRow] = []
-        with self._db.write("plan") as conn:
-            stats = plan_chunk(
-                conn, batch, chunk, operation, run_id, changed, inserted, unique_invoice
-            )
+        # Planned rows are re-derivable from the source file: their transaction commits at
+        # synchronous=NORMAL. The switch is made and undone under the connection's lock, so a
+        # commit of the send path running next to planning (mark_in_flight) is always FULL.
+        with self._db.guard("plan") as conn:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with self._db.write("plan") as conn:
+                    stats = plan_chunk(
+                        conn, batch, chunk, operation, run_id, changed, inserted, unique_invoice
+                    )
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
+        feed = self._feeds.get(batch)
+        if feed is not None:
+            feed.bump()
         for name, value in stats.items():
             totals[name] = totals.get(name, 0) + value
         if on_changed is not None:
@@ -397,7 +441,37 @@ class Ledger:
         held between pages, so the runner can write while it iterates. A row that moves into
         one of ``states`` behind the cursor during the iteration is not yielded again.
         """
-        return reads.work(self._db, batch, states)
+        feed = self._feeds.get(batch)
+        if feed is None:
+            return reads.work(self._db, batch, states)
+        return self._follow(batch, states, feed)
+
+    def _follow(self, batch: str, states: Sequence[RowState], feed: _Feed) -> Iterator[WorkItem]:
+        """``work()`` while the batch is still being planned: at the end of the planned rows,
+        wait for the next planned chunk (rows planned later have higher rowids); after planning
+        closed, one last pass from the cursor, then the end."""
+        last = 0
+        while True:
+            seen, still_open = feed.snapshot()
+            for rowid, item in reads.work_after(self._db, batch, states, last):
+                last = rowid
+                yield item
+            if not still_open:
+                return
+            feed.wait(seen)
+
+    def open_feed(self, batch: str) -> None:
+        """Planning of ``batch`` goes on while its rows are sent: from now until
+        ``close_feed(batch)``, ``work()``/``work_pages()`` of the batch wait at the end of the
+        planned rows for more instead of ending. Every ``plan()`` chunk committed wakes them."""
+        self._feeds[batch] = _Feed()
+
+    def close_feed(self, batch: str) -> None:
+        """Planning of ``batch`` is over (done, stopped or failed): readers finish the rows
+        planned so far and end. Idempotent."""
+        feed = self._feeds.pop(batch, None)
+        if feed is not None:
+            feed.close()
 
     def work_pages(
         self, batch: str, *, states: Sequence[RowState] = ("pending", "retryable"), size: int = PAGE
@@ -414,7 +488,7 @@ class Ledger:
 
     def in_flight(self, batch: str) -> list[WorkItem]:
         """Rows left ``in_flight`` by a crash: in doubt, to reconcile before any resend."""
-        return list(self.work(batch, states=("in_flight",)))
+        return list(reads.work(self._db, batch, ("in_flight",)))
 
     def mark_in_flight(
         self, batch: str, row_key: str, *, run_id: int, idempotency_key: str
@@ -574,6 +648,42 @@ class Ledger:
         if self._db.buffered_attempts():
             self.flush_attempts()
         return reads.attempts(self._db, batch)
+
+    def attempt_runs(self, batch: str) -> list[tuple[int, int, int, int, float, float]]:
+        """Per run of the batch: (run_id, requests, accepted (not 429), throttled (429),
+        first start, last start); aggregated by SQLite, one tuple per run."""
+        if self._db.buffered_attempts():
+            self.flush_attempts()
+        return reads.attempt_runs(self._db, batch)
+
+    def attempt_starts(self, batch: str, run_id: int | None = None) -> array[float]:
+        """Start times of the batch's attempts (one run's, or all), ascending, as floats."""
+        if self._db.buffered_attempts():
+            self.flush_attempts()
+        return reads.attempt_starts(self._db, batch, run_id)
+
+    def latency_percentiles(self, batch: str, percents: Sequence[int]) -> dict[str, float]:
+        """Nearest-rank latency percentiles (``p50``...) and ``max`` of the batch's attempts,
+        ranked by SQLite (no list of latencies in Python); empty without latencies."""
+        if self._db.buffered_attempts():
+            self.flush_attempts()
+        n = reads.attempt_latency_count(self._db, batch)
+        if not n:
+            return {}
+        ranks = [min(n - 1, max(0, math.ceil(p / 100 * n) - 1)) for p in percents] + [n - 1]
+        values = reads.attempt_latency_ranks(self._db, batch, sorted(set(ranks)))
+        at = dict(zip(sorted(set(ranks)), values, strict=True))
+        out = {f"p{p}": at[k] for p, k in zip(percents, ranks, strict=False)}
+        out["max"] = at[n - 1]
+        return out
+
+    def attempt_timeline(
+        self, batch: str, first: float, width: float, bins: int
+    ) -> list[tuple[int, int, int, int, int]]:
+        """(bin, requests, ok, throttled, other answers) per ``width``-second bucket."""
+        if self._db.buffered_attempts():
+            self.flush_attempts()
+        return reads.attempt_timeline(self._db, batch, first, width, bins)
 
     def run_attempts(self, batch: str, run_id: int) -> list[tuple[float, int | None, str]]:
         """``(started_at, http_status, order_id)`` of every HTTP attempt one run made."""

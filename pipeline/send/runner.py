@@ -1,8 +1,11 @@
 """One run of a batch: prepare the input, plan it into the ledger, send, report.
 
-``run_batch`` is the library's sync entry point (``anyio.run`` inside). Planning happens fully
-before the first request, so unusable input stops the run with nothing sent, and succeeded rows
-are skipped before they cost any rate-limit budget.
+``run_batch`` is the library's sync entry point (``anyio.run`` inside). The first run of a new
+batch starts sending once the whole file passed its file-level checks and its first chunk is
+planned; the rest is planned while rows are sent (see docs/ledger.md, "Time to first request").
+Every other run (a resume, ``retry``, ``--dry-run``) plans the whole file before the first
+request, so unusable input stops it with nothing sent, and succeeded rows are skipped before
+they cost any rate-limit budget.
 """
 
 from __future__ import annotations
@@ -96,17 +99,33 @@ def run_batch(
     ):
         request = _resolve_operation(ledger, request)
         settings = _batch_reading(ledger, settings, request, Path(scratch))
-        run_id, plan, planned = _open(ledger, settings, request, rows)
+        run_id, plan, planned, plan_rest = _open(ledger, settings, request, rows, progress)
         stats = SendStats()
+        senders: list[SendStats] = []
         try:
             if request.dry_run:
                 plan()
             else:
                 # Rows left in doubt are reconciled *before* the file is planned, so a row
                 # corrected since the crash is re-planned with its new content (see Sender.run).
-                stats = anyio.run(
-                    _send, ledger, settings, request, run_id, progress, transport, plan
-                )
+                try:
+                    stats = anyio.run(
+                        _send,
+                        ledger,
+                        settings,
+                        request,
+                        run_id,
+                        progress,
+                        transport,
+                        plan,
+                        plan_rest,
+                        senders,
+                    )
+                except PipelineError as err:
+                    stats = senders[0] if senders else stats
+                    if plan_rest is not None and stats.sent:
+                        _sent_before(err, stats.sent)
+                    raise
         finally:
             progress.close()
             counts = {str(k): v for k, v in ledger.counts(request.batch).items()}
@@ -215,11 +234,30 @@ class Planned:
     """Succeeded rows the input now gives differently (offered to ``update``)."""
 
 
+PlanRest = Callable[[Callable[[], bool]], None]
+"""Plans the rest of the input while rows are sent; its argument says when to stop early."""
+
+
+def _sent_before(err: PipelineError, sent: int) -> None:
+    """A later chunk of the input was unusable after sending had started: say so in the hint."""
+    said = (
+        f"sending had started: {sent:,} row(s) from before that point were sent and are "
+        "recorded in the ledger; fix the file and run the same command again with "
+        "--allow-drift (rows already sent are not sent twice)"
+    )
+    err.hint = f"{said}; {err.hint}" if err.hint else said
+
+
 def _open(
-    ledger: Ledger, settings: Settings, request: RunRequest, rows: RowSource | None
-) -> tuple[int, Callable[[], None], Planned]:
-    """Open the batch and start a run; return the run id, the (deferred) planning step, and
-    what planning leaves for the summary."""
+    ledger: Ledger,
+    settings: Settings,
+    request: RunRequest,
+    rows: RowSource | None,
+    progress: Progress,
+) -> tuple[int, Callable[[], None], Planned, PlanRest | None]:
+    """Open the batch and start a run; return the run id, the (deferred) planning step, what
+    planning leaves for the summary, and (first run of a new batch) the step that plans the rest
+    of the input while rows are sent (None: the first step plans it all)."""
     planned = Planned()
     notes = planned.notes
     if request.source is None:
@@ -235,7 +273,7 @@ def _open(
             if request.command == "retry":
                 ledger.requeue(request.batch)
 
-        return run_id, requeue_all, planned
+        return run_id, requeue_all, planned, None
     chunks = _first_chunk_eagerly(
         rows if rows is not None else prepare_rows(request.source, settings)
     )
@@ -261,6 +299,53 @@ def _open(
     )
 
     unique_invoice = rows is not None or not several_per_invoice(settings)
+
+    def plan_chunk(chunk: list[SourceRow]) -> None:
+        ledger.plan(
+            request.batch,
+            [_own_key(row) for row in chunk],
+            operation=request.operation,
+            run_id=run_id,
+            on_changed=planned.changed.append,
+            unique_invoice=unique_invoice,
+        )
+
+    def record_reading() -> None:
+        ledger.planned_with(
+            request.batch,
+            mapping_text=_mapping_text(settings),
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
+            sheet=settings.sheet,
+        )
+
+    if rows is None and request.command == "run" and not request.dry_run and before is None:
+        # A new batch: nothing of it was sent, so no later chunk can be a record sent under
+        # another key or a changed succeeded row, and uniqueness within the file is decided in
+        # file order (a repeat is flagged on its own line, never the earlier row). Send from
+        # the first planned chunk on; plan the rest while rows are sent.
+        def plan_first() -> None:
+            first = next(chunks, None)
+            if first is not None:
+                plan_chunk(first)
+            record_reading()
+            ledger.open_feed(request.batch)
+
+        def plan_rest(stopped: Callable[[], bool]) -> None:
+            try:
+                for chunk in chunks:
+                    if stopped():
+                        notes.append(
+                            "stopped before the whole input was planned: the next run of the "
+                            "same command plans and sends the rest"
+                        )
+                        return
+                    plan_chunk(chunk)
+                progress.event("planned", batch=request.batch, while_sending=True)
+            finally:
+                ledger.close_feed(request.batch)
+
+        return run_id, plan_first, planned, plan_rest
 
     def plan() -> None:
         keys: set[str] = set()
@@ -294,15 +379,10 @@ def _open(
                 "rows are keyed): planned again under their new keys"
             )
         if rows is None and request.source is not None:
-            ledger.planned_with(
-                request.batch,
-                mapping_text=_mapping_text(settings),
-                encoding=settings.encoding,
-                delimiter=settings.delimiter,
-                sheet=settings.sheet,
-            )
+            record_reading()
+        progress.event("planned", batch=request.batch, while_sending=False)
 
-    return run_id, plan, planned
+    return run_id, plan, planned, None
 
 
 def _mapping_text(settings: Settings) -> str | None:
@@ -373,6 +453,8 @@ async def _send(
     progress: Progress,
     transport: httpx.AsyncBaseTransport | None,
     plan: Callable[[], None],
+    plan_rest: PlanRest | None,
+    senders: list[SendStats],
 ) -> SendStats:
     limiter = RateLimiter(
         settings.effective_rate,
@@ -398,7 +480,8 @@ async def _send(
             canary=request.canary,
             key_salt=request.key_salt,
         )
-        return await sender.run(plan)
+        senders.append(sender.stats)
+        return await sender.run(plan, plan_rest)
 
 
 def _settings_summary(settings: Settings) -> dict[str, object]:

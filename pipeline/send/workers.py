@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -176,14 +177,37 @@ class Sender:
 
     # -- phases --------------------------------------------------------------------------
 
-    async def run(self, plan: Callable[[], None] | None = None) -> SendStats:
+    async def run(
+        self,
+        plan: Callable[[], None] | None = None,
+        plan_rest: Callable[[Callable[[], bool]], None] | None = None,
+    ) -> SendStats:
         """Reconcile in-doubt rows, plan the input (``plan``, on the ledger's thread), then send
         pending/retryable rows with a worker pool.
+
+        With ``plan_rest``, sending starts once ``plan`` returns while ``plan_rest(stopped)``
+        plans the rest of the input on a thread of its own (it must ``Ledger.close_feed`` when
+        it ends, and should return early once ``stopped()`` is true). A ``PipelineError`` it
+        raises stops the run like Ctrl-C (rows on the wire finish and are recorded), then is
+        raised.
 
         Raises:
             PipelineError: a run-level failure in any worker (e.g. the ledger's disk write
                 failed), unwrapped from the task group so the CLI prints one clear line.
         """
+        planning_failed: list[PipelineError] = []
+        sending_ended = threading.Event()
+
+        def stopped() -> bool:
+            return self._stop.is_set() or sending_ended.is_set()
+
+        async def planning(rest: Callable[[Callable[[], bool]], None]) -> None:
+            try:
+                await anyio.to_thread.run_sync(rest, stopped)
+            except PipelineError as err:
+                planning_failed.append(err)
+                self.stop(f"stopping: planning the rest of the input failed: {err.message}")
+
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._watch_signals, outer)
@@ -191,8 +215,17 @@ class Sender:
                     await self._reconcile_in_flight()
                     if plan is not None:
                         await anyio.to_thread.run_sync(plan, limiter=self._db)
-                    if not self._stop.is_set():
-                        await self._send_all()
+                    async with anyio.create_task_group() as planner:
+                        if plan_rest is not None:
+                            planner.start_soon(planning, plan_rest)
+                        try:
+                            if not self._stop.is_set():
+                                await self._send_all()
+                        except BaseException:
+                            sending_ended.set()  # a failed or aborted send: stop planning too
+                            raise
+                    if planning_failed:
+                        raise planning_failed[0]
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:

@@ -1,0 +1,150 @@
+"""Time to first request: the first run of a new batch sends while the rest of the file is
+planned, against the real sandbox through the real CLI (a subprocess), counted in the sandbox's
+request log."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pipeline.ledger.ledger import Ledger
+from tests import support
+from tests.orders_factory import write_orders
+
+KEY = "first_request_key"
+ROWS = 1_500
+CHUNK = 100
+
+
+def _config(folder: Path) -> None:
+    """Small chunks, so the file is many chunks and planning outlasts the first request."""
+    (folder / "order-import.toml").write_text(f"chunk_rows = {CHUNK}\n", encoding="utf-8")
+
+
+def _events(stderr: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def _import_times(server: support.Server) -> list[float]:
+    return [float(e["t"]) for e in support.request_log(server) if support.is_import(e)]
+
+
+def test_the_first_request_leaves_before_the_file_is_planned(make_sandbox, tmp_path):
+    """Sending starts after the first chunk is planned; the rest is planned meanwhile. Every
+    row still reaches the sandbox exactly once."""
+    server = make_sandbox(api_key=KEY, latency_ms=5)
+    _config(tmp_path)
+    source = write_orders(tmp_path / "orders.csv", ROWS, prefix="FR")
+    result = support.run_cli(
+        server,
+        KEY,
+        "run",
+        str(source),
+        "--batch",
+        "fr",
+        "--log-json",
+        "--rate",
+        "60000",
+        "--concurrency",
+        "4",
+        cwd=tmp_path,
+    )
+    support.assert_clean_exit(result)
+    planned = [e for e in _events(result.stderr) if e.get("event") == "planned"]
+    assert len(planned) == 1, result.stderr[-2000:]
+    times = _import_times(server)
+    assert times
+    assert min(times) < float(planned[0]["ts"]), "nothing was sent before planning ended"
+    assert planned[0]["while_sending"] is True
+    log = support.request_log(server)
+    support.assert_each_row_posted_once(log, support.expected_ids("FR", ROWS))
+    assert support.imported_ids(server) == support.expected_ids("FR", ROWS)
+
+
+def test_a_repeat_in_a_later_chunk_is_refused_and_the_first_row_is_sent(make_sandbox, tmp_path):
+    """Uniqueness within the file is decided in file order: the repeat (a later chunk) is
+    invalid, the row it repeats (the first chunk, sent before the repeat was read) is imported,
+    exactly as when the whole file was planned first."""
+    server = make_sandbox(api_key=KEY)
+    _config(tmp_path)
+    repeat = CHUNK * 3 + 7
+    source = write_orders(
+        tmp_path / "orders.csv", CHUNK * 4, prefix="DU", bad={repeat: {"id": "DU-000005"}}
+    )
+    result = support.run_cli(
+        server, KEY, "run", str(source), "--batch", "du", "--quiet", "--rate", "60000",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr  # some rows invalid
+    posted = support.import_posts(support.request_log(server))
+    assert posted["DU-000005"] == 1
+    assert sum(posted.values()) == CHUNK * 4 - 1
+    with Ledger(tmp_path / "order-import.sqlite") as ledger:
+        states = Counter(row.state for row in ledger.rows("du"))
+        invalid = [row for row in ledger.rows("du", states=("invalid",))]
+    assert states == Counter({"succeeded": CHUNK * 4 - 1, "invalid": 1})
+    assert invalid[0].source_line == repeat + 2
+    assert {i.rule for i in invalid[0].issues} & {"duplicate_id", "duplicate_row_key"}
+
+
+def test_an_unreadable_later_chunk_stops_the_run_and_the_fix_resumes_it(make_sandbox, tmp_path):
+    """A byte that does not decode, far into the file, is found after sending started: the run
+    stops (rows on the wire finish and are recorded), exits 2 naming the file and line, and
+    says how many rows were sent. The corrected file, run as the hint says, sends the rest;
+    no row reaches the sandbox twice."""
+    server = make_sandbox(api_key=KEY, latency_ms=5)
+    _config(tmp_path)
+    source = write_orders(tmp_path / "orders.csv", ROWS, prefix="BD")
+    good = source.read_bytes()
+    bad_line = ROWS - 10  # a data line far past the first chunk
+    lines = good.split(b"\n")
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b"Krak\xc3\xb3w", b"Krak\xf3w")
+    source.write_bytes(b"\n".join(lines))
+    args = ("run", str(source), "--batch", "bd", "--quiet", "--rate", "60000", "--encoding",
+            "utf-8", "--concurrency", "2")  # fmt: skip
+    result = support.run_cli(server, KEY, *args, cwd=tmp_path)
+    support.assert_clean_exit(result, 2)
+    err = result.stderr
+    assert f"{source}, line {bad_line}: cannot decode" in err, err
+    assert "sending had started" in err, err
+    assert "--allow-drift" in err, err
+    sent_first = support.import_posts(support.request_log(server))
+    assert 0 < sum(sent_first.values()) < ROWS
+    with Ledger(tmp_path / "order-import.sqlite") as ledger:
+        counts = ledger.counts("bd")
+    assert counts["in_flight"] == 0
+    assert counts["succeeded"] == sum(sent_first.values())
+
+    source.write_bytes(good)
+    again = support.run_cli(server, KEY, *args, "--allow-drift", cwd=tmp_path)
+    support.assert_clean_exit(again)
+    log = support.request_log(server)
+    support.assert_each_row_posted_once(log, support.expected_ids("BD", ROWS))
+    assert support.imported_ids(server) == support.expected_ids("BD", ROWS)
+
+
+def test_a_dry_run_and_a_resume_plan_the_whole_file_first(make_sandbox, tmp_path):
+    """Only the first run of a new batch sends while planning: a resume plans everything
+    before its first request."""
+    server = make_sandbox(api_key=KEY)
+    _config(tmp_path)
+    source = write_orders(tmp_path / "orders.csv", CHUNK * 3, prefix="RS")
+    base = ("run", str(source), "--batch", "rs", "--rate", "60000", "--log-json")
+    dry = support.run_cli(server, KEY, *base, "--dry-run", cwd=tmp_path)
+    support.assert_clean_exit(dry)
+    assert support.request_log(server) == []
+    real = support.run_cli(server, KEY, *base, cwd=tmp_path)
+    support.assert_clean_exit(real)
+    planned = [e for e in _events(real.stderr) if e.get("event") == "planned"]
+    assert [e["while_sending"] for e in planned] == [False]
+    assert min(_import_times(server)) > float(planned[0]["ts"])
+    support.assert_each_row_posted_once(
+        support.request_log(server), support.expected_ids("RS", CHUNK * 3)
+    )
