@@ -88,9 +88,16 @@ class Front:
         if self.fail_invoices is not None:
             return self.fail_invoices, {"message": "down", "api_error_code": "internal_error"}
         params = dict(parse_qsl(query))
-        wanted = json.loads(params["id[in]"]) if "id[in]" in params else list(self.invoices)
-        assert len(wanted) <= 100, "more than 100 ids in one id[in] filter"
         assert params.get("limit") == "100"
+        if "id[in]" not in params:  # the whole list, 100 a page, an opaque offset
+            start = int(params.get("offset", "0").removeprefix("page-"))
+            page = list(self.invoices.values())[start : start + 100]
+            body: dict[str, Any] = {"list": [{"invoice": inv} for inv in page]}
+            if start + 100 < len(self.invoices):
+                body["next_offset"] = f"page-{start + 100}"
+            return 200, body
+        wanted = json.loads(params["id[in]"])
+        assert len(wanted) <= 100, "more than 100 ids in one id[in] filter"
         found = [self.invoices[i] for i in wanted if i in self.invoices]
         return 200, {"list": [{"invoice": inv} for inv in found]}
 
@@ -352,3 +359,48 @@ def test_a_failing_lookup_stops_the_run_with_nothing_sent(front: Front, tmp_path
     assert "pre-flight could not check the rows" in result.stdout
     assert support.imported_ids(front.sandbox) == Counter()
     assert "pending 4" in result.stdout
+
+
+def test_snapshot_writes_every_invoice_of_the_site_as_a_seed_file(
+    front: Front, tmp_path: Path
+) -> None:
+    """``snapshot FILE`` pages the invoice list (3 pages for 250 invoices) into the seed file,
+    then prints the count and the sandbox command to run next."""
+    front.invoices = {
+        f"INV-{i:04d}": _invoice(
+            f"INV-{i:04d}",
+            customer_id=f"C-{i % 7}",
+            **({"subscription_id": f"S-{i}"} if i % 2 else {}),
+        )
+        | {"total": i * 100, "currency_code": ("EUR", "USD")[i % 2]}
+        for i in range(250)
+    }
+    result = _cli(front, tmp_path, "snapshot", "seed.csv", "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "snapshot: 250 invoice(s) written to seed.csv (3 request(s))" in result.stdout
+    assert _next_commands(result.stdout) == ["order-import sandbox --invoices seed.csv"]
+    assert len(front.invoice_lookups()) == 3
+    with (tmp_path / "seed.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["id", "customer_id", "subscription_id", "currency_code", "total"]
+    expected = [
+        [
+            inv["id"],
+            inv["customer_id"],
+            inv.get("subscription_id", ""),
+            inv["currency_code"],
+            str(inv["total"]),
+        ]
+        for inv in front.invoices.values()
+    ]
+    assert rows[1:] == expected
+
+
+def test_snapshot_writes_nothing_when_the_site_cannot_be_read(front: Front, tmp_path: Path) -> None:
+    """The invoice list failing: one clear line, exit code of an API failure, no file left."""
+    front.fail_invoices = 500
+    (tmp_path / "order-import.toml").write_text("max_attempts = 1\n", encoding="utf-8")
+    result = _cli(front, tmp_path, "snapshot", "seed.csv", "--config", "order-import.toml", "-q")
+    assert result.returncode != 0
+    assert result.stderr.startswith("order-import: error:"), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["order-import.toml"]

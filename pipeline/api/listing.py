@@ -9,7 +9,8 @@ at most ``MAX_IDS`` values per request.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,6 +72,8 @@ class Lister:
         self.policy = policy
         self.on_attempt = on_attempt
         self.requests = 0
+        self.complete = False
+        """Whether the last ``pages`` listing reached its last page."""
 
     async def _call(
         self, fn: Callable[[], Awaitable[tuple[list[dict[str, Any]], str | None]]]
@@ -85,6 +88,38 @@ class Lister:
         )
         return result
 
+    async def pages(
+        self, resource: Resource, filters: Mapping[str, Any], *, max_pages: int
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Yield each page of ``resource`` matching ``filters``, following ``next_offset`` for
+        up to ``max_pages`` pages; ``self.complete`` tells afterwards whether the listing ended.
+
+        Raises:
+            PermanentApiError: ``paging_loop``: the server repeated a ``next_offset`` (the
+                listing would never end).
+            ApiError: a request failed after its retries.
+        """
+        offset: str | None = None
+        seen: set[str] = set()
+        self.complete = False
+        for page_number in range(1, max_pages + 1):
+            page, offset = await self._call(
+                functools.partial(
+                    self.client.list_page, resource, filters, limit=PAGE_LIMIT, offset=offset
+                )
+            )
+            yield page
+            if offset is None:
+                self.complete = True
+                return
+            if offset in seen:
+                raise PermanentApiError(
+                    f"GET /{resource}s page {page_number} gave next_offset {offset[:60]!a} "
+                    "again: the listing would never end, so it was stopped",
+                    api_error_code="paging_loop",
+                )
+            seen.add(offset)
+
     async def listing(
         self,
         resource: Resource,
@@ -93,44 +128,28 @@ class Lister:
         max_pages: int,
         strict: bool = True,
     ) -> Listing:
-        """Every ``resource`` matching ``filters``, following ``next_offset`` for up to
-        ``max_pages`` pages.
+        """Every ``resource`` matching ``filters`` (``pages`` collected).
 
         Args:
             strict: past ``max_pages`` raise instead of returning ``complete=False``.
 
         Raises:
-            PermanentApiError: ``paging_loop``: the server repeated a ``next_offset`` (the
-                listing would never end), or (``strict``) it still had pages after
-                ``max_pages``.
+            PermanentApiError: ``paging_loop``: a repeated ``next_offset``, or (``strict``) the
+                server still had pages after ``max_pages``.
             ApiError: a request failed after its retries.
         """
         found: list[dict[str, Any]] = []
-        offset: str | None = None
-        seen: set[str] = set()
-        path = f"GET /{resource}s"
-        for page_number in range(1, max_pages + 1):
-            page, offset = await self._call(
-                functools.partial(
-                    self.client.list_page, resource, filters, limit=PAGE_LIMIT, offset=offset
-                )
-            )
-            found.extend(page)
-            if offset is None:
-                return Listing(found, True, page_number)
-            if offset in seen:
-                raise PermanentApiError(
-                    f"{path} page {page_number} gave next_offset {offset[:60]!a} again: "
-                    "the listing would never end, so it was stopped",
-                    api_error_code="paging_loop",
-                )
-            seen.add(offset)
-        if strict:
+        count = 0
+        async with aclosing(self.pages(resource, filters, max_pages=max_pages)) as pages:
+            async for page in pages:
+                found.extend(page)
+                count += 1
+        if not self.complete and strict:
             raise PermanentApiError(
-                f"{path} still had a next_offset after {max_pages} pages; stopped",
+                f"GET /{resource}s still had a next_offset after {max_pages} pages; stopped",
                 api_error_code="paging_loop",
             )
-        return Listing(found, False, max_pages)
+        return Listing(found, self.complete, count)
 
     async def by_values(
         self,
