@@ -404,3 +404,47 @@ def test_snapshot_writes_nothing_when_the_site_cannot_be_read(front: Front, tmp_
     assert result.returncode != 0
     assert result.stderr.startswith("order-import: error:"), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["order-import.toml"]
+
+
+def test_validate_online_reports_what_a_run_would_hold_back(front: Front, tmp_path: Path) -> None:
+    """``validate --online``: the same look-ups, read-only: nothing imported, no ledger, the
+    reasons printed and in preflight.csv, exit code 1."""
+    front.invoices = {f"INV-{i:06d}": _invoice(f"INV-{i:06d}") for i in range(5) if i != 2}
+    write_orders(tmp_path / "orders.csv", 5, prefix="VO")
+    result = _cli(front, tmp_path, "validate", "orders.csv", "--online")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 row(s) blocked (invoice_not_found 1)" in result.stdout
+    assert "line 4: blocked (invoice_not_found): invoice INV-000002 not found" in result.stdout
+    assert support.imported_ids(front.sandbox) == Counter()
+    assert not (tmp_path / "order-import.sqlite").exists()
+    found = list(tmp_path.glob("reports/*/preflight.csv"))
+    assert len(found) == 1
+    with found[0].open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["row_key"], r["code"]) for r in rows] == [("VO-000002", "invoice_not_found")]
+    front.invoices["INV-000002"] = _invoice("INV-000002")
+    clean = _cli(front, tmp_path, "validate", "orders.csv", "--online")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+@pytest.mark.slow
+def test_a_key_echoed_in_a_list_answer_is_never_stored_or_shown(
+    front: Front, tmp_path: Path
+) -> None:
+    """The site names the API key (and an escape sequence) as an invoice's customer: the blocked
+    row's message shows ``***``; the key is in no output, report or ledger byte."""
+    key = front.sandbox.api_key
+    front.invoices = {
+        "INV-000000": _invoice("INV-000000", customer_id=f"X{key}\x1b[2J"),
+        "INV-000001": _invoice("INV-000001"),
+    }
+    write_orders(tmp_path / "orders.csv", 2, prefix="KE")
+    result = _cli(front, tmp_path, "run", "orders.csv", "--batch", "ke", "--quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = _failures(tmp_path, "ke")
+    assert [r["oi:rule"] for r in table] == ["invoice_customer_mismatch"]
+    assert "belongs to customer X***\\x1b[2J in Chargebee" in table[0]["oi:message"]
+    assert key not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name != "orders.csv":
+            assert key.encode() not in path.read_bytes(), path

@@ -369,7 +369,8 @@ class ChargebeeClient:
         """One page of a list endpoint (``GET /orders``, ``GET /invoices``): (the ``resource``
         objects, ``next_offset`` or None on the last page).
 
-        Entries that are not ``{resource: {...}}`` objects are dropped.
+        Entries that are not ``{resource: {...}}`` objects are dropped; every string of the
+        others is scrubbed of the key.
 
         Raises:
             UnexpectedResponseError: ``list`` is present but not a list, or ``next_offset`` is
@@ -390,8 +391,10 @@ class ChargebeeClient:
                 status_code=response.status,
                 api_error_code="invalid_response",
             )
+        # Scrubbed of the key (every string, nested too): ids and names from a list answer end
+        # up in messages, the ledger and seed files.
         found = [
-            e[resource]
+            _scrub_all(e[resource], self._secrets)
             for e in entries
             if isinstance(e, dict) and isinstance(e.get(resource), dict)
         ]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.api.client import printable
 from pipeline.api.listing import MAX_IDS, Lister
 from pipeline.models import Outcome, WorkItem
 from pipeline.params import same_value
@@ -275,7 +276,7 @@ class Preflight:
             order_id=item.order_id,
             error_code=code,
             param=param,
-            message=message,
+            message=printable(message)[:2000],
         )
 
 
