@@ -16,6 +16,7 @@ import math
 import re
 import shlex
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +24,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -166,22 +166,16 @@ def _cli(server: Running, work: Path, *args: str) -> subprocess.CompletedProcess
     return result
 
 
-def _gets(log: list[dict[str, Any]], path_end: str, filter_key: str | None) -> int:
-    """GET requests on ``path_end`` whose query names ``filter_key`` (None: no ``[in]`` filter)."""
-    count = 0
-    for entry in log:
-        if entry.get("method") != "GET":
-            continue
-        parts = urlsplit(str(entry.get("path", "")))
-        if not parts.path.endswith(path_end):
-            continue
-        query = entry.get("query")
-        keys = set(query) if isinstance(query, dict) else {k for k, _ in parse_qsl(parts.query)}
-        if filter_key is None:
-            count += not any(k.endswith("[in]") for k in keys)
-        else:
-            count += filter_key in keys
-    return count
+def _gets(log: list[dict[str, Any]], path: str) -> int:
+    """GET requests on exactly ``path`` (the request log keeps no query string)."""
+    return sum(1 for e in log if e.get("method") == "GET" and e.get("path") == path)
+
+
+def _preflight_by_kind(ledger: Path) -> list[dict[str, int]]:
+    """What each run says its pre-flight asked, by check kind (from the ledger's runs)."""
+    with sqlite3.connect(ledger) as conn:
+        found = [json.loads(s) for (s,) in conn.execute("SELECT summary FROM runs ORDER BY id")]
+    return [(s.get("preflight") or {}).get("requests_by_kind", {}) for s in found]
 
 
 def test_seeded_sandbox_run_blocks_missing_invoices_then_retry_imports_exactly_them(
@@ -203,10 +197,16 @@ def test_seeded_sandbox_run_blocks_missing_invoices_then_retry_imports_exactly_t
     assert set(posted) == {f"SB-{i:06d}" for i in range(count) if i not in missing}
     assert max(posted.values()) == 1
     bound = math.ceil(count / 100)
-    assert 1 <= _gets(log, "/invoices", "id[in]") <= bound
-    assert 1 <= _gets(log, "/orders", "id[in]") <= bound
-    assert 1 <= _gets(log, "/orders", "invoice_id[in]") <= bound
-    assert _gets(log, "/orders", None) <= bound
+    # What reached the server: invoice look-ups, and order lists of three kinds.
+    invoice_gets, order_lists = _gets(log, "/api/v2/invoices"), _gets(log, "/api/v2/orders")
+    assert 1 <= invoice_gets <= bound
+    assert 1 <= order_lists <= 3 * bound
+    # What the run says per kind, each within the bound, adding up to what the server saw.
+    (kinds,) = _preflight_by_kind(tmp_path / "order-import.sqlite")
+    assert set(kinds) == {"invoices", "order_ids", "invoice_orders", "scan"}
+    assert max(kinds.values()) <= bound
+    assert kinds["invoices"] == invoice_gets
+    assert sum(kinds.values()) == invoice_gets + order_lists
     assert "invoice_not_found 5" in first.stdout
     with (tmp_path / "reports" / "sb" / "failures.csv").open(encoding="utf-8-sig") as handle:
         table = list(csv.DictReader(handle))
