@@ -157,7 +157,7 @@ def run_batch(
         canary_order_ids=canary_ids,
         report_dir=str(reports.out_dir) if reports else None,
         notes=tuple(planned.notes)
-        + ((stats.preflight.text(),) if stats.preflight is not None else ())
+        + ((stats.preflight.text(),) if stats.preflight and stats.preflight.requests else ())
         + tuple(stats.notes)
         + ((stats.stop_reason,) if stats.stop_reason else ()),
         next_steps=tuple((step.text, step.command) for step in steps),

@@ -291,6 +291,8 @@ class Sender:
         ):
             page, left = left, []
             if checker is not None:
+                if self._stop.is_set():
+                    return  # stopping: no more look-ups for rows that will not be sent
                 if self.canary is not None:
                     # Only the rows about to be sent are checked; the rest wait (pending).
                     if passed >= self.canary:
