@@ -17,7 +17,6 @@ import math
 import re
 import shlex
 import subprocess
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,27 +30,30 @@ import pytest
 from sandbox.server import SandboxServer
 from tests import support
 from tests.orders_factory import order_row, write_orders
-
-CONNECTION_LIMIT_S = 60.0
+from tests.test_hostile_servers import HostileServer, Seen, answer
 
 
 @dataclass
 class Front:
-    """An asyncio HTTP/1.1 server: ``GET /api/v2/invoices`` from ``invoices``, the rest proxied
-    to ``sandbox``. ``fail_invoices`` makes the invoice list answer that status instead."""
+    """A ``HostileServer`` (asyncio, 127.0.0.1, bounded) answering ``GET /api/v2/invoices``
+    from ``invoices`` and proxying every other request to ``sandbox`` unchanged.
+    ``fail_invoices`` makes the invoice list answer that status instead."""
 
     sandbox: SandboxServer
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: list[tuple[str, str]] = field(default_factory=list)
     fail_invoices: int | None = None
-    port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _stop: asyncio.Event | None = None
-    _thread: threading.Thread | None = None
+    server: HostileServer | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v2"
+        assert self.server is not None
+        return self.server.base_url
+
+    @property
+    def seen(self) -> list[tuple[str, str]]:
+        """(method, path with query) of every request, in arrival order."""
+        assert self.server is not None
+        return [(s.method, s.path) for s in self.server.seen]
 
     def invoice_lookups(self) -> list[dict[str, str]]:
         """The query of every ``GET /invoices`` seen."""
@@ -62,27 +64,12 @@ class Front:
         ]
 
     def __enter__(self) -> Front:
-        ready = threading.Event()
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            async with server:
-                await self._stop.wait()
-
-        self._thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-        self._thread.start()
-        assert ready.wait(10), "front did not start"
+        self.server = HostileServer(self._handle).__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self.server is not None:
+            self.server.__exit__()
 
     def _invoices(self, query: str) -> tuple[int, dict[str, Any]]:
         if self.fail_invoices is not None:
@@ -101,49 +88,23 @@ class Front:
         found = [self.invoices[i] for i in wanted if i in self.invoices]
         return 200, {"list": [{"invoice": inv} for inv in found]}
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(CONNECTION_LIMIT_S):
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    line, *lines = head.decode("latin-1").split("\r\n")
-                    method, path, _ = line.split(" ", 2)
-                    headers = {
-                        k.strip(): v.strip() for k, _, v in (h.partition(":") for h in lines if h)
-                    }
-                    size = int({k.lower(): v for k, v in headers.items()}.get("content-length", 0))
-                    body = await reader.readexactly(size)
-                    self.seen.append((method, path))
-                    parts = urlsplit(path)
-                    if method == "GET" and parts.path == "/api/v2/invoices":
-                        status, answer = self._invoices(parts.query)
-                        data = json.dumps(answer).encode()
-                        content_type = "application/json"
-                    else:
-                        status, data, content_type = await asyncio.to_thread(
-                            self._forward, method, path, headers, body
-                        )
-                    head_out = (
-                        f"HTTP/1.1 {status} X\r\nContent-Length: {len(data)}\r\n"
-                        f"Content-Type: {content_type}\r\n\r\n"
-                    )
-                    writer.write(head_out.encode("latin-1") + data)
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ValueError):
-            pass
-        finally:
-            writer.close()
+    async def _handle(self, seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        parts = urlsplit(seen.path)
+        if seen.method == "GET" and parts.path == "/api/v2/invoices":
+            writer.write(answer(*self._invoices(parts.query)))
+            return True
+        status, data, content_type = await asyncio.to_thread(self._forward, seen)
+        writer.write(answer(status, data, {"Content-Type": content_type}))
+        return True
 
-    def _forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes, str]:
+    def _forward(self, seen: Seen) -> tuple[int, bytes, str]:
         keep = {
             k: v
-            for k, v in headers.items()
-            if k.lower() not in ("host", "content-length", "connection")
+            for k, v in seen.headers.items()
+            if k not in ("host", "content-length", "connection")
         }
-        target = self.sandbox.base_url.removesuffix("/api/v2") + path
-        response = httpx.request(method, target, headers=keep, content=body, timeout=30)
+        target = self.sandbox.base_url.removesuffix("/api/v2") + seen.path
+        response = httpx.request(seen.method, target, headers=keep, content=seen.body, timeout=30)
         return (
             response.status_code,
             response.content,
