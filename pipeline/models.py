@@ -247,14 +247,14 @@ def exit_code_for(
     """Map a batch's state counts to the documented exit code.
 
     130 interrupted; 3 rows in doubt (``in_flight``); 1 rows invalid, failed, in conflict, left
-    retryable, or still pending when they should have been sent; 0 every row done. Rows the
-    mapping skips are done by design: they never make the exit code 1.
+    retryable, blocked by pre-flight, or still pending when they should have been sent; 0 every
+    row done. Rows the mapping skips are done by design: they never make the exit code 1.
     """
     if interrupted:
         return 130
     if counts.get("in_flight", 0):
         return 3
-    unfinished: tuple[str, ...] = ("invalid", "failed", "retryable", "conflict")
+    unfinished: tuple[str, ...] = ("invalid", "failed", "retryable", "conflict", "blocked")
     if not pending_ok:
         unfinished += ("pending",)
     if any(counts.get(state, 0) for state in unfinished):

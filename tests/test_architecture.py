@@ -18,16 +18,28 @@ ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "pipeline"
 
 ROOT_LEAVES = {"errors", "models", "config", "keys", "progress", "safety", "params"}
-STAGES = {"cli", "load", "prepare", "ledger", "api", "send", "report", "reconcile", "update"}
+STAGES = {
+    "cli",
+    "load",
+    "prepare",
+    "ledger",
+    "api",
+    "preflight",
+    "send",
+    "report",
+    "reconcile",
+    "update",
+}
 
 # What each stage package may import besides the root leaves and itself.
 ALLOWED: dict[str, set[str]] = {
     "load": set(),
     "ledger": set(),
     "api": set(),
+    "preflight": {"api"},
     "prepare": {"load"},
     "report": {"ledger", "prepare"},
-    "send": {"api", "ledger", "load", "prepare", "report"},
+    "send": {"api", "ledger", "load", "preflight", "prepare", "report"},
     "reconcile": {"api", "ledger", "report"},
     "update": {"api", "ledger", "load", "prepare", "reconcile", "report", "send"},
     "cli": STAGES - {"cli"},

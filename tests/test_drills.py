@@ -29,6 +29,7 @@ from tests.support import (
     duplicate_answers,
     expected_ids,
     imported_ids,
+    is_import,
     kill9,
     posted_before_lookup,
     replayed_answers,
@@ -76,6 +77,26 @@ def requests_seen(server: Any) -> int:
     return len(request_log(server))
 
 
+def post_indexes(server: Any) -> list[int]:
+    """Positions of the import POSTs in the sandbox's request log."""
+    return [i for i, r in enumerate(request_log(server)) if is_import(r)]
+
+
+def wait_for_a_post(
+    server: Any, posts_before: int, proc: subprocess.Popen[str], timeout: float = 60.0
+) -> bool:
+    """Wait (bounded) until the sandbox logged an import POST beyond ``posts_before``; False if
+    ``proc`` ended first."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len(post_indexes(server)) > posts_before:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    raise AssertionError(f"no import POST in {timeout}s")
+
+
 def expect_once(server: Any, prefix: str, count: int) -> None:
     """The sandbox holds ids ``{prefix}-000000..`` exactly once each, and nothing else."""
     assert imported_ids(server) == expected_ids(prefix, count)
@@ -88,13 +109,20 @@ def test_kill_9_at_20_random_points_then_resume_lands_every_row_once(make_sandbo
     rng = random.Random(7_2026)
     killed = 0
     boundaries = []
-    for _ in range(20):
+    for n in range(20):
         boundaries.append(requests_seen(server))
+        posts = len(post_indexes(server))
         proc = start(
             source, tmp_path, server, "--concurrency", "4",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        if wait_for_requests(server, requests_seen(server) + 1, proc):
+        # Even runs die after their first request (looking rows up, pre-flight), odd ones after
+        # their first import POST (sending): pre-flight's look-ups come before any POST.
+        if n % 2 == 0:
+            seen = wait_for_requests(server, requests_seen(server) + 1, proc)
+        else:
+            seen = wait_for_a_post(server, posts, proc)
+        if seen:
             time.sleep(rng.uniform(0.0, 0.25))
         killed += kill9(proc)
     assert killed >= 15, f"only {killed} of 20 runs were still going when killed"

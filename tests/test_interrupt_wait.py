@@ -51,6 +51,9 @@ def test_ctrl_c_during_a_429_pause_stops_waiting_and_leaves_rows_pending(make_sa
             "1000",
             "--concurrency",
             "4",
+            # The sandbox's 2 requests must go to imports, so that rows wait for the pause in
+            # the workers (pre-flight's look-ups would spend them first).
+            "--no-preflight",
         ),
         env=cli_env(server, KEY),
         stdout=subprocess.PIPE,

@@ -62,8 +62,13 @@ def test_fix_failures_csv_and_retry_imports_only_the_fixed_rows(
     assert set(by_id) == {"T-000002", "T-000003"}
     assert by_id["T-000002"]["oi:state"] == "invalid"
     assert by_id["T-000002"]["oi:column"] == "status"
-    assert by_id["T-000003"]["oi:state"] == "failed"
-    assert by_id["T-000003"]["oi:api_error_code"] == "duplicate_entry"
+    # The seed order holds its document number: pre-flight refuses it before sending.
+    assert by_id["T-000003"]["oi:state"] == "blocked"
+    assert by_id["T-000003"]["oi:rule"] == "document_number_taken"
+    assert (
+        "order S-000000 already holds document number TDOC000003"
+        in (by_id["T-000003"]["oi:message"])
+    )
     assert all(row[ROW_KEY_COLUMN] for row in rows)
 
     by_id["T-000002"]["status"] = "delivered"
@@ -80,6 +85,6 @@ def test_fix_failures_csv_and_retry_imports_only_the_fixed_rows(
     assert held == Counter({"S-000000": 1, **{f"T-{i:06d}": 1 for i in range(10)}})
     summary = json.loads((workdir / "reports" / "b1" / "summary.json").read_text())
     assert summary["succeeded"] == 10
-    assert summary["failed"] == summary["invalid"] == 0
+    assert summary["failed"] == summary["invalid"] == summary["blocked"] == 0
     with failures.open(encoding="utf-8-sig") as handle:
         assert len(handle.read().splitlines()) == 1  # header only: nothing left to fix

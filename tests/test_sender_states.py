@@ -111,9 +111,13 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(work: Path, fake: FakeChargebee, source: Path, **flags: Any) -> Any:
-    """``run_batch`` of BATCH with one worker (deterministic order) through the fake."""
+    """``run_batch`` of BATCH with one worker (deterministic order) through the fake.
+
+    Without pre-flight: the fake has no list endpoint, and these rows must reach the POST (a
+    pre-flight would settle the duplicates before sending; test_preflight*.py covers that)."""
     settings = load_settings(
         {
+            "preflight": False,
             "ledger_path": str(work / "l.sqlite"),
             "report_dir": str(work / "reports"),
             "rate_per_minute": 60000.0,

@@ -358,20 +358,68 @@ class ChargebeeClient:
             )
         return order
 
-    async def list_orders_page(
-        self, filters: Mapping[str, Any], *, limit: int = 100, offset: str | None = None
+    async def list_page(
+        self,
+        resource: str,
+        filters: Mapping[str, Any],
+        *,
+        limit: int = 100,
+        offset: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of ``GET /orders``: (orders, next_offset or None on the last page)."""
+        """One page of a list endpoint (``GET /orders``, ``GET /invoices``): (the ``resource``
+        objects, ``next_offset`` or None on the last page).
+
+        Entries that are not ``{resource: {...}}`` objects are dropped; every string of the
+        others is scrubbed of the key.
+
+        Raises:
+            UnexpectedResponseError: ``list`` is present but not a list, or ``next_offset`` is
+                not text (a hostile or broken answer: paging cannot go on safely).
+        """
         if not 1 <= limit <= 100:
             raise ValueError("limit must be 1..100 (FACTS §8)")
         query = [*to_query(filters), ("limit", str(limit))]
         if offset is not None:
             query.append(("offset", offset))
-        response = await self._send("GET", "orders", query=query)
-        entries = response.body.get("list") or []
-        orders = [e["order"] for e in entries if isinstance(e, dict) and "order" in e]
+        response = await self._send("GET", resource + "s", query=query)
+        entries = response.body.get("list")
+        if entries is None:
+            entries = []
+        if not isinstance(entries, list):
+            raise UnexpectedResponseError(
+                f"HTTP {response.status} from GET /{resource}s: 'list' is not a list",
+                status_code=response.status,
+                api_error_code="invalid_response",
+            )
+        # Scrubbed of the key (every string, nested too): ids and names from a list answer end
+        # up in messages, the ledger and seed files.
+        found = [
+            _scrub_all(e[resource], self._secrets)
+            for e in entries
+            if isinstance(e, dict) and isinstance(e.get(resource), dict)
+        ]
         next_offset = response.body.get("next_offset")
-        return orders, str(next_offset) if next_offset else None
+        if next_offset in (None, ""):
+            return found, None
+        if not isinstance(next_offset, str | int) or isinstance(next_offset, bool):
+            raise UnexpectedResponseError(
+                f"HTTP {response.status} from GET /{resource}s: next_offset is not text",
+                status_code=response.status,
+                api_error_code="invalid_response",
+            )
+        return found, self.safe_text(str(next_offset))[:2000]
+
+    async def list_orders_page(
+        self, filters: Mapping[str, Any], *, limit: int = 100, offset: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``GET /orders``: (orders, next_offset or None on the last page)."""
+        return await self.list_page("order", filters, limit=limit, offset=offset)
+
+    async def list_invoices_page(
+        self, filters: Mapping[str, Any], *, limit: int = 100, offset: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``GET /invoices``: (invoices, next_offset or None on the last page)."""
+        return await self.list_page("invoice", filters, limit=limit, offset=offset)
 
     async def list_orders(
         self,

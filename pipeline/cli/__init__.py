@@ -56,6 +56,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "sandbox_command",
         "Run the local Chargebee sandbox (order endpoints) until Ctrl-C.",
     ),
+    "snapshot": LazyCommand(
+        "pipeline.cli.snapshot",
+        "snapshot_command",
+        "Read the site's invoices (read-only) into FILE, a seed file for the sandbox.",
+    ),
     "status": LazyCommand(
         "pipeline.cli.status",
         "status_command",

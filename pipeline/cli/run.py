@@ -36,6 +36,12 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Let Chargebee send emails/webhooks (default: all-disabled).",
         ),
         click.option("--allow-drift", is_flag=True, default=None, help="Resume a changed file."),
+        click.option(
+            "--preflight/--no-preflight",
+            default=None,
+            help="Check invoices, ids and document numbers on the site before sending "
+            "(default: on; docs/preflight.md).",
+        ),
         click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar."),
         click.option("--log-json", is_flag=True, default=None, help="JSON-lines log on stderr."),
     ]

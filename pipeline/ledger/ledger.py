@@ -377,15 +377,16 @@ class Ledger:
         self,
         batch: str,
         *,
-        states: Sequence[RowState] = ("failed", "retryable", "conflict"),
+        states: Sequence[RowState] = ("failed", "retryable", "conflict", "blocked"),
         row_keys: Collection[str] | None = None,
     ) -> int:
         """Move rows in ``states`` (optionally only ``row_keys``) back to ``pending``.
 
         Returns the number of rows moved. ``succeeded``, ``in_flight`` and ``invalid`` are
-        refused: those are never blindly re-sent.
+        refused: those are never blindly re-sent. ``blocked`` rows go back too: pre-flight
+        checks them again before anything is sent.
         """
-        bad = set(states) - {"failed", "retryable", "conflict", "pending"}
+        bad = set(states) - {"failed", "retryable", "conflict", "blocked", "pending"}
         if bad:
             raise LedgerError(f"requeue cannot move rows in state(s) {sorted(bad)}")
         marks = ",".join("?" * len(states))

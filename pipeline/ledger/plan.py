@@ -33,7 +33,7 @@ _REFRESH = (
     "WHERE batch = ? AND row_key = ?"
 )
 _UNSENT = ("invalid", "pending", "skipped")
-_REQUEUE_FROM = frozenset({"failed", "retryable", "conflict"})
+_REQUEUE_FROM = frozenset({"failed", "retryable", "conflict", "blocked"})
 
 
 def _digest(row: SourceRow) -> tuple[str, str]:

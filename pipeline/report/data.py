@@ -26,7 +26,7 @@ from pipeline.ledger.records import RunInfo
 from pipeline.models import ROW_STATES, RowState, exit_code_for
 from pipeline.report.rates import WINDOW_S, RateFigures, format_duration, rate_figures
 
-PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid")
+PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid", "blocked")
 """States whose rows go to failures.csv/xlsx and the report's table."""
 MAX_TIMELINE_BINS = 120
 DEFAULT_REPORTS_ROOT = Path("reports")
@@ -109,6 +109,12 @@ class BatchSummary:
     """The last run stopped after its canary rows on purpose; the rest are pending."""
     canary_order_ids: tuple[str, ...] = ()
     """The order ids the canary sent (to review in Chargebee before the rest go)."""
+    blocked: int = 0
+    """Rows pre-flight held back: the site would refuse them (never sent)."""
+    blocked_reasons: Sequence[tuple[str, int]] = ()
+    """Blocked rows by ``error_code`` (``invoice_not_found``...), most frequent first."""
+    preflight_requests: int = 0
+    """Pre-flight look-ups (attempts of kind ``preflight``) over every run of the batch."""
 
     @property
     def achieved_per_minute(self) -> float | None:
@@ -124,6 +130,7 @@ class BatchSummary:
         data["errors_by_rule"] = [{"rule": r, "rows": n} for r, n in self.errors_by_rule]
         data["warnings_by_rule"] = [{"rule": r, "rows": n} for r, n in self.warnings_by_rule]
         data["skip_reasons"] = [{"reason": r, "rows": n} for r, n in self.skip_reasons]
+        data["blocked_reasons"] = [{"code": c, "rows": n} for c, n in self.blocked_reasons]
         data["notes"] = list(self.notes)
         return data
 
@@ -157,6 +164,7 @@ def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
         if row.state != "invalid":
             warnings.update({i.rule for i in row.issues if i.severity == "warning"})
     runs = ledger.runs(batch)
+    preflight_requests = sum(_preflight_requests(r) for r in runs)
     limits = {r.id: _run_limit(r) for r in runs}
     requests, throttled, latency, timeline, run_rates, overall = _attempt_stats(
         ledger, batch, limits
@@ -215,8 +223,21 @@ def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
             for r in runs
         ],
         exit_code=exit_code_for(counts),
+        blocked=counts.get("blocked", 0),
+        blocked_reasons=[
+            (str(code or "blocked"), n)
+            for code, n in ledger.tally(batch, "error_code", states=("blocked",)).items()
+        ],
+        preflight_requests=preflight_requests,
         **_canary(runs, counts),
     )
+
+
+def _preflight_requests(run: RunInfo) -> int:
+    """Pre-flight requests a run recorded in its summary (0 when it ran none)."""
+    found = run.summary.get("preflight")
+    value = found.get("requests") if isinstance(found, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _canary(runs: Sequence[RunInfo], counts: Mapping[str, int]) -> dict[str, Any]:
@@ -293,6 +314,20 @@ def next_steps(
                 f"fix the {s.failed + s.invalid:,} row(s) in {target} "
                 "(keep the oi:row_key column), then retry them",
                 f"order-import retry --batch {batch}{where} {target}",
+            )
+        )
+    if s.blocked:
+        reasons = ", ".join(f"{code} {n:,}" for code, n in s.blocked_reasons[:5])
+        first = (
+            "import the missing invoices into Chargebee"
+            if any(code == "invoice_not_found" for code, _ in s.blocked_reasons)
+            else "resolve what the site holds (see the failures file)"
+        )
+        steps.append(
+            NextStep(
+                f"{s.blocked:,} row(s) were blocked by pre-flight, never sent ({reasons}): "
+                f"{first}, then check and send them again",
+                f"order-import retry --batch {batch}{where}",
             )
         )
     if s.conflict:
@@ -455,7 +490,8 @@ def render_status_text(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
         f"  imported {summary.imported:,}  already present {summary.already_present:,}  "
         f"failed {summary.failed:,}  conflict {summary.conflict:,}",
         f"  pending {summary.pending:,}  retryable {summary.retryable:,}  "
-        f"in doubt {summary.in_doubt:,}  skipped {summary.skipped:,}",
+        f"in doubt {summary.in_doubt:,}  skipped {summary.skipped:,}  "
+        f"blocked {summary.blocked:,}",
         "  states: " + "  ".join(f"{s} {c.get(s, 0):,}" for s in ROW_STATES),
         f"  requests {summary.requests:,}  429s {summary.throttled:,}  "
         f"time {format_duration(summary.duration_s)} over {len(summary.runs)} run(s)",
@@ -474,9 +510,19 @@ def render_status_text(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
     if summary.skip_reasons:
         top = ", ".join(f"{reason} {n:,}" for reason, n in summary.skip_reasons[:5])
         lines.append(f"  skipped by the mapping: {top}")
+    lines.append(f"  {preflight_text(summary)}")
     lines.append(f"  exit code {summary.exit_code}")
     lines.extend(f"  next: {step.line()}" for step in steps)
     return "\n".join(lines)
+
+
+def preflight_text(summary: BatchSummary) -> str:
+    """``pre-flight: 3 requests, 2 rows blocked (invoice_not_found 2)`` for the batch."""
+    reasons = ", ".join(f"{code} {n:,}" for code, n in summary.blocked_reasons)
+    return (
+        f"pre-flight: {summary.preflight_requests:,} request(s), {summary.blocked:,} row(s) "
+        "blocked" + (f" ({reasons})" if reasons else "")
+    )
 
 
 def default_report_dir(settings: Settings | None, batch: str) -> Path:

@@ -19,7 +19,7 @@ from openpyxl import Workbook
 from pipeline.keys import ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX
 from pipeline.ledger.ledger import Ledger, LedgerRow
 from pipeline.prepare.findings import REPORT_COLUMNS
-from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep
+from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep, preflight_text
 from pipeline.report.rates import format_duration
 from pipeline.safety import safe_cell
 
@@ -56,7 +56,7 @@ def failure_fields(row: LedgerRow) -> dict[str, str]:
         rule = joined(i.rule for i in errors)
         message = joined((f"{i.column}: {i.message}" if i.column else i.message) for i in errors)
     else:
-        stage = "api"
+        stage = "preflight" if row.state == "blocked" else "api"
         column = ""
         param = row.param or ""
         rule = row.error_code or ""
@@ -80,6 +80,7 @@ def _state_message(row: LedgerRow) -> str:
         "retryable": "transient failures exhausted this run's retries; the next run resends it",
         "conflict": "Chargebee holds a different order under this id; review it by hand",
         "failed": "Chargebee rejected the row",
+        "blocked": "pre-flight found the site would refuse it; it was never sent",
     }.get(row.state, "")
 
 
@@ -176,7 +177,8 @@ def render_summary_md(summary: BatchSummary, steps: Sequence[NextStep]) -> str:
         f"- Rows read: **{s.rows_read:,}**, valid {s.valid:,}, invalid **{s.invalid:,}**",
         f"- Imported: **{s.imported:,}**, already present {s.already_present:,}",
         f"- Failed: **{s.failed:,}**, conflict {s.conflict:,}, retryable {s.retryable:,}, "
-        f"in doubt {s.in_doubt:,}, pending {s.pending:,}",
+        f"in doubt {s.in_doubt:,}, pending {s.pending:,}, blocked **{s.blocked:,}**",
+        f"- {_md(preflight_text(s))}",
         f"- Requests {s.requests:,} (429s {s.throttled:,}), {_md(s.rate.text())}; "
         f"{format_duration(s.duration_s)} over {len(s.runs)} run(s)",
     ]

@@ -148,10 +148,10 @@ def _table_lines(row: LedgerRow) -> Iterator[dict[str, Any]]:
     yield {
         "line": row.source_line,
         "state": row.state,
-        "stage": "api",
+        "stage": fields["oi:stage"],
         "column": row.param or "",
         "value": value,
-        "code": row.api_error_code or row.state,
+        "code": (row.error_code if row.state == "blocked" else row.api_error_code) or row.state,
         "message": fields["oi:message"],
         "row_key": row.row_key,
     }

@@ -149,6 +149,7 @@ def run_batch(
                     "rate": rate.to_dict(),
                     "canary_stopped": stats.canary_stopped,
                     "canary_order_ids": list(canary_ids),
+                    "preflight": _preflight_summary(stats),
                 },
             )
         reports = _reports(ledger, settings, request, planned.notes)
@@ -175,6 +176,7 @@ def run_batch(
         canary_order_ids=canary_ids,
         report_dir=str(reports.out_dir) if reports else None,
         notes=tuple(planned.notes)
+        + ((stats.preflight.text(),) if stats.preflight and stats.preflight.requests else ())
         + tuple(stats.notes)
         + ((stats.stop_reason,) if stats.stop_reason else ()),
         next_steps=tuple((step.text, step.command) for step in steps),
@@ -479,9 +481,28 @@ async def _send(
             progress=progress,
             canary=request.canary,
             key_salt=request.key_salt,
+            preflight=settings.preflight,
+            several_per_invoice=request.operation == "import" and several_per_invoice(settings),
         )
         senders.append(sender.stats)
         return await sender.run(plan, plan_rest)
+
+
+def _preflight_summary(stats: SendStats) -> dict[str, object] | None:
+    """What pre-flight did in this run, for the run's summary in the ledger."""
+    found = stats.preflight
+    if found is None:
+        return None
+    return {
+        "requests": found.requests,
+        "requests_by_kind": dict(found.by_kind),
+        "checked": found.checked,
+        "blocked": dict(found.blocked),
+        "already_present": found.already_present,
+        "conflict": found.conflict,
+        "scanned_orders": found.scanned_orders,
+        "scan_complete": found.scan_complete,
+    }
 
 
 def _settings_summary(settings: Settings) -> dict[str, object]:
@@ -491,6 +512,7 @@ def _settings_summary(settings: Settings) -> dict[str, object]:
         "rate_per_minute": settings.effective_rate,
         "concurrency": settings.concurrency,
         "events_disabled": settings.events_disabled,
+        "preflight": settings.preflight,
         "business_entity_id": settings.business_entity_id,
         "mapping": str(settings.mapping_path) if settings.mapping_path else None,
         "fingerprint": settings.fingerprint(),

@@ -19,6 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from pipeline.api.client import ApiResponse, ChargebeeClient
+from pipeline.api.listing import Lister
 from pipeline.api.ratelimit import AdmissionHalted, RateLimiter
 from pipeline.api.retry import AttemptInfo, RetryPolicy, send_with_retries
 from pipeline.errors import (
@@ -34,6 +35,7 @@ from pipeline.keys import idempotency_key
 from pipeline.ledger.ledger import Ledger
 from pipeline.models import Attempt, Operation, Outcome, Resolution, WorkItem
 from pipeline.params import held_differences
+from pipeline.preflight.check import Preflight, PreflightStats
 from pipeline.progress import Progress
 from pipeline.send.verification import verified_outcome
 
@@ -56,6 +58,8 @@ class SendStats:
     interrupted: bool = False
     canary_stopped: bool = False
     notes: list[str] = field(default_factory=list)
+    preflight: PreflightStats | None = None
+    """What pre-flight checked and held back (None when it did not run)."""
 
 
 async def dispatch_import(client: ChargebeeClient, item: WorkItem, key: str) -> ApiResponse:
@@ -113,8 +117,15 @@ class Sender:
         progress: Progress,
         canary: int | None = None,
         key_salt: str = "",
+        preflight: bool = False,
+        several_per_invoice: bool = False,
     ) -> None:
         self.key_salt = key_salt
+        self.preflight = preflight and operation == "import"
+        """Check each page of rows against the site before it is fed (imports only)."""
+        self.several_per_invoice = several_per_invoice
+        self._canary_left = False
+        """Pre-flight stopped reading rows at the canary count with rows still to send."""
         self.ledger = ledger
         self.client = client
         self.limiter = limiter
@@ -278,7 +289,7 @@ class Sender:
             for _ in range(self.concurrency):
                 group.start_soon(self._worker, receive_stream.clone())
             receive_stream.close()
-            async with send_stream, aclosing(self._work()) as work:
+            async with send_stream, aclosing(self._work(total)) as work:
                 fed = 0
                 async for item in work:
                     if self._stop.is_set():
@@ -292,14 +303,81 @@ class Sender:
                         break
                     await send_stream.send(item)
                     fed += 1
+                else:
+                    if self._canary_left and not self._stop.is_set():
+                        self.stats.canary_stopped = True
+                        self.progress.event(
+                            "canary",
+                            message=f"canary: sent {fed} row(s); review them, then run again",
+                        )
 
-    async def _work(self) -> AsyncGenerator[WorkItem, None]:
-        """The rows to send, read a page at a time on the ledger's thread (never on the loop)."""
+    async def _work(self, total: int = 0) -> AsyncGenerator[WorkItem, None]:
+        """The rows to send, read a page at a time on the ledger's thread (never on the loop);
+        with pre-flight, each page is checked before its rows are fed (``_checked``)."""
         pages = self.ledger.work_pages(self.batch)
         empty: list[WorkItem] = []
-        while page := await anyio.to_thread.run_sync(next, pages, empty, limiter=self._db):
+        checker = self._preflight(total) if self.preflight else None
+        passed = 0
+        left: list[WorkItem] = []
+        while left or (
+            left := await anyio.to_thread.run_sync(next, pages, empty, limiter=self._db)
+        ):
+            page, left = left, []
+            if checker is not None:
+                if self._stop.is_set():
+                    return  # stopping: no more look-ups for rows that will not be sent
+                if self.canary is not None:
+                    # Only the rows about to be sent are checked; the rest wait (pending).
+                    if passed >= self.canary:
+                        self._canary_left = True
+                        return
+                    page, left = page[: self.canary - passed], page[self.canary - passed :]
+                checked = await self._checked(checker, page)
+                if checked is None:
+                    return
+                page = checked
+                passed += len(page)
             for item in page:
                 yield item
+
+    def _preflight(self, total: int) -> Preflight:
+        self.stats.preflight = PreflightStats()
+        lister = Lister(self.client, self.limiter, self.policy, on_attempt=self._preflight_logger())
+        checker = Preflight(
+            lister,
+            batch=self.batch,
+            run_id=self.run_id,
+            verify=lambda item, order: self._verified_outcome(
+                item, order, resolution="already_present"
+            ),
+            several_per_invoice=self.several_per_invoice,
+            expected_rows=total,
+        )
+        checker.stats = self.stats.preflight
+        return checker
+
+    async def _checked(self, checker: Preflight, page: list[WorkItem]) -> list[WorkItem] | None:
+        """The rows of ``page`` pre-flight lets through; the others are recorded at once
+        (``blocked``, or ``succeeded``/``conflict`` when their order is already there).
+        None when the look-ups failed: the run stops, nothing more is sent."""
+        self.progress.event("preflight", message=f"pre-flight: checking {len(page)} row(s)")
+        try:
+            send, held = await checker.check(page)
+        except AdmissionHalted:
+            return None
+        except AuthError as err:
+            self._auth_failed(err)
+            return None
+        except ApiError as err:
+            self.stop(
+                f"stopping: pre-flight could not check the rows ({err.message}); nothing of "
+                "them was sent (run again, or --no-preflight to send without the check)"
+            )
+            return None
+        items = {item.row_key: item for item in page}
+        for outcome in held:
+            await self._finish(items[outcome.row_key], outcome)
+        return send
 
     async def _worker(self, receive: Any) -> None:
         async with receive:
@@ -472,6 +550,30 @@ class Sender:
                     http_status=info.status,
                     api_error_code=info.api_error_code,
                     kind=kind,
+                    outcome=info.outcome,
+                )
+            )
+
+        return log
+
+    def _preflight_logger(self) -> Callable[[AttemptInfo], None]:
+        """Pre-flight requests are attempts of their own kind (no row: ``row_key`` empty), so
+        the rate figures and request counts include them."""
+
+        def log(info: AttemptInfo) -> None:
+            if info.outcome == "throttled":
+                self.stats.throttled += 1
+                self.progress.event("throttled", row_key="")
+            self.ledger.log_attempt(
+                Attempt(
+                    batch=self.batch,
+                    row_key="",
+                    run_id=self.run_id,
+                    started_at=info.started_at,
+                    latency_ms=info.latency_ms,
+                    http_status=info.status,
+                    api_error_code=info.api_error_code,
+                    kind="preflight",
                     outcome=info.outcome,
                 )
             )

@@ -1,0 +1,1 @@
+"""Pre-flight: read-only look-ups that hold back rows the site would refuse (docs/preflight.md)."""
