@@ -80,7 +80,8 @@ def test_the_readme_first_real_run_block_runs_as_written(
         if line.startswith("# look at"):
             # The canary named its orders; they are on the site, and nothing else is.
             on_site = {o["id"] for o in site.state(events=False, requests=False)["orders"]}
-            assert set(canary_ids) == on_site and len(on_site) == 3, (canary_ids, on_site)
+            assert set(canary_ids) == on_site, (canary_ids, on_site)
+            assert len(on_site) == 3, on_site
             continue
         if line.startswith("# import the invoices"):
             # What a person does on the real site: import the missing invoices.
