@@ -271,7 +271,7 @@ def apply(
     for param, entries in spec.values.items():
         if param not in params:
             continue
-        keys = params[param].map(normalise_value, na_action="ignore")
+        keys = _normalised(params[param])
         targets = {t for sets in entries.values() for t in sets}
         for target in targets:
             lookup = {k: sets[target] for k, sets in entries.items() if target in sets}
@@ -315,6 +315,13 @@ def apply(
     return MappedChunk(
         out, raw, lines, row_keys, issues, failed, texts, skip, group_lines, control, dates
     )
+
+
+def _normalised(text: pd.Series) -> pd.Series:
+    """``normalise_value`` of each cell, computed once per distinct value (NA stays None)."""
+    codes, uniques = pd.factorize(text)
+    keys = np.array([*(normalise_value(str(u)) for u in uniques), None], dtype=object)
+    return pd.Series(keys[codes], index=text.index, dtype=object)
 
 
 def _control(

@@ -126,6 +126,7 @@ def _process(
             unique_invoice=not bound.spec.several_per_invoice,
             exclude=None if skipped is None else skipped.astype(bool),
             dates=mapped.dates,
+            eu_vat=settings.eu_vat,
         )
         by_row: dict[int, list[Issue]] = {}
         for pos, issue in (*mapped.issues, *found):

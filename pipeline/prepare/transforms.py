@@ -1,8 +1,8 @@
 """The mapping's transforms, vectorised over a chunk: filters, conditions, templates, rules.
 
 Every function takes and returns pandas string Series (NA = empty) and works column-wise with
-pandas string operations; nothing here calls Python once per row. Imports only the sibling
-``mapping`` (for the filter and rule models).
+pandas string operations; nothing here calls Python once per row. Imports only the siblings
+``mapping`` (for the filter and rule models) and ``dates`` (its whitespace class).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.prepare.dates import WHITESPACE
 from pipeline.prepare.mapping import Condition, Derivation, Filter, Rule, Scalar, normalise_value
 
 
@@ -24,7 +25,7 @@ def blank_to_na(text: pd.Series) -> pd.Series:
 
 def _norm(text: pd.Series) -> pd.Series:
     """Value comparison form, as for value maps: case-folded, whitespace collapsed."""
-    return text.fillna("").str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+    return text.fillna("").str.replace(WHITESPACE + "+", " ", regex=True).str.strip().str.casefold()
 
 
 def parse_number(text: pd.Series, decimal: str, thousands: str) -> pd.Series:
@@ -149,8 +150,9 @@ def coalesce(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 
 def split_name(text: pd.Series, part: str) -> pd.Series:
     """First name = every word but the last; last name = the last word (one word: first only)."""
-    clean = blank_to_na(text).str.replace(r"\s+", " ", regex=True)
-    pieces = clean.str.extract(r"^(?P<first>.+?)(?: (?P<last>\S+))?$", expand=True)
+    clean = blank_to_na(text).str.replace(WHITESPACE + "+", " ", regex=True)
+    # whitespace is single spaces now, so [^ ] is \S (without Python's per-cell regex path)
+    pieces = clean.str.extract(r"^(?P<first>.+?)(?: (?P<last>[^ ]+))?$", expand=True)
     picked = pieces["first" if part == "first" else "last"].astype("str")
     return picked.where(picked.notna() & (picked != ""), pd.NA)
 
