@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.prepare.dates import WHITESPACE
 from pipeline.prepare.mapping import Condition, Derivation, Filter, Rule, Scalar, normalise_value
@@ -151,9 +153,14 @@ def coalesce(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 def split_name(text: pd.Series, part: str) -> pd.Series:
     """First name = every word but the last; last name = the last word (one word: first only)."""
     clean = blank_to_na(text).str.replace(WHITESPACE + "+", " ", regex=True)
-    # whitespace is single spaces now, so [^ ] is \S (without Python's per-cell regex path)
-    pieces = clean.str.extract(r"^(?P<first>.+?)(?: (?P<last>[^ ]+))?$", expand=True)
-    picked = pieces["first" if part == "first" else "last"].astype("str")
+    # Whitespace is single spaces now, so [^ ] is \S. pyarrow's extract_regex runs it over the
+    # column at once (pandas' str.extract calls Python's re once per cell); a group that did
+    # not take part comes back as "" and becomes NA below.
+    pieces = pc.extract_regex(
+        pa.array(clean.array), pattern=r"^(?P<first>.+?)(?: (?P<last>[^ ]+))?$"
+    )
+    field = pc.struct_field(pieces, "first" if part == "first" else "last")
+    picked = pd.Series(field.to_numpy(zero_copy_only=False), index=text.index, dtype="str")
     return picked.where(picked.notna() & (picked != ""), pd.NA)
 
 
