@@ -167,6 +167,7 @@ def validate_chunk(
     now: float | None = None,
     display: Mapping[str, pd.Series] | None = None,
     ids_follow_keys: bool = False,
+    documents_follow_keys: bool = False,
     unique_invoice: bool = True,
     exclude: np.ndarray | None = None,
     dates: Mapping[str, DateCells] | None = None,
@@ -187,6 +188,9 @@ def validate_chunk(
         display: the original text of parsed params, shown as the value in issues.
         ids_follow_keys: every id is the row key or derived from it, so a repeated id is
             already a repeated row key; the separate id index (12 bytes a row) is skipped.
+        documents_follow_keys: every row key with a document number is the key derived from
+            it (``[id] source = "document_number"``, no tool row key), so a repeated document
+            number is already a repeated row key; its index (12 bytes a row) is skipped too.
         unique_invoice: a repeated ``invoice_id`` is an error (``duplicate_invoice_id``);
             off when the mapping allows several orders per invoice.
         exclude: rows (bool mask) that are skipped: they take no part in id, document
@@ -201,7 +205,8 @@ def validate_chunk(
     out = _Collector(params, lines, sources, shown)
     _schema_issues(params, out, rules, now if now is not None else time.time(), skip)
     _cross_field(params, out, rules, dates or {})
-    reported = _uniqueness(params, lines, row_keys, out, rules, state, ids_follow_keys, exclude)
+    follow = {"id": ids_follow_keys, "document_number": documents_follow_keys}
+    reported = _uniqueness(params, lines, row_keys, out, rules, state, follow, exclude)
     if unique_invoice and "invoice_id" in params:
         _unique_invoice(params, lines, out, state, exclude, reported)
     _excel_hints(params, out)
@@ -370,7 +375,7 @@ def _uniqueness(
     out: _Collector,
     rules: ValidationRules,
     state: FileState,
-    ids_follow_keys: bool,
+    follow_keys: Mapping[str, bool],
     exclude: np.ndarray | None,
 ) -> np.ndarray:
     """Report repeated row keys, ids and document numbers; returns the rows reported.
@@ -410,7 +415,7 @@ def _uniqueness(
     if not rules.unique_in_file:
         return reported
     for name, seen in (("id", state.ids), ("document_number", state.document_numbers)):
-        if name not in params or (name == "id" and ids_follow_keys):
+        if name not in params or follow_keys.get(name, False):
             continue
         values = params[name] if exclude is None else params[name].where(~exclude, pd.NA)
         first = seen.check_and_add(values, lines)
