@@ -275,3 +275,42 @@ def test_overflowing_numbers_are_cell_errors_not_crashes() -> None:
     assert result.seconds.tolist()[2] == 1_680_000_000
     assert result.seconds.isna().tolist() == [True, True, False]
     assert "too large" in str(result.errors.iloc[0])
+
+
+def test_magento_preset_prints_the_country_next_step_and_its_defaults_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Magento grid has no country: ``mapping init --preset magento`` says what to add;
+    uncommenting the preset's [defaults] as told gives every address that country (so its
+    postal codes are checked: a Dutch code is no German one)."""
+    import csv
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from tests.exports import write_magento
+
+    monkeypatch.chdir(tmp_path)
+    export = write_magento(tmp_path / "export.csv")
+    out_file = tmp_path / "m.toml"
+    runner = CliRunner()
+    args = ["mapping", "init", str(export.path), "--preset", "magento", "--out", str(out_file)]
+    result = runner.invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Next: the Magento grid export has no country column" in result.output
+    assert "Next: set [control] currency_code" in result.output
+    text = out_file.read_text("utf-8")
+    for line in ("[defaults]", '"shipping_address.country" = "US"', '"billing_address.country"'):
+        assert f"# {line}" in text
+    text = text.replace("# [defaults]", "[defaults]")
+    text = text.replace('# "shipping_address.country" = "US"', '"shipping_address.country" = "DE"')
+    text = text.replace('# "billing_address.country" = "US"', '"billing_address.country" = "DE"')
+    out_file.write_text(text, "utf-8")
+    report = tmp_path / "r"
+    args = ["validate", str(export.path), "--mapping", str(out_file), "--report-dir", str(report)]
+    result = runner.invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with (report / "validation.csv").open(encoding="utf-8") as fh:
+        postal = {r["value"] for r in csv.DictReader(fh) if r["rule"] == "postal_code"}
+    assert "1015 CJ" in postal
+    assert "80331" not in postal

@@ -180,3 +180,32 @@ def test_excel_serials_follow_the_workbook_date_system(system: int, order_date: 
     assert row.order_id == "000123"
     assert row.params["invoice_id"] == "123456789012345"
     assert row.sheet == "Orders"
+
+
+def test_collapse_mixes_one_line_and_several_line_orders() -> None:
+    """One-line orders stay as they are; several-line orders take each read column's first
+    non-empty value, keep every line, and a disagreement names both lines."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.load.rows import RawChunk
+    from pipeline.prepare.grouping import collapse
+
+    frame = pd.DataFrame(
+        {
+            "Name": ["#1", "#1", "#2", "#3", "#3", "#3", "#4"],
+            "Zip": ["", "1015 CJ", "80331", "10115", "", "10117", ""],
+            "Item": ["a", "b", "c", "d", "e", "f", "g"],
+        },
+        dtype="str",
+    )
+    chunk = RawChunk(frame, np.arange(2, 9), [])
+    out = collapse(chunk, "Name", ["Name", "Zip"])
+    assert out.frame["Name"].tolist() == ["#1", "#2", "#3", "#4"]
+    assert out.frame["Zip"].tolist() == ["1015 CJ", "80331", "10115", ""]
+    assert out.frame["Item"].tolist() == ["a", "c", "d", "g"]  # not read: the first row's
+    assert out.lines.tolist() == [2, 4, 5, 8]
+    assert out.group_lines == [(2, 3), (4,), (5, 6, 7), (8,)]
+    assert [(pos, i.rule, i.source_line, i.value) for pos, i in out.issues] == [
+        (2, "group_conflict", 5, "10115 | 10117")
+    ]

@@ -202,3 +202,28 @@ def test_every_row_sharing_an_id_or_document_number_is_flagged() -> None:
     assert messages[0][2].startswith("document_number is repeated on line 4")
     assert messages[1][2].startswith("id is repeated on line 5")
     assert messages[2][2] == "document_number repeats line 2"
+
+
+def test_document_numbers_that_make_the_row_keys_need_no_index_of_their_own() -> None:
+    """With ``[id] source = "document_number"`` a repeated document number is a repeated row
+    key: still reported (as such), while the document-number index stays empty (memory)."""
+    frame = _frame(document_number=["D-1", "D-2", "D-1"])
+    state = FileState()
+    lines = np.arange(2, 5)
+    found = validate_chunk(
+        frame,
+        lines,
+        ["OLD-D-1", "OLD-D-2", "OLD-D-1"],
+        sources={},
+        rules=ValidationRules(),
+        state=state,
+        now=T,
+        ids_follow_keys=True,
+        documents_follow_keys=True,
+    )
+    assert sorted((i.source_line, i.rule) for _, i in found) == [
+        (2, "duplicate_row_key"),
+        (4, "duplicate_row_key"),
+    ]
+    assert state.document_numbers.hashes.size == 0
+    assert state.row_keys.hashes.size == 2

@@ -116,3 +116,20 @@ def test_validate_cli_accepts_same_day_and_shows_both_values(in_tmp: Path) -> No
     report = (in_tmp / "out" / "validation.csv").read_text(encoding="utf-8")
     assert message in report
     assert report.count("date_order") == 1
+
+
+def test_canonical_text_is_what_strftime_gives() -> None:
+    """The strict date check builds canonical text from fields for numeric formats; it must
+    equal pyarrow's strftime (the slow reference), or rolled-over days like 31/02 slip in."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.prepare.dates import _canonical
+
+    seconds = np.random.default_rng(3).integers(-2_000_000_000, 4_000_000_000, 5_000)
+    stamps = pa.array(seconds * 1, type=pa.timestamp("s"))
+    for fmt in ("%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y", "%Y%m%d", "%b %d, %Y %I:%M %p"):
+        assert _canonical(stamps, fmt).equals(pc.strftime(stamps, format=fmt)), fmt
+    policy = DatePolicy(formats=("%d/%m/%Y",), timezone="UTC")
+    parsed = parse_dates(pd.Series(["31/02/2024", "29/02/2024", "5/3/2024"], dtype="str"), policy)
+    assert parsed.seconds.isna().tolist() == [True, False, False]

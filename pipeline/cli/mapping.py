@@ -60,3 +60,5 @@ def mapping_init(
         click.echo("Still needed (required): " + ", ".join(result.missing_required))
     for note in result.notes:
         click.echo(f"Check: {note}")
+    for step in result.next_steps:
+        click.echo(f"Next: {step}")

@@ -271,7 +271,7 @@ def apply(
     for param, entries in spec.values.items():
         if param not in params:
             continue
-        keys = params[param].map(normalise_value, na_action="ignore")
+        keys = _normalised(params[param])
         targets = {t for sets in entries.values() for t in sets}
         for target in targets:
             lookup = {k: sets[target] for k, sets in entries.items() if target in sets}
@@ -315,6 +315,13 @@ def apply(
     return MappedChunk(
         out, raw, lines, row_keys, issues, failed, texts, skip, group_lines, control, dates
     )
+
+
+def _normalised(text: pd.Series) -> pd.Series:
+    """``normalise_value`` of each cell, computed once per distinct value (NA stays None)."""
+    codes, uniques = pd.factorize(text)
+    keys = np.array([*(normalise_value(str(u)) for u in uniques), None], dtype=object)
+    return pd.Series(keys[codes], index=text.index, dtype=object)
 
 
 def _control(
@@ -412,7 +419,7 @@ def _keys_and_ids(
         doc_key = params["document_number"]
         key = key.fillna(("doc:" + doc_key).where(doc_key.notna(), pd.NA))
     keys: list[Any] = key.tolist()
-    missing = [i for i, k in enumerate(keys) if k is None or k is pd.NA or k != k]
+    missing = np.flatnonzero(key.isna().to_numpy(dtype=bool)).tolist()
     if missing:
         data = frame[bound.data_columns].to_numpy()
         for i in missing:
@@ -420,7 +427,6 @@ def _keys_and_ids(
             keys[i] = "h:" + hashlib.sha256(blob).hexdigest()[:32]
     prefix = spec.id.prefix if spec.id.source == "derived" else DEFAULT_ID_PREFIX
     ids = data_id.tolist()
-    for i, value in enumerate(ids):
-        if value is None or value is pd.NA or value != value:
-            ids[i] = derived_order_id(keys[i], prefix)
-    return [str(k) for k in keys], pd.Series(ids, index=frame.index, dtype="str")
+    for i in np.flatnonzero(data_id.isna().to_numpy(dtype=bool)).tolist():
+        ids[i] = derived_order_id(keys[i], prefix)
+    return keys, pd.Series(ids, index=frame.index, dtype="str")  # every key is text by now

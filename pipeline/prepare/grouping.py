@@ -85,31 +85,45 @@ def collapse(
     starts = _group_starts(frame[column])
     group = np.cumsum(starts) - 1
     first = np.flatnonzero(starts)
+    ends = np.append(first[1:], len(frame))
+    # Only groups of several rows need grouping work: a one-row group is its row as it is.
+    multi = (ends - first) > 1
+    in_multi = multi[group] if len(frame) else np.zeros(0, dtype=bool)
     # Columns the mapping reads take the first non-empty value of their group; the others
     # (shown as the row's raw text) are the first row's, a plain take.
     read = [c for c in frame.columns if c in set(checked)]
     collapsed = frame.iloc[first].reset_index(drop=True)
-    blank = frame[read].replace("", pd.NA) if len(frame) else frame[read]
-    if read:
-        firsts = blank.groupby(group, sort=False).first().fillna("").astype("str")
+    rows_multi = np.flatnonzero(in_multi)
+    sub = frame.iloc[rows_multi][read].replace("", pd.NA) if read and rows_multi.size else None
+    sub_group = group[rows_multi]
+    if sub is not None:
+        firsts = sub.groupby(sub_group, sort=False).first().fillna("").astype("str")
+        at = firsts.index.to_numpy()
         for col in read:
-            collapsed[col] = firsts[col].to_numpy()
-    boundaries = first[1:]
-    group_lines = [tuple(int(x) for x in part) for part in np.split(chunk.lines, boundaries)]
+            values = collapsed[col].to_numpy(dtype=object)
+            values[at] = firsts[col].to_numpy(dtype=object)
+            collapsed[col] = pd.Series(values, dtype="str")
+    all_lines = chunk.lines.tolist()
+    group_lines = [
+        tuple(all_lines[a:b]) for a, b in zip(first.tolist(), ends.tolist(), strict=True)
+    ]
     issues = [(int(group[pos]), issue) for pos, issue in chunk.issues]
     key_text = frame[column].astype("str").str.strip()
     compared = [c for c in read if c != column]
     distinct = (
-        blank[compared].groupby(group, sort=False).nunique(dropna=True)
-        if compared
-        else pd.DataFrame()
+        sub[compared].groupby(sub_group, sort=False).nunique(dropna=True)
+        if compared and sub is not None
+        else pd.DataFrame(index=pd.Index([], dtype=np.int64))
     )
     for col in compared:
-        counts = distinct[col].to_numpy()
-        if not (counts > 1).any():
+        if col not in distinct:
             continue
-        values = blank[col].astype("str").str.strip().replace("", pd.NA)  # type: ignore[call-overload]
-        for g in np.flatnonzero(counts > 1):
+        conflicting = distinct.index.to_numpy()[distinct[col].to_numpy() > 1]
+        if not conflicting.size:
+            continue
+        blank = frame[col].replace("", pd.NA)
+        values = blank.astype("str").str.strip().replace("", pd.NA)  # type: ignore[call-overload]
+        for g in conflicting:
             rows = np.flatnonzero(group == g)
             cells = values.iloc[rows]
             present = cells.dropna()

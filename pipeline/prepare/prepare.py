@@ -123,9 +123,12 @@ def _process(
             now=now,
             display=mapped.texts,
             ids_follow_keys=not bound.has_row_key,
+            documents_follow_keys=not bound.has_row_key
+            and bound.spec.id.source == "document_number",
             unique_invoice=not bound.spec.several_per_invoice,
             exclude=None if skipped is None else skipped.astype(bool),
             dates=mapped.dates,
+            eu_vat=settings.eu_vat,
         )
         by_row: dict[int, list[Issue]] = {}
         for pos, issue in (*mapped.issues, *found):

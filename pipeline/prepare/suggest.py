@@ -367,10 +367,24 @@ class StarterMapping:
     missing_required: list[str]
     notes: list[str] = field(default_factory=list)
     """Things to check, printed by the CLI (ambiguous dates, a preset's missing columns)."""
+    next_steps: list[str] = field(default_factory=list)
+    """What the user must add that the export cannot provide, printed by the CLI as ``Next:``."""
 
 
 PRESETS = ("shopify", "woocommerce", "magento")
 """Presets shipped in ``pipeline/prepare/presets/<name>.toml`` (documented in docs/mapping.md)."""
+
+PRESET_NEXT_STEPS: dict[str, tuple[str, ...]] = {
+    "magento": (
+        "the Magento grid export has no country column: if every order ships to one country, "
+        "uncomment the [defaults] lines in the mapping and set its ISO code "
+        '("shipping_address.country" = "DE", "billing_address.country" = "DE"); without '
+        "them addresses are sent without a country and postal codes are not checked",
+        "set [control] currency_code to the store's currency and [dates] timezone to the "
+        "admin's time zone (both marked CHECK)",
+    ),
+}
+"""What a preset's export cannot provide, for ``mapping init --preset`` to print as next steps."""
 
 
 def preset_text(name: str) -> str:
@@ -587,4 +601,5 @@ def preset_starter(name: str, header: Sequence[str], reads: Collection[str]) -> 
         shown = ", ".join(repr(c) for c in absent[:12]) + (" …" if len(absent) > 12 else "")
         notes.append(f"the preset names {len(absent)} column(s) the file does not have: {shown}")
     title = f"# Written by `order-import mapping init --preset {name}`; review every CHECK.\n"
-    return StarterMapping(title + text, matched, unmatched, [], notes)
+    steps = list(PRESET_NEXT_STEPS.get(name, ()))
+    return StarterMapping(title + text, matched, unmatched, [], notes, steps)

@@ -1,8 +1,8 @@
 """The mapping's transforms, vectorised over a chunk: filters, conditions, templates, rules.
 
 Every function takes and returns pandas string Series (NA = empty) and works column-wise with
-pandas string operations; nothing here calls Python once per row. Imports only the sibling
-``mapping`` (for the filter and rule models).
+pandas string operations; nothing here calls Python once per row. Imports only the siblings
+``mapping`` (for the filter and rule models) and ``dates`` (its whitespace class).
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from pipeline.prepare.dates import WHITESPACE
 from pipeline.prepare.mapping import Condition, Derivation, Filter, Rule, Scalar, normalise_value
 
 
@@ -24,7 +27,7 @@ def blank_to_na(text: pd.Series) -> pd.Series:
 
 def _norm(text: pd.Series) -> pd.Series:
     """Value comparison form, as for value maps: case-folded, whitespace collapsed."""
-    return text.fillna("").str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+    return text.fillna("").str.replace(WHITESPACE + "+", " ", regex=True).str.strip().str.casefold()
 
 
 def parse_number(text: pd.Series, decimal: str, thousands: str) -> pd.Series:
@@ -149,9 +152,15 @@ def coalesce(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 
 def split_name(text: pd.Series, part: str) -> pd.Series:
     """First name = every word but the last; last name = the last word (one word: first only)."""
-    clean = blank_to_na(text).str.replace(r"\s+", " ", regex=True)
-    pieces = clean.str.extract(r"^(?P<first>.+?)(?: (?P<last>\S+))?$", expand=True)
-    picked = pieces["first" if part == "first" else "last"].astype("str")
+    clean = blank_to_na(text).str.replace(WHITESPACE + "+", " ", regex=True)
+    # Whitespace is single spaces now, so [^ ] is \S. pyarrow's extract_regex runs it over the
+    # column at once (pandas' str.extract calls Python's re once per cell); a group that did
+    # not take part comes back as "" and becomes NA below.
+    pieces = pc.extract_regex(
+        pa.array(clean.array), pattern=r"^(?P<first>.+?)(?: (?P<last>[^ ]+))?$"
+    )
+    field = pc.struct_field(pieces, "first" if part == "first" else "last")
+    picked = pd.Series(field.to_numpy(zero_copy_only=False), index=text.index, dtype="str")
     return picked.where(picked.notna() & (picked != ""), pd.NA)
 
 
