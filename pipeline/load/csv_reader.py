@@ -49,6 +49,32 @@ def _decode_error_line(path: Path, encoding: str) -> int | None:
     return None
 
 
+DECODE_BLOCK = 1 << 20
+
+
+def check_decodes(path: Path, encoding: str) -> None:
+    """Decode the whole file once before any row is used, so bytes that do not decode far into
+    a file stop the run before anything is sent (sending may start while later chunks are still
+    being read). One C-level decode per MiB: about a second for a 1 GB file.
+
+    Raises:
+        InputError: the first line holding bytes that do not decode as ``encoding``.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(DECODE_BLOCK), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"cannot decode the text as {encoding} ({exc.reason})",
+            path=str(path),
+            line=_decode_error_line(path, encoding),
+            hint="pass --encoding (e.g. cp1252, utf-16, latin-1)",
+        ) from None
+
+
 class CsvReader:
     """csv.reader over a text stream, counting physical lines so multi-line cells keep numbering."""
 

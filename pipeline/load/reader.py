@@ -176,7 +176,7 @@ def _open_csv(
         b"\0\0\0\0".decode(enc, errors="replace")  # LookupError: unknown, or bytes-to-bytes
     except LookupError:
         raise InputError(f"unknown text encoding {enc!r}", path=str(path)) from None
-    from pipeline.load.csv_reader import CsvReader, allow_cells_up_to
+    from pipeline.load.csv_reader import CsvReader, allow_cells_up_to, check_decodes
 
     allow_cells_up_to(path.stat().st_size)
     text = codecs.getincrementaldecoder(enc)(errors="replace").decode(head, final=False)
@@ -187,6 +187,7 @@ def _open_csv(
         raise InputError(f"the delimiter must be one character, got {delim!r}", path=str(path))
     reader = CsvReader(path, enc, delim, chunk_rows)
     header, header_line = reader.read_header()
+    check_decodes(path, enc)
     return Source(
         path=path,
         kind="csv",
