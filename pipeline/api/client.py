@@ -87,6 +87,14 @@ class ApiResponse:
     """Unix time the request was sent."""
 
 
+class _UnreadCookies(httpx.Cookies):
+    """The client's cookie jar, never filled: httpx would parse every answer's ``Set-Cookie``
+    only for ``_NoCookies`` to drop it (~12% of a request's CPU in the send-path profile)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Ignore the answer's cookies."""
+
+
 class _NoCookies(CookiePolicy):
     """A cookie policy that stores and returns nothing: the client keeps no cookie jar."""
 
@@ -200,6 +208,7 @@ class ChargebeeClient:
             transport=transport,
             mounts=None if transport is not None else _lean_mounts(settings),
         )
+        self._http._cookies = _UnreadCookies(CookieJar(policy=_NoCookies()))
 
     async def __aenter__(self) -> ChargebeeClient:
         await self._http.__aenter__()
