@@ -272,9 +272,10 @@ def test_every_ledger_commit_of_a_real_run_is_fully_synced_in_wal_mode(
     make_sandbox, tmp_path, monkeypatch
 ):
     """The real CLI (in-process) against the sandbox, every SQLite connection watched: each
-    commit reports ``synchronous=FULL`` (2) and ``journal_mode=wal``, and there is at least one
-    such commit per row sent (each in_flight mark is durable before its POST). Planning may run
-    at NORMAL (1), never OFF (0). kill -9 cannot see this; the pragma can."""
+    commit reports ``synchronous=FULL`` (2) and ``journal_mode=wal``, and the send made FULL
+    commits of its own (group commits: marks before the POSTs, then outcomes; that each mark is
+    durable before its POST is ``test_group_commit.py``'s). Planning may run at NORMAL (1),
+    never OFF (0). kill -9 cannot see this; the pragma can."""
     seen: list[tuple[int, str]] = []
 
     class Watched(sqlite3.Connection):
@@ -313,7 +314,7 @@ def test_every_ledger_commit_of_a_real_run_is_fully_synced_in_wal_mode(
     assert seen, "no ledger commit was observed"
     assert {mode for _, mode in seen} == {"wal"}
     assert all(level in (1, 2) for level, _ in seen), sorted({level for level, _ in seen})
-    assert sum(1 for level, _ in seen if level == 2) >= 10
+    assert sum(1 for level, _ in seen if level == 2) >= 2
 
 
 def test_a_row_resent_by_a_later_run_carries_the_same_idempotency_key(make_sandbox, tmp_path):

@@ -66,6 +66,8 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 """Largest export file downloaded."""
 REDACTED = "***"
+URL_CACHE = 64
+"""Endpoint paths whose absolute URL a client keeps parsed (``ChargebeeClient._url``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,14 @@ class ApiResponse:
     """Time from sending the request to reading the whole response."""
     started_at: float
     """Unix time the request was sent."""
+
+
+class _UnreadCookies(httpx.Cookies):
+    """The client's cookie jar, never filled: httpx would parse every answer's ``Set-Cookie``
+    only for ``_NoCookies`` to drop it (~12% of a request's CPU in the send-path profile)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Ignore the answer's cookies."""
 
 
 class _NoCookies(CookiePolicy):
@@ -184,6 +194,7 @@ class ChargebeeClient:
         if settings.business_entity_id:
             static.append(("chargebee-business-entity-id", settings.business_entity_id))
         self._static_headers = tuple(static)
+        self._urls: dict[str, httpx.URL] = {}
         self._deadline = settings.connect_timeout + settings.read_timeout
         pool = settings.concurrency
         self._http = httpx.AsyncClient(
@@ -197,6 +208,7 @@ class ChargebeeClient:
             transport=transport,
             mounts=None if transport is not None else _lean_mounts(settings),
         )
+        self._http._cookies = _UnreadCookies(CookieJar(policy=_NoCookies()))
 
     async def __aenter__(self) -> ChargebeeClient:
         await self._http.__aenter__()
@@ -226,6 +238,17 @@ class ChargebeeClient:
                 raise ValueError("idempotency keys are 1..100 characters (FACTS §3)")
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         return headers
+
+    def _url(self, path: str) -> httpx.URL:
+        """The absolute URL of an endpoint path, parsed once per path (up to ``URL_CACHE``
+        paths; per-order paths beyond that are parsed each time): httpx re-parses a relative
+        path against ``base_url`` on every request, a tenth of the send path's CPU."""
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(str(self._http.base_url) + path.lstrip("/"))
+            if len(self._urls) < URL_CACHE:
+                self._urls[path] = url
+        return url
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -276,7 +299,7 @@ class ChargebeeClient:
             content = urlencode(list(form)).encode("utf-8")
         params = httpx.QueryParams(list(query)) if query is not None else None
         request = self._http.build_request(
-            method, path.lstrip("/"), content=content, params=params, headers=headers
+            method, self._url(path), content=content, params=params, headers=headers
         )
         started_at = time.time()
         t0 = time.perf_counter()

@@ -495,18 +495,56 @@ class Ledger:
         self, batch: str, row_key: str, *, run_id: int, idempotency_key: str
     ) -> None:
         """Commit (durably) that the row is about to be sent. Call before the POST."""
-        with self._db.write("mark in flight") as conn:
+        self.commit_group(batch, [], [(row_key, idempotency_key)], run_id=run_id)
+
+    def commit_group(
+        self,
+        batch: str,
+        outcomes: Sequence[Outcome],
+        marks: Sequence[tuple[str, str]],
+        *,
+        run_id: int,
+    ) -> None:
+        """One durable transaction for a group of rows (the sender's group commit): record
+        ``outcomes`` (with every buffered attempt), then mark ``marks`` — ``(row_key,
+        idempotency_key)`` pairs — ``in_flight`` for ``run_id``. Call before any of the marked
+        rows' POSTs leaves; count an outcome as done only after this returns.
+
+        All or nothing: a row that may not take its change (see ``mark_in_flight`` and
+        ``record``) or any SQLite failure raises ``LedgerError`` and nothing of the group is
+        committed.
+        """
+        for outcome in outcomes:
+            if outcome.state in ("invalid", "in_flight"):
+                raise LedgerError(f"record() cannot set state {outcome.state!r}")
+        action = "record outcome" if outcomes else "mark in flight"
+        with self._db.write(action) as conn:
+            self._db.flush_attempts()
+            if outcomes:
+                self._record_in(conn, outcomes)
+            if marks:
+                self._mark_in(conn, batch, marks, run_id)
+
+    def _mark_in(
+        self, conn: Any, batch: str, marks: Sequence[tuple[str, str]], run_id: int
+    ) -> None:
+        now = time.time()
+        changed = conn.executemany(
+            "UPDATE rows SET state = 'in_flight', idempotency_key = ?, last_run_id = ?, "
+            "updated_at = ? WHERE batch = ? AND row_key = ? "
+            "AND state IN ('pending', 'retryable', 'in_flight')",
+            [(key, run_id, now, batch, row_key) for row_key, key in marks],
+        ).rowcount
+        if changed == len(marks):
+            return
+        for row_key, _ in marks:  # name the row that refused (rolled back by the caller)
             state = reads.state_of(self._db, conn, batch, row_key)
             if state not in SENDABLE:
                 raise LedgerError(
                     f"{self.path}: row {row_key!r} of batch {batch!r} is {state}; "
                     "only pending, retryable or in-doubt rows may be sent"
                 )
-            conn.execute(
-                "UPDATE rows SET state = 'in_flight', idempotency_key = ?, last_run_id = ?, "
-                "updated_at = ? WHERE batch = ? AND row_key = ?",
-                (idempotency_key, run_id, time.time(), batch, row_key),
-            )
+        raise LedgerError(f"{self.path}: {len(marks) - changed} row(s) could not be marked")
 
     def reopen_missing(self, batch: str, row_keys: Collection[str], *, run_id: int) -> int:
         """Put ``succeeded`` rows that Chargebee no longer holds back in doubt (``in_flight``).
@@ -535,40 +573,49 @@ class Ledger:
         when the outcome carries none. An ``invalid`` row cannot be recorded (it was never
         sent), and a ``succeeded`` row can only be re-confirmed or marked ``conflict``.
         """
-        if outcome.state in ("invalid", "in_flight"):
-            raise LedgerError(f"record() cannot set state {outcome.state!r}")
-        with self._db.write("record outcome") as conn:
-            self._db.flush_attempts()
-            state = reads.state_of(self._db, conn, outcome.batch, outcome.row_key)
+        self.commit_group(outcome.batch, [outcome], [], run_id=outcome.run_id)
+
+    def _record_in(self, conn: Any, outcomes: Sequence[Outcome]) -> None:
+        now = time.time()
+        changed = conn.executemany(
+            "UPDATE rows SET state = ?, resolution = ?, order_id = COALESCE(?, order_id), "
+            "http_status = ?, api_error_code = ?, error_code = ?, param = ?, message = ?, "
+            "latency_ms = ?, attempts = attempts + ?, last_run_id = ?, updated_at = ? "
+            "WHERE batch = ? AND row_key = ? AND state != 'invalid' "
+            "AND (state != 'succeeded' OR ? IN ('succeeded', 'conflict'))",
+            [
+                (
+                    o.state,
+                    o.resolution,
+                    o.order_id,
+                    o.http_status,
+                    o.api_error_code,
+                    o.error_code,
+                    o.param,
+                    o.message,
+                    o.latency_ms,
+                    o.attempts,
+                    o.run_id,
+                    now,
+                    o.batch,
+                    o.row_key,
+                    o.state,
+                )
+                for o in outcomes
+            ],
+        ).rowcount
+        if changed == len(outcomes):
+            return
+        for o in outcomes:  # name the row that refused (rolled back by the caller)
+            state = reads.state_of(self._db, conn, o.batch, o.row_key)
             if state == "invalid" or (
-                state == "succeeded" and outcome.state not in _RECORDABLE_FROM_SUCCEEDED
+                state == "succeeded" and o.state not in _RECORDABLE_FROM_SUCCEEDED
             ):
                 raise LedgerError(
-                    f"{self.path}: row {outcome.row_key!r} of batch {outcome.batch!r} is "
-                    f"{state}; it cannot become {outcome.state}"
+                    f"{self.path}: row {o.row_key!r} of batch {o.batch!r} is "
+                    f"{state}; it cannot become {o.state}"
                 )
-            conn.execute(
-                "UPDATE rows SET state = ?, resolution = ?, order_id = COALESCE(?, order_id), "
-                "http_status = ?, api_error_code = ?, error_code = ?, param = ?, message = ?, "
-                "latency_ms = ?, attempts = attempts + ?, last_run_id = ?, updated_at = ? "
-                "WHERE batch = ? AND row_key = ?",
-                (
-                    outcome.state,
-                    outcome.resolution,
-                    outcome.order_id,
-                    outcome.http_status,
-                    outcome.api_error_code,
-                    outcome.error_code,
-                    outcome.param,
-                    outcome.message,
-                    outcome.latency_ms,
-                    outcome.attempts,
-                    outcome.run_id,
-                    time.time(),
-                    outcome.batch,
-                    outcome.row_key,
-                ),
-            )
+        raise LedgerError(f"{self.path}: {len(outcomes) - changed} outcome(s) not recorded")
 
     def log_attempt(self, attempt: Attempt) -> None:
         """Append one HTTP attempt to the log (buffered).

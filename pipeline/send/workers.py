@@ -1,16 +1,18 @@
 """The async worker pool: reconcile rows left in doubt, then send pending rows exactly once.
 
 For each row: commit ``in_flight`` → acquire the rate limiter → POST with a deterministic
-idempotency key → record the outcome at once (no ``await`` between the answer and the record).
-``duplicate_entry`` on an id means "already there": verify with ``GET /orders/{id}``.
+idempotency key → hand the outcome to the group committer (no ``await`` between the answer and
+the hand-over). Marks and outcomes of many rows share one durable transaction
+(``send/commits.py``): a row is POSTed only once its mark is committed, and counted or reported
+only once its outcome is. ``duplicate_entry`` on an id means "already there": verify with
+``GET /orders/{id}``.
 """
 
 from __future__ import annotations
 
-import functools
 import signal
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +39,7 @@ from pipeline.models import Attempt, Operation, Outcome, Resolution, WorkItem
 from pipeline.params import held_differences
 from pipeline.preflight.check import Preflight, PreflightStats
 from pipeline.progress import Progress
+from pipeline.send.commits import GroupCommits
 from pipeline.send.verification import verified_outcome
 
 Dispatch = Callable[[ChargebeeClient, WorkItem, str], Awaitable[ApiResponse]]
@@ -143,6 +146,14 @@ class Sender:
         """Rows marked ``in_flight`` by this sender and not yet recorded."""
         self._db = anyio.CapacityLimiter(1)
         """Ledger commits run one at a time on a worker thread (FULL sync stays off the loop)."""
+        self.commits = GroupCommits(
+            ledger=ledger,
+            batch=batch,
+            run_id=run_id,
+            db=self._db,
+            on_recorded=self._count,
+            stopping=self._stop.is_set,
+        )
 
     # -- control -------------------------------------------------------------------------
 
@@ -222,8 +233,10 @@ class Sender:
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._watch_signals, outer)
+                outer.start_soon(self.commits.serve)
                 try:
                     await self._reconcile_in_flight()
+                    await self.commits.drain()  # rows found absent are pending before the plan
                     if plan is not None:
                         await anyio.to_thread.run_sync(plan, limiter=self._db)
                     async with anyio.create_task_group() as planner:
@@ -235,12 +248,15 @@ class Sender:
                         except BaseException:
                             sending_ended.set()  # a failed or aborted send: stop planning too
                             raise
+                    await self.commits.drain()
                     if planning_failed:
                         raise planning_failed[0]
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise first_pipeline_error(group) or group from None
+        finally:
+            await self.commits.flush_left()
         return self.stats
 
     async def _reconcile_in_flight(self) -> None:
@@ -392,16 +408,8 @@ class Sender:
         key = idempotency_key(
             self.operation, self.batch, item.row_key, item.content_hash + self.key_salt
         )
-        await anyio.to_thread.run_sync(
-            functools.partial(
-                self.ledger.mark_in_flight,
-                self.batch,
-                item.row_key,
-                run_id=self.run_id,
-                idempotency_key=key,
-            ),
-            limiter=self._db,
-        )
+        if not await self.commits.mark(item.row_key, key):
+            return  # the run stopped before the mark was committed: the row stays pending
         self.stats.sent += 1
         self._active += 1
         try:
@@ -596,10 +604,18 @@ class Sender:
         )
 
     async def _finish(self, item: WorkItem, outcome: Outcome) -> None:
-        # The commit runs on the ledger's own thread, so an fsync never stalls the requests in
-        # flight; shielded, so a second Ctrl-C cannot drop an answer that already arrived.
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.ledger.record, outcome, limiter=self._db)
+        # Handed to the group committer without an await: the commit runs on the ledger's own
+        # thread with other rows' changes, and the row is counted (``_count``) once it is durable.
+        # Outcomes still waiting when a second Ctrl-C cancels the run are committed on the way
+        # out (``GroupCommits.flush_left``), so an answer that already arrived is not dropped.
+        self.commits.record(item, outcome)
+
+    def _count(self, recorded: Sequence[tuple[WorkItem, Outcome]]) -> None:
+        """Count and report rows whose outcomes are committed (never before)."""
+        for item, outcome in recorded:
+            self._count_one(item, outcome)
+
+    def _count_one(self, item: WorkItem, outcome: Outcome) -> None:
         if outcome.state == "succeeded":
             self.stats.succeeded += 1
             if outcome.resolution in ("already_present", "reconciled"):
