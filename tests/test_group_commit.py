@@ -136,6 +136,7 @@ def run(
             "rate_per_minute": 600000.0,
             "concurrency": 16,
             "quiet": True,
+            "preflight": False,  # the destination answers imports only (the subject here)
         },
         environ={"CHARGEBEE_API_KEY": KEY, "CHARGEBEE_BASE_URL": BASE},
     )

@@ -17,14 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipeline.config import DEFAULT_LEDGER, Settings
 from pipeline.errors import LedgerError
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.records import RunInfo
 from pipeline.models import ROW_STATES, RowState, exit_code_for
-from pipeline.report.rates import WINDOW_S, RateFigures, format_duration, rate_figures
+from pipeline.report.rates import (
+    WINDOW_S,
+    RateFigures,
+    format_duration,
+    max_in_window,
+    rate_figures,
+)
 
 PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid", "blocked")
 """States whose rows go to failures.csv/xlsx and the report's table."""
@@ -390,7 +394,7 @@ def _attempt_stats(
     for i in range(nbins):
         _, req, ok, thr, err = counts.get(i, (i, 0, 0, 0, 0))
         timeline.append(TimelineBin(first + i * width, width, req, ok, thr, err))
-    everything = np.asarray(ledger.attempt_starts(batch), dtype=np.float64)
+    everything = ledger.attempt_starts(batch)
     by_run = {
         run_id: _rate(
             everything if len(per_run) == 1 else ledger.attempt_starts(batch, run_id),
@@ -406,29 +410,38 @@ def _attempt_stats(
     return requests, throttled, latency, timeline, by_run, overall
 
 
+VECTORISE_FROM = 200_000
+"""Start times from which the 60 s window is worked out with numpy (below that, the plain loop
+of ``rates.max_in_window``: ``status`` of an ordinary batch imports no numpy)."""
+
+
 def _rate(
-    starts: Sequence[float] | np.ndarray,
+    starts: Sequence[float],
     requests: int,
     accepted: int,
     limits: Sequence[float | None],
 ) -> RateFigures:
-    """``rates.rate_figures`` from counts and sorted start times (vectorised)."""
-    times = np.asarray(starts, dtype=np.float64)
-    span = float(times[-1] - times[0]) if times.size else 0.0
+    """``rates.rate_figures`` from counts and sorted start times."""
+    span = float(starts[-1] - starts[0]) if len(starts) else 0.0
     per_minute = round(accepted / span * 60.0, 1) if span >= WINDOW_S else None
     return RateFigures(
         requests=requests,
         accepted=accepted,
         send_seconds=round(span, 3),
         per_minute=per_minute,
-        max_in_window=_max_in_window(times),
+        max_in_window=(
+            _max_in_window(starts) if len(starts) >= VECTORISE_FROM else max_in_window(starts)
+        ),
         limits=tuple(sorted({float(v) for v in limits if v is not None})),
     )
 
 
-def _max_in_window(times: np.ndarray, window_s: float = WINDOW_S) -> int:
-    """``rates.max_in_window`` of sorted ``times``, exactly (same float test), vectorised: for
+def _max_in_window(starts: Sequence[float], window_s: float = WINDOW_S) -> int:
+    """``rates.max_in_window`` of sorted ``starts``, exactly (same float test), vectorised: for
     each start, the first earlier start less than ``window_s`` before it."""
+    import numpy as np
+
+    times = np.asarray(starts, dtype=np.float64)
     n = times.size
     if n == 0:
         return 0
