@@ -28,7 +28,7 @@ PAGE = 500
 ROW_COLUMNS = (
     "batch, row_key, operation, source_file, sheet, source_line, raw, params, content_hash, "
     "order_id, state, resolution, attempts, http_status, api_error_code, error_code, param, "
-    "message, latency_ms, issues, idempotency_key, updated_at, last_run_id"
+    "message, latency_ms, issues, idempotency_key, updated_at, last_run_id, control"
 )
 WORK_COLUMNS = "batch, row_key, source_line, order_id, params, content_hash, state, attempts"
 TALLY_COLUMNS = frozenset(
@@ -114,7 +114,16 @@ def work_item(row: sqlite3.Row) -> WorkItem:
 
 
 def ledger_row(row: sqlite3.Row) -> LedgerRow:
-    return _record(LedgerRow, row, {"raw": json.loads, "params": json.loads, "issues": _issues})
+    return _record(
+        LedgerRow,
+        row,
+        {"raw": json.loads, "params": json.loads, "issues": _issues, "control": _control},
+    )
+
+
+def _control(value: str | None) -> Mapping[str, Any] | None:
+    found = json.loads(value) if value else None
+    return found if isinstance(found, dict) else None
 
 
 def attempt(row: sqlite3.Row) -> Attempt:

@@ -90,6 +90,8 @@ class LedgerRow:
     idempotency_key: str | None
     updated_at: float
     last_run_id: int | None
+    control: Mapping[str, Any] | None = None
+    """``[control]`` fields of the row (never sent): ``amount`` (minor units) and ``currency``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,9 @@ class Expected:
     """Dotted fields a later update batch changed (reported as context, still compared)."""
     fields: frozenset[str] | None = None
     """Compare only these dotted fields (an update batch's own fields); None = all."""
+    control: Mapping[str, Any] | None = None
+    """The row's ``[control]`` amount (minor units) and currency, compared with the order's
+    ``total`` and ``currency_code`` (import batches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +182,39 @@ def _finding(
     )
 
 
+CONTROL_FIELDS = (("amount", "total"), ("currency", "currency_code"))
+"""``[control]`` field → the order field it is reconciled with."""
+
+
+def _control_diffs(item: Expected, order: Mapping[str, Any]) -> list[Finding]:
+    """The row's control amount and currency against what the order holds (the invoice's, on
+    Chargebee and on a seeded sandbox): a mismatch names both."""
+    out: list[Finding] = []
+    for key, name in CONTROL_FIELDS if item.control and item.fields is None else ():
+        want = item.control.get(key) if item.control else None
+        if want is None or want == "":
+            continue
+        expected_value = norm(name, want)
+        actual_value = norm(name, order.get(name))
+        if expected_value != actual_value:
+            out.append(
+                _finding(
+                    "mismatch",
+                    item,
+                    f"{name} (control {key})",
+                    expected_value,
+                    actual_value,
+                    f"the file's control {key} is {expected_value}; Chargebee holds "
+                    f"{name} {actual_value if actual_value is not None else '(none)'}",
+                )
+            )
+    return out
+
+
 def _field_diffs(item: Expected, order: Mapping[str, Any]) -> list[Finding]:
     want = flatten(item.params)
     got = flatten(order)
-    out: list[Finding] = []
+    out: list[Finding] = _control_diffs(item, order)
     names = [n for n in want if n in COMPARED_FIELDS or n.split(".")[0] in ADDRESS_KINDS]
     for name in names:
         if item.fields is not None and name not in item.fields:

@@ -195,24 +195,24 @@ def _plan(ledger: Ledger, batch: str) -> _Plan:
     info = ledger.get_batch(batch)
     if info is None:
         raise ConfigError(f"no batch named {batch!r} in {ledger.path}")
-    succeeded: dict[str, tuple[str, int, Any]] = {}
+    succeeded: dict[str, tuple[str, int, Any, Any]] = {}
     other: dict[str, OtherRow] = {}
     for row in ledger.rows(batch):
         oid = row.order_id or (str(row.params["id"]) if row.params.get("id") else None)
         if oid is None:
             continue
         if row.state == "succeeded":
-            succeeded[oid] = (row.row_key, row.source_line, row.params)
+            succeeded[oid] = (row.row_key, row.source_line, row.params, row.control)
         elif row.state != "invalid":
             other[oid] = OtherRow(row.row_key, row.source_line, row.state)
     known = known_orders(ledger, order_ids=succeeded.keys())
     expected = []
-    for oid, (row_key, line, params) in succeeded.items():
+    for oid, (row_key, line, params, control) in succeeded.items():
         entry = known.get(oid)
         effective = entry.params if entry is not None else dict(params)
         fields = None if info.operation == "import" else frozenset(changed_fields(params))
         updated = frozenset(entry.updated_fields) if entry is not None else frozenset()
-        expected.append(Expected(row_key, line, oid, effective, updated, fields))
+        expected.append(Expected(row_key, line, oid, effective, updated, fields, control))
     foreign = frozenset(
         oid
         for other_batch in ledger.batches()
