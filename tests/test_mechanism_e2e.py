@@ -200,7 +200,10 @@ def test_key_echoed_by_the_server_never_reaches_ledger_reports_or_output(make_sa
         fault_seed=3,
     )
     source = write_orders(tmp_path / "orders.csv", 6, prefix="EK")
-    run = run_cli(server, secret, *run_args(source, tmp_path, "--rate", "60000", "--log-json"))
+    # Without pre-flight, so the unknown invoices reach the import and come back as echoing
+    # 404s (pre-flight's own list answers are scrubbed too: tests/test_preflight.py).
+    args = run_args(source, tmp_path, "--rate", "60000", "--log-json", "--no-preflight")
+    run = run_cli(server, secret, *args)
     assert_clean_exit(run, code=1)
     log = request_log(server)
     assert any(r["api_error_code"] == "resource_not_found" for r in log)
