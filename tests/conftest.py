@@ -33,6 +33,7 @@ import pytest
 
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
+from tests.sandbox_process import Running
 
 
 def ci_forbids_skips() -> bool:
@@ -112,3 +113,12 @@ def valid_order() -> Callable[..., dict[str, str]]:
         return {k: str(v) for k, v in params.items() if v is not None}
 
     return factory
+
+
+@pytest.fixture
+def sandboxes() -> Iterator[list[Running]]:
+    """Sandbox processes a test started (``tests/sandbox_process.py``); all stopped at teardown."""
+    started: list[Running] = []
+    yield started
+    for server in started:
+        server.stop()

@@ -13,14 +13,13 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import support
 from tests.orders_factory import write_orders
-from tests.test_preflight_sandbox import KEY, Running, _python_sandbox, _seed
+from tests.sandbox_process import KEY, Running, python_sandbox, seed_invoices
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +35,6 @@ def _readme_first_real_run() -> list[str]:
     return [line for line in block.splitlines() if line.strip()]
 
 
-@pytest.fixture
-def sandboxes() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def _cli(server: Running, work: Path, line: str) -> subprocess.CompletedProcess[str]:
     argv = shlex.split(line, comments=True)
     assert argv[0] == "order-import", line
@@ -57,8 +48,8 @@ def test_the_readme_first_real_run_block_runs_as_written(
 ) -> None:
     write_orders(tmp_path / "orders.csv", ROWS, prefix="FR")
     state = tmp_path / "site-state.json"
-    partial = _seed(tmp_path / "site.csv", [i for i in range(ROWS) if i not in MISSING])
-    site = _python_sandbox(sandboxes, tmp_path, partial, state=state)
+    partial = seed_invoices(tmp_path / "site.csv", [i for i in range(ROWS) if i not in MISSING])
+    site = python_sandbox(sandboxes, tmp_path, partial, state=state)
     init = support.run_cli(
         site, KEY, "mapping", "init", "orders.csv", "--out", "mapping.toml", cwd=tmp_path
     )
@@ -88,8 +79,8 @@ def test_the_readme_first_real_run_block_runs_as_written(
             posted += support.import_posts(support.request_log(site))
             port = site.port
             site.stop()
-            full = _seed(tmp_path / "site-full.csv", range(ROWS))
-            site = _python_sandbox(sandboxes, tmp_path, full, state=state, port=port)
+            full = seed_invoices(tmp_path / "site-full.csv", range(ROWS))
+            site = python_sandbox(sandboxes, tmp_path, full, state=state, port=port)
             continue
         assert not line.startswith("#"), line
         result = _cli(site, tmp_path, line)

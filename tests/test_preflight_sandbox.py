@@ -10,18 +10,13 @@ a skip is not allowed).
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import math
 import re
 import shlex
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,134 +25,9 @@ import pytest
 
 from tests import support
 from tests.orders_factory import order_row, write_orders
+from tests.sandbox_process import KEY, Running, free_port, python_sandbox, seed_invoices
 
 pytestmark = pytest.mark.slow
-
-KEY = "test_sandbox_key"
-START_TIMEOUT_S = 30.0
-SEED_HEADER = ["id", "customer_id", "subscription_id", "currency_code", "total"]
-
-
-@functools.cache
-def _sandbox_knows_invoices() -> bool:
-    found = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return "--invoices" in found.stdout
-
-
-@pytest.fixture(autouse=True)
-def _needs_invoices() -> None:
-    if not _sandbox_knows_invoices():
-        pytest.skip("the sandbox has no --invoices yet (GET /invoices is built in parallel)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Running:
-    """A sandbox process (the ``support.Server`` protocol: ``base_url`` and ``state``)."""
-
-    def __init__(self, argv: Sequence[str], port: int, cwd: Path) -> None:
-        self.port = port
-        self.proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.root}/__sandbox/state?orders=false", timeout=2)
-                return
-            except httpx.TransportError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        output = self.stop()
-        raise AssertionError(f"sandbox did not start: {' '.join(argv)}\n{output}")
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root}/api/v2"
-
-    def state(
-        self, *, orders: bool = True, events: bool = True, requests: bool = True
-    ) -> dict[str, Any]:
-        flags = {"orders": orders, "events": events, "requests": requests}
-        query = "&".join(f"{k}={'true' if v else 'false'}" for k, v in flags.items())
-        found: dict[str, Any] = httpx.get(f"{self.root}/__sandbox/state?{query}", timeout=30).json()
-        return found
-
-    def invoices(self) -> list[dict[str, Any]]:
-        """Every invoice the sandbox lists (``GET /invoices``, paged)."""
-        found: list[dict[str, Any]] = []
-        offset: str | None = None
-        with httpx.Client(base_url=self.base_url, auth=(KEY, ""), timeout=30) as http:
-            for _ in range(1000):
-                params = {"limit": "100", **({"offset": offset} if offset else {})}
-                page = http.get("/invoices", params=params).json()
-                found += [entry["invoice"] for entry in page["list"]]
-                offset = page.get("next_offset")
-                if not offset:
-                    return found
-        raise AssertionError("GET /invoices kept paging")
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            output, _ = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            output, _ = self.proc.communicate(timeout=30)
-        return output or ""
-
-
-@pytest.fixture
-def sandboxes() -> Iterator[list[Running]]:
-    """Sandboxes started by a test; all stopped at teardown."""
-    started: list[Running] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-def _python_sandbox(
-    sandboxes: list[Running], work: Path, seed: Path, *, state: Path | None = None, port: int = 0
-) -> Running:
-    port = port or _free_port()
-    argv = [sys.executable, "-m", "sandbox", "--port", str(port), "--invoices", str(seed)]
-    argv += ["--rate-limit", "0", "--concurrency-limit", "0"]
-    if state is not None:
-        argv += ["--state", str(state)]
-    server = Running(argv, port, work)
-    sandboxes.append(server)
-    return server
-
-
-def _seed(path: Path, ids: Sequence[int]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(SEED_HEADER)
-        for i in ids:
-            row = order_row(i, prefix="SB")
-            writer.writerow([row["invoice_id"], row["customer_id"], "", "EUR", str(1000 + i)])
-    return path
 
 
 def _cli(server: Running, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -187,8 +57,8 @@ def test_seeded_sandbox_run_blocks_missing_invoices_then_retry_imports_exactly_t
     missing = [0, 99, 100, 150, 229]
     write_orders(tmp_path / "orders.csv", count, prefix="SB")
     state = tmp_path / "sandbox-state.json"
-    partial = _seed(tmp_path / "partial.csv", [i for i in range(count) if i not in missing])
-    server = _python_sandbox(sandboxes, tmp_path, partial, state=state)
+    partial = seed_invoices(tmp_path / "partial.csv", [i for i in range(count) if i not in missing])
+    server = python_sandbox(sandboxes, tmp_path, partial, state=state)
 
     first = _cli(server, tmp_path, "run", "orders.csv", "--batch", "sb", "--quiet")
     assert first.returncode == 1, first.stdout + first.stderr
@@ -219,8 +89,8 @@ def test_seeded_sandbox_run_blocks_missing_invoices_then_retry_imports_exactly_t
 
     port = server.port
     server.stop()
-    full = _seed(tmp_path / "full.csv", range(count))
-    server = _python_sandbox(sandboxes, tmp_path, full, state=state, port=port)
+    full = seed_invoices(tmp_path / "full.csv", range(count))
+    server = python_sandbox(sandboxes, tmp_path, full, state=state, port=port)
     done = _cli(server, tmp_path, *shlex.split(retry[0])[1:], "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
     resent = support.import_posts(support.request_log(server))
@@ -236,8 +106,8 @@ def test_orders_the_batch_did_not_create_are_named_as_holders(
     """An id and a document number already taken on the sandbox by orders imported with a plain
     HTTP client: those rows are refused before sending, the holder named."""
     write_orders(tmp_path / "orders.csv", 4, prefix="SB")
-    seed = _seed(tmp_path / "seed.csv", range(20))
-    server = _python_sandbox(sandboxes, tmp_path, seed)
+    seed = seed_invoices(tmp_path / "seed.csv", range(20))
+    server = python_sandbox(sandboxes, tmp_path, seed)
     with httpx.Client(base_url=server.base_url, auth=(KEY, ""), timeout=10) as http:
         for params in (
             {**order_row(1, prefix="SB"), "invoice_id": "INV-000011", "document_number": "Z1"},
@@ -262,15 +132,15 @@ def test_a_snapshot_of_one_sandbox_seeds_another_to_the_same_invoices(
 ) -> None:
     """``order-import snapshot`` against sandbox A, then the command it prints starts sandbox B:
     both list the same invoices."""
-    seed = _seed(tmp_path / "seed.csv", range(0, 460, 2))  # 230 invoices: 3 pages
-    a = _python_sandbox(sandboxes, tmp_path, seed)
+    seed = seed_invoices(tmp_path / "seed.csv", range(0, 460, 2))  # 230 invoices: 3 pages
+    a = python_sandbox(sandboxes, tmp_path, seed)
     result = _cli(a, tmp_path, "snapshot", "snapshot.csv", "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "snapshot: 230 invoice(s) written to snapshot.csv" in result.stdout
     printed = re.findall(r"next: .*?: (order-import sandbox [^\n]*)", result.stdout)
     assert printed == ["order-import sandbox --invoices snapshot.csv"], result.stdout
     # The printed command, as printed, plus a free port (tests share the machine).
-    port = _free_port()
+    port = free_port()
     argv = support.cli(*shlex.split(printed[0])[1:], "--port", str(port))
     b = Running(argv, port, tmp_path)
     sandboxes.append(b)

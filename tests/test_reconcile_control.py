@@ -8,27 +8,18 @@ a legacy amount that does not match its invoice shows up before the real run.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import support
 from tests.orders_factory import write_orders
-from tests.test_preflight_sandbox import KEY, Running, _python_sandbox, _seed
+from tests.sandbox_process import KEY, Running, python_sandbox, seed_invoices
 
 pytestmark = pytest.mark.slow
 
 ROWS = 6
 WRONG = 2  # this row's legacy amount is not its invoice's total
-
-
-@pytest.fixture
-def sandboxes() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def _with_amounts(path: Path) -> None:
@@ -49,7 +40,7 @@ def test_a_control_amount_that_differs_from_the_invoice_is_a_reconcile_finding(
 ) -> None:
     source = write_orders(tmp_path / "orders.csv", ROWS, prefix="CA")
     _with_amounts(source)
-    site = _python_sandbox(sandboxes, tmp_path, _seed(tmp_path / "seed.csv", range(ROWS)))
+    site = python_sandbox(sandboxes, tmp_path, seed_invoices(tmp_path / "seed.csv", range(ROWS)))
     init = support.run_cli(
         site, KEY, "mapping", "init", "orders.csv", "--out", "mapping.toml", cwd=tmp_path
     )
