@@ -105,6 +105,7 @@ def measure(
 ) -> tuple[list[Figure], Path, ChildRun]:
     """CLI and SDK at one latency, side by side; checks every row landed once. Also returns
     the input file and the CLI run (for CPU per row)."""
+    box.reset()  # an empty site: the runs share invoice ids, which pre-flight would hold back
     box.configure(latency_ms=latency)
     tag = f"L{latency}C{concurrency}"
     source = write_orders(work / f"{tag}.csv", rows, prefix=tag)
