@@ -12,11 +12,14 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from pipeline.errors import PipelineError, ThrottleBudgetExceeded
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 __all__ = [
     "DEFAULT_WINDOW_S",
@@ -127,6 +130,17 @@ class RateLimiter:
         self._exhausted: str | None = None
         self._halted = False
         self._waits: set[anyio.CancelScope] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, concurrency: int = 1) -> RateLimiter:
+        """The site's budget from the settings (rate, burst, 429 wait budget); ``concurrency``
+        requests in flight (1 for look-ups and listings, the run's own for sending)."""
+        return cls(
+            settings.effective_rate,
+            burst=settings.burst,
+            concurrency=concurrency,
+            max_throttle_wait=settings.max_throttle_wait,
+        )
 
     # -- read-only state -------------------------------------------------------------------
 

@@ -69,12 +69,7 @@ async def _check(
     several_per_invoice: bool,
     transport: httpx.AsyncBaseTransport | None,
 ) -> OnlineResult:
-    limiter = RateLimiter(
-        settings.effective_rate,
-        burst=settings.burst,
-        concurrency=1,
-        max_throttle_wait=settings.max_throttle_wait,
-    )
+    limiter = RateLimiter.from_settings(settings)
     async with ChargebeeClient(settings, transport=transport) as client:
         lister = Lister(client, limiter, RetryPolicy.from_settings(settings))
         checker = Preflight(

@@ -91,12 +91,7 @@ async def _read(
     progress: Progress,
     transport: httpx.AsyncBaseTransport | None,
 ) -> tuple[int, int]:
-    limiter = RateLimiter(
-        settings.effective_rate,
-        burst=settings.burst,
-        concurrency=1,
-        max_throttle_wait=settings.max_throttle_wait,
-    )
+    limiter = RateLimiter.from_settings(settings)
     count = 0
     async with ChargebeeClient(settings, transport=transport) as client:
         lister = Lister(client, limiter, RetryPolicy.from_settings(settings))

@@ -239,12 +239,7 @@ async def _fetch(
     transport: httpx.AsyncBaseTransport | None,
     sleep: Sleep | None,
 ) -> tuple[list[dict[str, Any]], str]:
-    limiter = RateLimiter(
-        settings.effective_rate,
-        burst=settings.burst,
-        concurrency=1,
-        max_throttle_wait=settings.max_throttle_wait,
-    )
+    limiter = RateLimiter.from_settings(settings)
     poll = poll_interval(settings)
     if poll != settings.export_poll_seconds:
         notes.append(f"export polls spaced {poll:.0f} s (Chargebee's minimum)")

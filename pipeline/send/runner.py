@@ -458,12 +458,7 @@ async def _send(
     plan_rest: PlanRest | None,
     senders: list[SendStats],
 ) -> SendStats:
-    limiter = RateLimiter(
-        settings.effective_rate,
-        burst=settings.burst,
-        concurrency=settings.concurrency,
-        max_throttle_wait=settings.max_throttle_wait,
-    )
+    limiter = RateLimiter.from_settings(settings, concurrency=settings.concurrency)
     # Requests an earlier run made in the last minute still count against the site's budget.
     now = time.time()
     recent = await anyio.to_thread.run_sync(ledger.recent_attempt_times, now - 61.0)

@@ -124,12 +124,7 @@ async def _resolve(
     result: InDoubtResult,
     transport: httpx.AsyncBaseTransport | None,
 ) -> None:
-    limiter = RateLimiter(
-        settings.effective_rate,
-        burst=settings.burst,
-        concurrency=1,
-        max_throttle_wait=settings.max_throttle_wait,
-    )
+    limiter = RateLimiter.from_settings(settings)
     policy = RetryPolicy.from_settings(settings)
     async with ChargebeeClient(settings, transport=transport) as client:
         for row in rows:
