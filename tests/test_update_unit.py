@@ -172,3 +172,23 @@ def test_mapping_renames_columns_and_sets_date_formats(tmp_path):
         "delivered_at": 1672614000,  # 2023-01-02 00:00 in Berlin = 2023-01-01T23:00Z
         "shipping_address": {"city": "Köln"},
     }
+
+
+def test_xi_is_refused_without_eu_vat_and_accepted_with_it(tmp_path):
+    """A correction to ``XI`` (Northern Ireland) follows the same rule as an import: only
+    with ``eu_vat``; other countries are unaffected."""
+    path = write(
+        tmp_path / "fixes.csv",
+        [
+            {"id": "A", "shipping_address[country]": "XI"},
+            {"id": "B", "shipping_address[country]": "gb"},
+        ],
+    )
+    plain = read_update_rows(path, Settings())
+    assert [i.rule for i in plain[0].issues] == ["country_xi"]
+    assert "eu_vat = true" in plain[0].issues[0].message
+    assert plain[1].issues == ()
+    assert plain[1].params["shipping_address"] == {"country": "GB"}
+    with_vat = read_update_rows(path, Settings(eu_vat=True))
+    assert with_vat[0].issues == ()
+    assert with_vat[0].params["shipping_address"] == {"country": "XI"}

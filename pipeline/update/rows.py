@@ -152,6 +152,15 @@ def _import_only(name: str, renames: Mapping[str, str]) -> bool:
     return dotted in IMPORT_ORDER_PARAMS and dotted not in UPDATE_ORDER_PARAMS
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """What a value is checked against beyond its spec: plausible timestamps, and whether the
+    site accepts ``XI`` (setting ``eu_vat``, as for ``run``)."""
+
+    ts_range: tuple[int, int]
+    eu_vat: bool
+
+
 def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
     """Every record of an update file as a SourceRow (params nested, with ``id``), validated.
 
@@ -166,7 +175,7 @@ def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
         return _read_mapped(path, settings)
     source = open_input(path, settings)
     columns = bind_columns(source.header, path, {})
-    ts_range = timestamp_range(settings.validation, time.time())
+    limits = _Limits(timestamp_range(settings.validation, time.time()), settings.eu_vat)
     rows: list[SourceRow] = []
     first_line: dict[str, int] = {}
     date_params: dict[str, DatePolicy] = {}
@@ -184,7 +193,7 @@ def read_update_rows(path: Path, settings: Settings) -> list[SourceRow]:
             line = int(chunk.lines[pos])
             raw = {str(k): str(v) for k, v in record.items()}
             issues = [i for p, i in chunk.issues if p == pos]
-            params = _row_params(columns, raw, dates, pos, line, ts_range, issues)
+            params = _row_params(columns, raw, dates, pos, line, limits, issues)
             rows.append(_update_row(path, source.sheet, line, raw, params, issues, first_line))
     return rows
 
@@ -240,7 +249,7 @@ def _read_mapped(path: Path, settings: Settings) -> list[SourceRow]:
         integer_params=INTEGER_PARAMS,
         excel_date_system=source.excel_date_system,
     )
-    ts_range = timestamp_range(settings.validation, time.time())
+    limits = _Limits(timestamp_range(settings.validation, time.time()), settings.eu_vat)
     rows: list[SourceRow] = []
     first_line: dict[str, int] = {}
     for chunk in source.chunks():
@@ -256,7 +265,7 @@ def _read_mapped(path: Path, settings: Settings) -> list[SourceRow]:
             raw = {str(k): str(v) for k, v in record.items()}
             issues = [i for p, i in mapped.issues if p == pos and i.severity == "error"]
             values = {n: col[pos] for n, col in zip(names, cells, strict=True)}
-            params = _mapped_params(values, bound.sources, line, ts_range, issues)
+            params = _mapped_params(values, bound.sources, line, limits, issues)
             if mapped.row_keys[pos].startswith("h:") and "id" not in bound.sources:
                 issues.append(
                     _issue(
@@ -278,7 +287,7 @@ def _mapped_params(
     values: Mapping[str, Any],
     sources: Mapping[str, str],
     line: int,
-    ts_range: tuple[int, int],
+    limits: _Limits,
     issues: list[Issue],
 ) -> dict[str, Any]:
     """Nested update params from one mapped row; import-only values under IMPORT_ONLY_KEY."""
@@ -294,7 +303,7 @@ def _mapped_params(
             imported[name] = value if not isinstance(value, str) else value.strip()
             continue
         column = Column(sources.get(name, name), "param", name)
-        checked = _typed_value(column, value, line, ts_range, issues)
+        checked = _typed_value(column, value, line, limits, issues)
         if checked is None:
             continue
         head, dot, tail = name.partition(".")
@@ -331,7 +340,7 @@ def _row_params(
     dates: Mapping[str, tuple[pd.Series, pd.Series]],
     pos: int,
     line: int,
-    ts_range: tuple[int, int],
+    limits: _Limits,
     issues: list[Issue],
 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
@@ -360,7 +369,7 @@ def _row_params(
         elif column.kind == "line_item":
             items.setdefault(column.index, {})[column.param] = text
         else:
-            value = _param_value(column, text, dates, pos, line, ts_range, issues)
+            value = _param_value(column, text, dates, pos, line, limits, issues)
             if value is not None:
                 head, dot, tail = column.param.partition(".")
                 if dot:
@@ -382,7 +391,7 @@ def _param_value(
     dates: Mapping[str, tuple[pd.Series, pd.Series]],
     pos: int,
     line: int,
-    ts_range: tuple[int, int],
+    limits: _Limits,
     issues: list[Issue],
 ) -> Any:
     spec: ParamSpec = UPDATE_ORDER_PARAMS[column.param]
@@ -392,12 +401,12 @@ def _param_value(
             message = f"{column.param} {errors.iloc[pos]}"
             issues.append(_issue(line, column.name, column.param, text, "date", message))
             return None
-        return _typed_value(column, int(seconds.iloc[pos]), line, ts_range, issues)
-    return _typed_value(column, text, line, ts_range, issues)
+        return _typed_value(column, int(seconds.iloc[pos]), line, limits, issues)
+    return _typed_value(column, text, line, limits, issues)
 
 
 def _typed_value(
-    column: Column, value: Any, line: int, ts_range: tuple[int, int], issues: list[Issue]
+    column: Column, value: Any, line: int, limits: _Limits, issues: list[Issue]
 ) -> Any:
     """One update value checked against Chargebee's rules (timestamps as int seconds)."""
     spec: ParamSpec = UPDATE_ORDER_PARAMS[column.param]
@@ -411,8 +420,9 @@ def _typed_value(
 
     if spec.kind == "timestamp":
         seconds = int(value)
-        if not ts_range[0] <= seconds <= ts_range[1]:
-            bad("timestamp_range", f"is outside the plausible range {ts_range[0]}..{ts_range[1]}")
+        low, high = limits.ts_range
+        if not low <= seconds <= high:
+            bad("timestamp_range", f"is outside the plausible range {low}..{high}")
             return None
         return seconds
     if spec.kind == "enum":
@@ -428,6 +438,14 @@ def _typed_value(
         text = text.upper()
         if text not in COUNTRY_CODES:
             bad("country", "is not an ISO 3166-1 alpha-2 country code (e.g. US, DE, GB, XI)")
+            return None
+        if text == "XI" and not limits.eu_vat:
+            bad(
+                "country_xi",
+                "'XI' (Northern Ireland) is accepted only when the Chargebee site has EU VAT "
+                "configured; if yours has, set eu_vat = true in the config file "
+                "(order-import.toml), else use GB",
+            )
             return None
     if field == "email" and not EMAIL.match(text):
         bad("email", "is not an email address")
