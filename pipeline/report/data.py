@@ -142,9 +142,9 @@ class BatchSummary:
 def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
     """Compute a batch's summary from the ledger.
 
-    ``full=False`` (the text of ``order-import status``) leaves out the two figures that read
-    every row of the batch and that the text does not show: ``warnings_by_rule`` and
-    ``totals_by_currency`` (both empty).
+    ``full=False`` (the text of ``order-import status``) leaves out the figures that read every
+    row or every attempt of the batch once more and that the text does not show:
+    ``warnings_by_rule``, ``totals_by_currency`` and the ``timeline`` (all empty).
 
     Raises:
         LedgerError: the ledger holds no such batch.
@@ -171,7 +171,7 @@ def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
     preflight_requests = sum(_preflight_requests(r) for r in runs)
     limits = {r.id: _run_limit(r) for r in runs}
     requests, throttled, latency, timeline, run_rates, overall = _attempt_stats(
-        ledger, batch, limits
+        ledger, batch, limits, with_timeline=full
     )
     duration = sum((r.finished_at - r.started_at) for r in runs if r.finished_at is not None)
     rows_read = sum(counts.values())
@@ -369,7 +369,7 @@ def _run_limit(run: RunInfo) -> float | None:
 
 
 def _attempt_stats(
-    ledger: Ledger, batch: str, limits: Mapping[int, float | None]
+    ledger: Ledger, batch: str, limits: Mapping[int, float | None], *, with_timeline: bool = True
 ) -> tuple[int, int, dict[str, float], list[TimelineBin], dict[int, RateFigures], RateFigures]:
     """(requests, 429s, latency percentiles, timeline, rate figures by run, rate of the batch).
 
@@ -384,16 +384,7 @@ def _attempt_stats(
     requests = sum(r[1] for r in per_run)
     throttled = sum(r[3] for r in per_run)
     latency = {k: round(v, 1) for k, v in ledger.latency_percentiles(batch, PERCENTILES).items()}
-    first = min(r[4] for r in per_run)
-    last = max(r[5] for r in per_run)
-    span = max(last - first, 1.0)
-    width = _nice_width(span / MAX_TIMELINE_BINS)
-    nbins = int(span // width) + 1
-    counts = {b[0]: b for b in ledger.attempt_timeline(batch, first, width, nbins)}
-    timeline = []
-    for i in range(nbins):
-        _, req, ok, thr, err = counts.get(i, (i, 0, 0, 0, 0))
-        timeline.append(TimelineBin(first + i * width, width, req, ok, thr, err))
+    timeline = _timeline(ledger, batch, per_run) if with_timeline else []
     everything = ledger.attempt_starts(batch)
     by_run = {
         run_id: _rate(
@@ -408,6 +399,23 @@ def _attempt_stats(
         everything, requests, sum(r[2] for r in per_run), [limits.get(run_id) for run_id in by_run]
     )
     return requests, throttled, latency, timeline, by_run, overall
+
+
+def _timeline(
+    ledger: Ledger, batch: str, per_run: Sequence[tuple[int, int, int, int, float, float]]
+) -> list[TimelineBin]:
+    """Requests, successes, 429s and other answers per time bucket (the report's chart)."""
+    first = min(r[4] for r in per_run)
+    last = max(r[5] for r in per_run)
+    span = max(last - first, 1.0)
+    width = _nice_width(span / MAX_TIMELINE_BINS)
+    nbins = int(span // width) + 1
+    counts = {b[0]: b for b in ledger.attempt_timeline(batch, first, width, nbins)}
+    timeline = []
+    for i in range(nbins):
+        _, req, ok, thr, err = counts.get(i, (i, 0, 0, 0, 0))
+        timeline.append(TimelineBin(first + i * width, width, req, ok, thr, err))
+    return timeline
 
 
 VECTORISE_FROM = 200_000
