@@ -87,13 +87,14 @@ class CountingLedger(Ledger):
         marks: Sequence[tuple[str, str]],
         *,
         run_id: int,
-    ) -> None:
+    ) -> tuple[int, ...]:
         if outcomes and self.fail_at is not None:
             with_outcomes = sum(1 for n, _ in CountingLedger.groups if n)
             if with_outcomes + 1 >= self.fail_at:
                 raise LedgerError(f"{self.path}: ledger record outcome failed (disk I/O error)")
-        super().commit_group(batch, outcomes, marks, run_id=run_id)
+        left_out = super().commit_group(batch, outcomes, marks, run_id=run_id)
         CountingLedger.groups.append((len(outcomes), len(marks)))
+        return left_out
 
 
 class Recorder:
@@ -218,8 +219,8 @@ def test_a_group_is_all_or_nothing(tmp_path):
         keys = sorted(committed_states(tmp_path / "l.sqlite"))
         ledger.commit_group(BATCH, [], [(keys[0], "k0")], run_id=1)
         ledger.record(Outcome(BATCH, keys[0], 1, "succeeded", resolution="imported"))
-        with pytest.raises(LedgerError, match="is succeeded"):
-            ledger.commit_group(BATCH, [], [(keys[1], "k1"), (keys[0], "k0")], run_id=1)
+        with pytest.raises(LedgerError, match="is succeeded"):  # settled by another run
+            ledger.commit_group(BATCH, [], [(keys[1], "k1"), (keys[0], "k0")], run_id=2)
         with pytest.raises(LedgerError, match="cannot become failed"):
             ledger.commit_group(
                 BATCH,

@@ -41,6 +41,11 @@ SENDABLE: frozenset[str] = frozenset({"pending", "retryable", "in_flight"})
 UNSENT: frozenset[str] = frozenset({"pending", "invalid"})
 """States of rows that never reached Chargebee (every other state may have)."""
 _RECORDABLE_FROM_SUCCEEDED: frozenset[str] = frozenset({"succeeded", "conflict"})
+_SETTLED_OR_SENT_BY_RUN: frozenset[str] = frozenset(
+    {"in_flight", "retryable", "succeeded", "failed", "conflict", "blocked"}
+)
+"""States in which a mark for a row whose ``last_run_id`` is the marking run is left out (not
+sent, the run goes on): that run already sent or settled the row."""
 
 
 class _Feed:
@@ -494,8 +499,14 @@ class Ledger:
     def mark_in_flight(
         self, batch: str, row_key: str, *, run_id: int, idempotency_key: str
     ) -> None:
-        """Commit (durably) that the row is about to be sent. Call before the POST."""
-        self.commit_group(batch, [], [(row_key, idempotency_key)], run_id=run_id)
+        """Commit (durably) that the row is about to be sent. Call before the POST.
+
+        Raises ``LedgerError`` when the row may not be sent (see ``commit_group``)."""
+        if self.commit_group(batch, [], [(row_key, idempotency_key)], run_id=run_id):
+            raise LedgerError(
+                f"{self.path}: row {row_key!r} of batch {batch!r} was already sent or settled "
+                f"by run {run_id}; it is not sent again"
+            )
 
     def commit_group(
         self,
@@ -504,7 +515,7 @@ class Ledger:
         marks: Sequence[tuple[str, str]],
         *,
         run_id: int,
-    ) -> None:
+    ) -> tuple[int, ...]:
         """One durable transaction for a group of rows (the sender's group commit): record
         ``outcomes`` (with every buffered attempt), then mark ``marks`` — ``(row_key,
         idempotency_key)`` pairs — ``in_flight`` for ``run_id``. Call before any of the marked
@@ -512,7 +523,12 @@ class Ledger:
 
         All or nothing: a row that may not take its change (see ``mark_in_flight`` and
         ``record``) or any SQLite failure raises ``LedgerError`` and nothing of the group is
-        committed.
+        committed. One exception, so a resume never stops over a row it already dealt with:
+        a mark for a row that ``run_id`` itself already marked or settled (the same row handed
+        over twice in one run) is left out, never sent twice; the other changes commit.
+
+        Returns the positions in ``marks`` left out that way (usually none): those rows must
+        not be sent.
         """
         for outcome in outcomes:
             if outcome.state in ("invalid", "in_flight"):
@@ -523,28 +539,54 @@ class Ledger:
             if outcomes:
                 self._record_in(conn, outcomes)
             if marks:
-                self._mark_in(conn, batch, marks, run_id)
+                return self._mark_in(conn, batch, marks, run_id)
+        return ()
+
+    _MARK = (
+        "UPDATE rows SET state = 'in_flight', idempotency_key = ?, last_run_id = ?, "
+        "updated_at = ? WHERE batch = ? AND row_key = ? AND (state = 'pending' "
+        # Retryable or in doubt from an earlier run: sendable. Marked or answered in *this* run:
+        # already sent by it, so a second mark in the same run is refused (never sent twice).
+        "OR (state IN ('retryable', 'in_flight') AND coalesce(last_run_id, -1) != ?))"
+    )
 
     def _mark_in(
         self, conn: Any, batch: str, marks: Sequence[tuple[str, str]], run_id: int
-    ) -> None:
+    ) -> tuple[int, ...]:
         now = time.time()
+        conn.execute("SAVEPOINT marks")
         changed = conn.executemany(
-            "UPDATE rows SET state = 'in_flight', idempotency_key = ?, last_run_id = ?, "
-            "updated_at = ? WHERE batch = ? AND row_key = ? "
-            "AND state IN ('pending', 'retryable', 'in_flight')",
-            [(key, run_id, now, batch, row_key) for row_key, key in marks],
+            self._MARK, [(key, run_id, now, batch, row_key, run_id) for row_key, key in marks]
         ).rowcount
         if changed == len(marks):
-            return
-        for row_key, _ in marks:  # name the row that refused (rolled back by the caller)
-            state = reads.state_of(self._db, conn, batch, row_key)
+            conn.execute("RELEASE marks")
+            return ()
+        # Some row refused: undo the marks, then decide row by row, in order. A row this run
+        # already marked or settled (handed over twice) is left out; any other refusal (a row
+        # settled by another run, invalid, unknown) names the row and fails the whole group.
+        conn.execute("ROLLBACK TO marks")
+        conn.execute("RELEASE marks")
+        left_out: list[int] = []
+        seen: set[str] = set()
+        for index, (row_key, key) in enumerate(marks):
+            found = conn.execute(
+                "SELECT state, last_run_id FROM rows WHERE batch = ? AND row_key = ?",
+                (batch, row_key),
+            ).fetchone()
+            if found is None:
+                raise LedgerError(f"{self.path}: batch {batch!r} has no row {row_key!r}")
+            state, last_run = str(found["state"]), found["last_run_id"]
+            if row_key in seen or (last_run == run_id and state in _SETTLED_OR_SENT_BY_RUN):
+                left_out.append(index)
+                continue
             if state not in SENDABLE:
                 raise LedgerError(
                     f"{self.path}: row {row_key!r} of batch {batch!r} is {state}; "
                     "only pending, retryable or in-doubt rows may be sent"
                 )
-        raise LedgerError(f"{self.path}: {len(marks) - changed} row(s) could not be marked")
+            seen.add(row_key)
+            conn.execute(self._MARK, (key, run_id, now, batch, row_key, run_id))
+        return tuple(left_out)
 
     def reopen_missing(self, batch: str, row_keys: Collection[str], *, run_id: int) -> int:
         """Put ``succeeded`` rows that Chargebee no longer holds back in doubt (``in_flight``).

@@ -38,6 +38,8 @@ class _MarkGroup:
     marks: list[tuple[str, str]] = field(default_factory=list)
     done: anyio.Event = field(default_factory=anyio.Event)
     granted: bool = False
+    left_out: tuple[int, ...] = ()
+    """Positions in ``marks`` the ledger left out: rows this run already sent or settled."""
 
 
 @dataclass(slots=True)
@@ -49,6 +51,9 @@ class CommitStats:
     marks: int = 0
     refused_marks: int = 0
     """Marks dropped because the run was stopping: those rows stay pending, never sent."""
+    repeated_marks: int = 0
+    """Marks the ledger left out because this run had already sent or settled the row (the row
+    was handed over twice): not sent again, and the run goes on."""
     longest_s: float = 0.0
     """The longest group transaction (thread hop included)."""
 
@@ -91,10 +96,11 @@ class GroupCommits:
         if group is None or len(group.marks) >= self._max:
             group = _MarkGroup()
             self._groups.append(group)
+        position = len(group.marks)
         group.marks.append((row_key, key))
         self._poke()
         await group.done.wait()
-        return group.granted
+        return group.granted and position not in group.left_out
 
     def record(self, item: WorkItem, outcome: Outcome) -> None:
         """Hand a row's outcome over; it is counted (``on_recorded``) once committed."""
@@ -150,11 +156,12 @@ class GroupCommits:
             return
         marks = group.marks if group is not None else []
         started = time.perf_counter()
+        left_out: tuple[int, ...] = ()
         try:
             # Shielded: a second Ctrl-C cannot drop a commit half-way (the thread would finish
             # it anyway) nor leave its rows uncounted.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(
+                left_out = await anyio.to_thread.run_sync(
                     functools.partial(
                         self.ledger.commit_group,
                         self.batch,
@@ -172,6 +179,8 @@ class GroupCommits:
         self.stats.marks += len(marks)
         self.stats.longest_s = max(self.stats.longest_s, time.perf_counter() - started)
         if group is not None:
+            group.left_out = left_out or ()
+            self.stats.repeated_marks += len(group.left_out)
             self._decide(group, granted=True)
         if outcomes:
             self._on_recorded(outcomes)

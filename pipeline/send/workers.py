@@ -249,6 +249,12 @@ class Sender:
                             sending_ended.set()  # a failed or aborted send: stop planning too
                             raise
                     await self.commits.drain()
+                    if self.commits.stats.repeated_marks:
+                        # The ledger left these out (commit_group): never sent twice, run goes on.
+                        self.stats.notes.append(
+                            f"{self.commits.stats.repeated_marks} row(s) came up to be sent a "
+                            "second time in this run; sent once only (a bug: please report it)"
+                        )
                     if planning_failed:
                         raise planning_failed[0]
                 finally:
