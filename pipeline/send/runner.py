@@ -24,7 +24,7 @@ from pipeline.api.client import ChargebeeClient
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RetryPolicy
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, InputError, PipelineError
 from pipeline.ledger.ledger import ChangedRow, Ledger
 from pipeline.ledger.lock import run_lock
 from pipeline.load.reader import WORKBOOK_SUFFIXES, input_sha256, is_failures_file
@@ -241,12 +241,21 @@ PlanRest = Callable[[Callable[[], bool]], None]
 
 
 def _sent_before(err: PipelineError, sent: int) -> None:
-    """A later chunk of the input was unusable after sending had started: say so in the hint."""
+    """The run failed after sending had started (first run of a new batch, planning the rest of
+    the input while sending): say what was sent. Only an unusable later part of the input asks
+    for a fixed file (and so ``--allow-drift``); any other failure (the ledger, the site) is
+    resumed by running the same command again."""
     said = (
         f"sending had started: {sent:,} row(s) from before that point were sent and are "
-        "recorded in the ledger; fix the file and run the same command again with "
-        "--allow-drift (rows already sent are not sent twice)"
+        "recorded in the ledger; "
     )
+    if isinstance(err, InputError):
+        said += (
+            "fix the file and run the same command again with --allow-drift (rows already "
+            "sent are not sent twice)"
+        )
+    else:
+        said += "run the same command again to resume (rows already sent are not sent twice)"
     err.hint = f"{said}; {err.hint}" if err.hint else said
 
 
