@@ -39,14 +39,23 @@ HTTPX_REQUESTS = 3000
 """Requests of the bare httpx loop (pre-encoded bodies) the send path's CPU is compared with."""
 
 
-def cli_run(box: SandboxProcess, source: Path, work: Path, batch: str, *more: str) -> ChildRun:
-    """One ``order-import run`` subprocess (limits off client-side: --rate 1e6)."""
+def cli_run(
+    box: SandboxProcess,
+    source: Path,
+    work: Path,
+    batch: str,
+    *more: str,
+    python: str = sys.executable,
+) -> ChildRun:
+    """One ``order-import run`` subprocess (limits off client-side: --rate 1e6); ``python`` is
+    the interpreter whose installed ``pipeline`` runs (another checkout's venv for an A/B)."""
     cmd = [
-        sys.executable, "-m", "pipeline", "run", str(source), "--batch", batch, "--quiet",
+        python, "-m", "pipeline", "run", str(source), "--batch", batch, "--quiet",
         "--ledger", str(work / f"{batch}.sqlite"), "--report-dir", str(work / f"r-{batch}"),
         "--rate", "1000000", *more,
     ]  # fmt: skip
-    done = run_child(cmd, env=support.cli_env(box.base_url, box.api_key), timeout=CLI_TIMEOUT_S)
+    env = support.cli_env(box.base_url, box.api_key)
+    done = run_child(cmd, env=env, timeout=CLI_TIMEOUT_S, cwd=work)
     if done.returncode != 0:
         raise RuntimeError(f"order-import run exited {done.returncode}: {done.stderr[-500:]}")
     return done
@@ -223,3 +232,59 @@ def run(quick: bool = False) -> list[Figure]:
         figures += measure(box, work, 100, rows_100ms, sdk_small, 32)[0]
         figures += measure_cpu(box, work, source, fast, rows_0ms)
     return figures
+
+
+AB_ROUNDS = 2
+
+
+def ab(other: Path, rows: int = 5000, rounds: int = AB_ROUNDS) -> list[Figure]:
+    """This checkout against ``other`` (a checkout with its own ``.venv``), side by side in one
+    run on one sandbox at 0 ms latency, 32 in flight: end-to-end rows/s, send-path CPU per row
+    (run − dry run of the same file) and that CPU over a bare httpx loop's, measured between
+    the rounds. Rounds alternate which side goes first, so load drifts hit both alike."""
+    from bench.bench_client import plain_httpx
+
+    sides = {"this": sys.executable, "other": str(other / ".venv" / "bin" / "python")}
+    seen: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    httpx_ms: list[float] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp,
+        sandbox_process(api_key=BENCH_KEY, latency_ms=0) as box,
+    ):
+        work = Path(tmp)
+        plain_httpx(box.base_url, box.api_key, "ab-warm", 50)
+        for n in range(rounds):
+            order = list(sides.items()) if n % 2 == 0 else list(sides.items())[::-1]
+            for name, python in order:
+                box.reset()
+                tag = f"AB{n}{name}"
+                source = write_orders(work / f"{tag}.csv", rows, prefix=tag)
+                real = cli_run(box, source, work, tag, "--concurrency", "32", python=python)
+                if created(box) != rows:
+                    raise RuntimeError(f"{tag}: sandbox created {created(box)} for {rows} rows")
+                dry = cli_run(box, source, work, tag + "dry", "--dry-run", python=python)
+                seen[name].append((rows / real.wall_s, (real.cpu_s - dry.cpu_s) / rows * 1000))
+            cpu, _ = plain_httpx(box.base_url, box.api_key, f"ab{n}", HTTPX_REQUESTS)
+            httpx_ms.append(cpu / HTTPX_REQUESTS * 1000)
+    bare = sorted(httpx_ms)[len(httpx_ms) // 2]
+    figures: list[Figure] = []
+    for name in sides:
+        rates = [r for r, _ in seen[name]]
+        cpus = [c for _, c in seen[name]]
+        where = f"{name} checkout ({sides[name]})"
+        figures += [
+            figure(
+                f"A/B import rows/s, {name}", max(rates), "rows/s", note=f"{where}; runs {rates}"
+            ),
+            figure(f"A/B send-path CPU per row, {name}", min(cpus), "ms", note=f"runs {cpus}"),
+            figure(f"A/B send-path CPU / bare httpx, {name}", min(cpus) / bare, "x"),
+        ]
+    figures.append(figure("A/B bare httpx CPU per request", bare, "ms", note=f"runs {httpx_ms}"))
+    return figures
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--ab":
+        more = [int(a) for a in sys.argv[3:5]]
+        for row in ab(Path(sys.argv[2]), *more):
+            print(f"{row['name']:<45} {row['value']!s:>12} {row['unit']}  {row.get('note', '')}")

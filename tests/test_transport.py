@@ -752,3 +752,41 @@ def test_a_cli_run_on_httpx_transport_against_the_sandbox(
     assert result.returncode == 0, result.stdout + result.stderr
     ids = [o["id"] for o in server.state()["orders"]]
     assert len(ids) == len(set(ids)) == 20
+
+
+# -- the client's direct path to LeanTransport ---------------------------------------------------
+
+
+async def test_the_direct_path_puts_httpx_bytes_on_the_same_pool(raw_server: Any) -> None:
+    """Loopback API requests skip httpx's models, yet the server reads the very bytes the httpx
+    path sends, on the same pooled connection, and both give the same answer."""
+    order = b'{"order": {"id": "o-1", "invoice_id": "i-1"}}'
+    ok = b"HTTP/1.1 200 OK\r\nchargebee-idempotency-REPLAYED: true\r\nContent-Length: %d\r\n\r\n"
+    server = raw_server(answer_each(ok % len(order) + order))
+    environ = {"CHARGEBEE_API_KEY": "k_direct", "CHARGEBEE_BASE_URL": server.url + "/api/v2"}
+    params = {"id": "o-1", "invoice_id": "i-1", "shipping_address": {"city": "Kraków a&b=c+d"}}
+    answers = []
+    async with ChargebeeClient(load_settings({}, environ=environ)) as client:
+        assert {("POST", True, True), ("GET", False, False)} <= client._lean_shapes
+        for _ in ("direct", "httpx"):
+            imported = await client.import_order(params, idempotency_key="k-1")
+            found = await client.retrieve_order("o-1")
+            answers.append((imported.status, imported.body, imported.replayed, found))
+            client._lean_shapes = frozenset()  # the second round through httpx's models
+    assert answers[0] == answers[1]
+    assert answers[0][2] is True
+    assert len(server.requests) == 4
+    assert server.requests[:2] == server.requests[2:]
+    assert server.requests[0].startswith(b"POST /api/v2/orders/import_order HTTP/1.1\r\n")
+    assert server.accepted == 1
+
+
+def test_raw_answer_headers_read_like_httpx_headers() -> None:
+    """Header look-ups on the direct path (case, repeats, absence) match ``httpx.Headers``."""
+    from pipeline.api.client import _RawHeaders
+
+    raw = [(b"Retry-After", b"5"), (b"X-Twice", b"a"), (b"x-twice", b"b"), (b"Empty", b"")]
+    ours, theirs = _RawHeaders(raw), httpx.Headers(raw)
+    for name in ("retry-after", "RETRY-AFTER", "x-twice", "empty", "absent"):
+        assert ours.get(name) == theirs.get(name)
+    assert list(ours) == list(theirs)

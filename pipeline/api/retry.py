@@ -131,7 +131,6 @@ async def send_with_retries(
     """
     clock = clock or MonotonicClock()
     pause = sleep or clock.sleep
-    rng = rng or random.Random()
     attempts = 0
     failures = 0
     first_failure: float | None = None
@@ -180,6 +179,7 @@ async def send_with_retries(
         failures += 1
         now = clock.now()
         first_failure = now if first_failure is None else first_failure
+        rng = rng or random.Random()  # seeded from the OS only when a backoff needs it
         delay = policy.backoff(failures, rng)
         spent = now - first_failure
         if failures >= policy.max_attempts or spent + delay > policy.max_elapsed:

@@ -22,9 +22,11 @@ import httptools
 import httpx
 from anyio.abc import ByteStream, SocketAttribute
 
-__all__ = ["LeanTransport"]
+__all__ = ["LeanTransport", "Origin", "RawResponse", "request_head"]
 
 Origin = tuple[str, str, int]
+RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes, str]
+"""(status, headers as received, body, HTTP version) of a fully read response."""
 MAX_HEAD_BYTES = 64 * 1024
 """A response whose status line and headers exceed this is refused as malformed."""
 DEFAULT_MAX_BODY = 256 * 1024 * 1024
@@ -186,12 +188,37 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if request.method == "HEAD":
             raise httpx.LocalProtocolError("LeanTransport does not send HEAD", request=request)
         origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
+        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
+        body = await request.aread()
+        status, headers, content, version = await self.round_trip(
+            origin, request_head(request, body) + body, timeouts, request
+        )
+        return httpx.Response(
+            status,
+            headers=headers,
+            content=content,
+            extensions={"http_version": b"HTTP/" + version.encode("ascii")},
+            request=request,
+        )
+
+    async def round_trip(
+        self,
+        origin: Origin,
+        data: bytes,
+        timeouts: dict[str, float | None],
+        request: httpx.Request | None = None,
+    ) -> RawResponse:
+        """Send ``data`` (a request's head and body, never HEAD: the response must have a body
+        or a length) to ``origin`` (scheme, host, port) on a pooled connection: (status,
+        raw headers, body, HTTP version) of the fully read response.
+
+        ``handle_async_request`` is this plus httpx's request and response models; a caller
+        that builds the request bytes itself (``ChargebeeClient`` for the loopback API) skips
+        them. Failures raise the same httpx exceptions (``request`` is attached when given).
+        """
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _Pool(self._size)
-        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
-        body = await request.aread()
-        data = _head(request, body) + body
         try:
             pool.sem.acquire_nowait()
         except anyio.WouldBlock:
@@ -224,7 +251,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             pool.idle.clear()
 
     async def _checkout(
-        self, pool: _Pool, origin: Origin, limit: float | None, request: httpx.Request
+        self, pool: _Pool, origin: Origin, limit: float | None, request: httpx.Request | None
     ) -> tuple[_Conn, bool]:
         while pool.idle:
             conn = pool.idle.pop()
@@ -262,8 +289,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         reused: bool,
         data: bytes,
         timeouts: dict[str, float | None],
-        request: httpx.Request,
-    ) -> tuple[httpx.Response, bool]:
+        request: httpx.Request | None,
+    ) -> tuple[RawResponse, bool]:
         stream = conn.stream
         conn.reset()
         dropped = "server closed the kept-alive connection; the request was not resent"
@@ -325,14 +352,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if status == 101:
             raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols", request=request)
         keep = conn.keep and not conn.extra
-        response = httpx.Response(
-            status,
-            headers=conn.headers,
-            content=b"".join(conn.body),
-            extensions={"http_version": b"HTTP/" + version.encode("ascii")},
-            request=request,
-        )
-        return response, keep
+        return (status, conn.headers, b"".join(conn.body), version), keep
 
 
 async def _discard(pool: _Pool, conn: _Conn) -> None:
@@ -341,7 +361,7 @@ async def _discard(pool: _Pool, conn: _Conn) -> None:
         await anyio.aclose_forcefully(conn.stream)
 
 
-def _head(request: httpx.Request, body: bytes) -> bytes:
+def request_head(request: httpx.Request, body: bytes) -> bytes:
     """Request line and headers; Content-Length always reflects ``body`` (never chunked)."""
     target = request.url.raw_path
     if b" " in target:
