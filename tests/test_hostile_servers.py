@@ -373,6 +373,41 @@ def test_a_huge_answer_is_not_read_past_the_cap(hostile, tmp_path):
     assert len(server.api("GET", "/orders/")) == 1
 
 
+def test_a_huge_answer_that_stalls_is_cut_at_the_cap_not_waited_for(hostile, tmp_path):
+    """A 200 announcing 64 MiB that sends 12 MiB and then stalls: the client stops reading at
+    the 8 MiB cap and hangs up (the answer is recorded as too large), instead of holding the
+    whole announced body in memory and waiting for it until the deadline (a timeout)."""
+    hung_up: list[bool] = []
+
+    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        if seen.method == "GET":
+            writer.write(NOT_FOUND)
+            return True
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {64 * 1024 * 1024}\r\n\r\n".encode())
+        block = b"[" * 65536
+        try:
+            for _ in range(12 * 16):  # 12 MiB
+                writer.write(block)
+                await writer.drain()
+            for _ in range(120):  # then stall: a byte every 0.5 s, 60 s at most
+                await asyncio.sleep(0.5)
+                writer.write(b"[")
+                await writer.drain()
+        except ConnectionError:
+            hung_up.append(True)
+        return False
+
+    server = hostile(handler)
+    result = run_cli(server.base_url, tmp_path, 1, read_timeout=20)
+    text = clean(result)
+    assert counts(tmp_path) == {"retryable": 1}, text
+    assert hung_up == [True], "the client did not hang up while the server stalled"
+    attempts = cli(tmp_path, "report", "--out", str(tmp_path / "again"))
+    assert attempts.returncode in (0, 1), attempts.stderr
+    failures = (tmp_path / "again" / "failures.csv").read_text(encoding="utf-8-sig")
+    assert "timeout" not in failures, failures
+
+
 @pytest.mark.parametrize("retry_after", ["0", "-5", "nan", "Thu, 01 Jan 1970 00:00:00 GMT"])
 def test_429_forever_with_nonsense_retry_after_stops_within_the_throttle_budget(
     hostile, tmp_path, retry_after

@@ -29,7 +29,7 @@ import truststore
 from pipeline import __version__
 from pipeline.api.encode import form_body, to_form, to_query
 from pipeline.api.ratelimit import RateLimiter
-from pipeline.api.transport import LeanTransport, Origin, request_head
+from pipeline.api.transport import LeanTransport, Origin, ResponseCut, request_head
 from pipeline.config import Settings, is_loopback
 from pipeline.errors import (
     ApiError,
@@ -335,11 +335,13 @@ class ChargebeeClient:
         try:
             with anyio.fail_after(self._deadline):
                 status, headers, body, _ = await self._lean.round_trip(
-                    self._lean_origin, data, self._timeouts
+                    self._lean_origin, data, self._timeouts, cut_at=limit
                 )
             if any(name.lower() == b"content-encoding" for name, _ in headers):
                 decoded = httpx.Response(status, headers=headers, content=body)
                 headers, body = decoded.headers.raw, decoded.content
+        except ResponseCut as cut:
+            return cut.status, cut.headers, b"", True
         except TimeoutError:
             raise self._deadline_error() from None
         except httpx.RequestError as exc:

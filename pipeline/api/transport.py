@@ -22,7 +22,7 @@ import httptools
 import httpx
 from anyio.abc import ByteStream, SocketAttribute
 
-__all__ = ["LeanTransport", "Origin", "RawResponse", "request_head"]
+__all__ = ["LeanTransport", "Origin", "RawResponse", "ResponseCut", "request_head"]
 
 Origin = tuple[str, str, int]
 RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes, str]
@@ -40,6 +40,16 @@ def _verifying_context() -> ssl.SSLContext:
         return ssl.create_default_context(cafile=certifi.where())
     except ImportError:  # pragma: no cover - certifi ships with httpx
         return ssl.create_default_context()
+
+
+class ResponseCut(Exception):
+    """``round_trip(..., cut_at=N)``: the answer's body passed ``N`` bytes; the rest was not
+    read and the connection was dropped. ``status`` and ``headers`` are the answer's."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = headers
 
 
 class _Conn:
@@ -207,6 +217,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         data: bytes,
         timeouts: dict[str, float | None],
         request: httpx.Request | None = None,
+        *,
+        cut_at: int | None = None,
     ) -> RawResponse:
         """Send ``data`` (a request's head and body, never HEAD: the response must have a body
         or a length) to ``origin`` (scheme, host, port) on a pooled connection: (status,
@@ -215,6 +227,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         ``handle_async_request`` is this plus httpx's request and response models; a caller
         that builds the request bytes itself (``ChargebeeClient`` for the loopback API) skips
         them. Failures raise the same httpx exceptions (``request`` is attached when given).
+        With ``cut_at``, a body longer than that is not read on (``ResponseCut``; at most
+        ``cut_at`` plus one response head is ever held), as the httpx path stops its stream.
         """
         pool = self._pools.get(origin)
         if pool is None:
@@ -230,7 +244,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         try:
             conn, reused = await self._checkout(pool, origin, timeouts.get("connect"), request)
             try:
-                response, keep = await self._exchange(conn, reused, data, timeouts, request)
+                response, keep = await self._exchange(conn, reused, data, timeouts, request, cut_at)
             except BaseException:
                 await _discard(pool, conn)
                 raise
@@ -290,6 +304,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         data: bytes,
         timeouts: dict[str, float | None],
         request: httpx.Request | None,
+        cut_at: int | None = None,
     ) -> tuple[RawResponse, bool]:
         stream = conn.stream
         conn.reset()
@@ -346,6 +361,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 conn.extra = True
             if not conn.headers_done and received > MAX_HEAD_BYTES:
                 raise httpx.RemoteProtocolError("response head too large", request=request)
+            if cut_at is not None and received > cut_at + MAX_HEAD_BYTES and conn.headers_done:
+                raise ResponseCut(conn.status, conn.headers)  # the body is past cut_at
             if received > limit:
                 raise httpx.RemoteProtocolError("response body too large", request=request)
         status, version = conn.status, conn.version
