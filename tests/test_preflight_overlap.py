@@ -270,3 +270,15 @@ def test_the_next_page_is_checked_while_this_one_is_sent(make_sandbox: Any, tmp_
     assert len(lists) == 3 * 5 + 1 + 3
     assert lists[-1] < posts[250], (lists[-1], posts[:3], posts[250])
     assert "pre-flight: 19 request(s), 600 row(s) checked, 0 row(s) blocked" in result.stdout
+
+
+def test_a_refused_key_wins_over_other_failures_in_the_group() -> None:
+    """Several look-ups failed at once: the refused key is what is raised (the run must stop
+    as for a 401), then any pipeline error before anything else."""
+    from pipeline.preflight.check import _first_error
+
+    auth = AuthError("refused", status_code=401)
+    down = TransientApiError("down", status_code=500)
+    nested = BaseExceptionGroup("parts", [down, BaseExceptionGroup("kinds", [ValueError(), auth])])
+    assert _first_error(nested) is auth
+    assert _first_error(BaseExceptionGroup("kinds", [ValueError(), down])) is down
