@@ -39,6 +39,13 @@ def chunks(values: Sequence[str], size: int = MAX_IDS) -> Iterator[list[str]]:
         yield unique[start : start + size]
 
 
+@dataclass(slots=True)
+class _Paging:
+    """One listing's own state (a ``Lister`` may run several listings at once)."""
+
+    complete: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What a bounded listing found."""
@@ -72,14 +79,19 @@ class Lister:
         self.policy = policy
         self.on_attempt = on_attempt
         self.requests = 0
+        """HTTP attempts of every listing of this ``Lister`` (per call: ``on_request``)."""
         self.complete = False
         """Whether the last ``pages`` listing reached its last page."""
 
     async def _call(
-        self, fn: Callable[[], Awaitable[tuple[list[dict[str, Any]], str | None]]]
+        self,
+        fn: Callable[[], Awaitable[tuple[list[dict[str, Any]], str | None]]],
+        on_request: Callable[[], None] | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         def counted(info: AttemptInfo) -> None:
             self.requests += 1
+            if on_request is not None:
+                on_request()
             if self.on_attempt is not None:
                 self.on_attempt(info)
 
@@ -89,28 +101,58 @@ class Lister:
         return result
 
     async def pages(
-        self, resource: Resource, filters: Mapping[str, Any], *, max_pages: int
+        self,
+        resource: Resource,
+        filters: Mapping[str, Any],
+        *,
+        max_pages: int,
+        on_request: Callable[[], None] | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Yield each page of ``resource`` matching ``filters``, following ``next_offset`` for
-        up to ``max_pages`` pages; ``self.complete`` tells afterwards whether the listing ended.
+        up to ``max_pages`` pages; ``self.complete`` tells afterwards whether the listing ended
+        (one listing at a time: concurrent listings use ``listing``, which keeps its own).
+
+        Args:
+            on_request: called once per HTTP attempt this listing makes (per-call request
+                accounting that stays exact when listings of one ``Lister`` run concurrently).
 
         Raises:
             PermanentApiError: ``paging_loop``: the server repeated a ``next_offset`` (the
                 listing would never end).
             ApiError: a request failed after its retries.
         """
+        paging = _Paging()
+        self.complete = False
+        found = self._pages(
+            resource, filters, max_pages=max_pages, paging=paging, on_request=on_request
+        )
+        async with aclosing(found):
+            async for page in found:
+                yield page
+        self.complete = paging.complete
+
+    async def _pages(
+        self,
+        resource: Resource,
+        filters: Mapping[str, Any],
+        *,
+        max_pages: int,
+        paging: _Paging,
+        on_request: Callable[[], None] | None,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """``pages``, with whether the listing ended kept in ``paging`` (one per listing)."""
         offset: str | None = None
         seen: set[str] = set()
-        self.complete = False
         for page_number in range(1, max_pages + 1):
             page, offset = await self._call(
                 functools.partial(
                     self.client.list_page, resource, filters, limit=PAGE_LIMIT, offset=offset
-                )
+                ),
+                on_request,
             )
             yield page
             if offset is None:
-                self.complete = True
+                paging.complete = True
                 return
             if offset in seen:
                 raise PermanentApiError(
@@ -127,11 +169,14 @@ class Lister:
         *,
         max_pages: int,
         strict: bool = True,
+        on_request: Callable[[], None] | None = None,
     ) -> Listing:
-        """Every ``resource`` matching ``filters`` (``pages`` collected).
+        """Every ``resource`` matching ``filters`` (``pages`` collected). Safe to run
+        concurrently with other listings of this ``Lister``.
 
         Args:
             strict: past ``max_pages`` raise instead of returning ``complete=False``.
+            on_request: called once per HTTP attempt of this listing (see ``pages``).
 
         Raises:
             PermanentApiError: ``paging_loop``: a repeated ``next_offset``, or (``strict``) the
@@ -140,16 +185,20 @@ class Lister:
         """
         found: list[dict[str, Any]] = []
         count = 0
-        async with aclosing(self.pages(resource, filters, max_pages=max_pages)) as pages:
+        paging = _Paging()
+        pages = self._pages(
+            resource, filters, max_pages=max_pages, paging=paging, on_request=on_request
+        )
+        async with aclosing(pages):
             async for page in pages:
                 found.extend(page)
                 count += 1
-        if not self.complete and strict:
+        if not paging.complete and strict:
             raise PermanentApiError(
                 f"GET /{resource}s still had a next_offset after {max_pages} pages; stopped",
                 api_error_code="paging_loop",
             )
-        return Listing(found, self.complete, count)
+        return Listing(found, paging.complete, count)
 
     async def by_values(
         self,
@@ -158,11 +207,15 @@ class Lister:
         values: Sequence[str],
         *,
         max_pages: int = MAX_PAGES_PER_LOOKUP,
+        on_request: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Every ``resource`` whose ``field`` is one of ``values``: one ``field[in]`` request
-        per ``MAX_IDS`` values (more only when one look-up's answer spans pages)."""
+        per ``MAX_IDS`` values (more only when one look-up's answer spans pages); safe to run
+        concurrently, ``on_request`` as in ``pages``."""
         found: list[dict[str, Any]] = []
         for part in chunks(values):
-            result = await self.listing(resource, {field: {"in": part}}, max_pages=max_pages)
+            result = await self.listing(
+                resource, {field: {"in": part}}, max_pages=max_pages, on_request=on_request
+            )
             found.extend(result.items)
         return found

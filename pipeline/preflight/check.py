@@ -27,12 +27,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from pipeline.api.client import printable
 from pipeline.api.listing import MAX_IDS, Lister
+from pipeline.errors import AuthError, PipelineError
 from pipeline.models import Outcome, WorkItem
 from pipeline.params import same_value
 
 __all__ = ["BLOCK_CODES", "Preflight", "PreflightStats", "Verify", "scan_pages"]
+
+_KINDS = ("order_ids", "invoices", "invoice_orders")
+"""The look-ups of one part of 100 rows (run at once); the scan is read once per run."""
 
 Verify = Callable[[WorkItem, Mapping[str, Any]], Outcome]
 """What an order already holding the row's id means for the row: ``succeeded`` (it is this row's
@@ -112,6 +118,8 @@ class Preflight:
         several_per_invoice: the mapping allows several orders on one invoice (no
             ``invoice_has_order`` check, and no request for it).
         expected_rows: rows this run will check at most: bounds the document-number scan.
+        parallel: look-up requests in flight at once (at most one more, the scan): parts of
+            100 rows are checked ``parallel // 3`` at a time, their kinds at once.
     """
 
     def __init__(
@@ -123,6 +131,7 @@ class Preflight:
         verify: Verify,
         several_per_invoice: bool = False,
         expected_rows: int = 0,
+        parallel: int = len(_KINDS),
     ) -> None:
         self.lister = lister
         self.batch = batch
@@ -131,87 +140,150 @@ class Preflight:
         self.several_per_invoice = several_per_invoice
         self.expected_rows = expected_rows
         self.stats = PreflightStats()
+        self.parallel = parallel
         self._documents: dict[str, str] | None = None
         """Document number → id of the order holding it, from the scan (read once per run)."""
+        self._scan_lock = anyio.Lock()
 
     async def check(self, items: Sequence[WorkItem]) -> tuple[list[WorkItem], list[Outcome]]:
-        """(rows to send, outcomes of the rows that must not be sent), in batches of 100.
+        """(rows to send, outcomes of the rows that must not be sent), in parts of 100 rows.
+
+        The look-ups of one part run at once (order ids, invoices, orders on the invoices), and
+        ``parallel // 3`` parts at a time (the document-number scan alongside), so at most
+        ``parallel + 1`` requests are in flight; every one through the lister's limiter. The
+        order of the rows is kept.
 
         Raises:
-            ApiError: a look-up failed after its retries (nothing of ``items`` was decided).
+            ApiError: a look-up failed after its retries (nothing of ``items`` was decided);
+                unwrapped from the task group, like ``AuthError`` and ``AdmissionHalted``.
         """
+        parts = [items[start : start + MAX_IDS] for start in range(0, len(items), MAX_IDS)]
+        decided: list[tuple[list[WorkItem], list[Outcome]]] = [([], []) for _ in parts]
+        scanned = anyio.Event()
+        todo = iter(range(len(parts)))
+
+        async def scan() -> None:
+            await self._scanned_documents(items)
+            scanned.set()
+
+        async def worker() -> None:
+            for index in todo:  # shared: each part is taken by one worker
+                site = await self._look_up(parts[index])
+                await scanned.wait()
+                decided[index] = self._decide_part(parts[index], site)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(scan)
+                for _ in range(min(len(parts), max(1, self.parallel // len(_KINDS)))):
+                    group.start_soon(worker)
+        except BaseExceptionGroup as failed:
+            raise _first_error(failed) from None
         send: list[WorkItem] = []
         held: list[Outcome] = []
-        for start in range(0, len(items), MAX_IDS):
-            part = items[start : start + MAX_IDS]
-            site = await self._look_up(part)
-            documents = await self._scanned_documents(part)
-            for item in part:
-                self.stats.checked += 1
-                outcome = self._decide(item, site, documents)
-                if outcome is None:
-                    send.append(item)
-                    continue
-                held.append(outcome)
-                if outcome.state == "blocked":
-                    self.stats.blocked[outcome.error_code or "blocked"] += 1
-                elif outcome.state == "succeeded":
-                    self.stats.already_present += 1
-                else:
-                    self.stats.conflict += 1
+        for part, (part_send, part_held) in zip(parts, decided, strict=True):
+            send += part_send
+            held += part_held
+            self._tally(len(part), part_held)
         return send, held
+
+    def _decide_part(
+        self, part: Sequence[WorkItem], site: _Site
+    ) -> tuple[list[WorkItem], list[Outcome]]:
+        documents = self._documents or {}
+        send: list[WorkItem] = []
+        held: list[Outcome] = []
+        for item in part:
+            outcome = self._decide(item, site, documents)
+            if outcome is None:
+                send.append(item)
+            else:
+                held.append(outcome)
+        return send, held
+
+    def _tally(self, checked: int, held: Sequence[Outcome]) -> None:
+        """Count a part's decisions (once every part of the call was decided: a failed call
+        counts nothing)."""
+        self.stats.checked += checked
+        for outcome in held:
+            if outcome.state == "blocked":
+                self.stats.blocked[outcome.error_code or "blocked"] += 1
+            elif outcome.state == "succeeded":
+                self.stats.already_present += 1
+            else:
+                self.stats.conflict += 1
 
     # -- look-ups --------------------------------------------------------------------------
 
-    async def _count(self, kind: str, call: Any) -> list[dict[str, Any]]:
-        before = self.lister.requests
-        try:
-            found: list[dict[str, Any]] = await call
-        finally:
-            self.stats.by_kind[kind] += self.lister.requests - before
-        return found
+    def _counter(self, kind: str) -> Callable[[], None]:
+        """Counts one request of ``kind`` per HTTP attempt of the call it is handed to (exact
+        when look-ups of several kinds and parts run at once)."""
+
+        def count() -> None:
+            self.stats.by_kind[kind] += 1
+
+        return count
 
     async def _look_up(self, part: Sequence[WorkItem]) -> _Site:
+        """The part's look-ups, the kinds at once."""
         ids = [item.order_id for item in part if item.order_id]
         invoice_ids = [str(v) for item in part if (v := item.params.get("invoice_id"))]
-        by_id: dict[str, Mapping[str, Any]] = {}
-        if ids:
-            for order in await self._count("order_ids", self.lister.by_values("order", "id", ids)):
-                by_id[str(order.get("id"))] = order
-        invoices: dict[str, Mapping[str, Any]] = {}
-        by_invoice: dict[str, list[Mapping[str, Any]]] = {}
-        if invoice_ids:
-            call = self.lister.by_values("invoice", "id", invoice_ids)
-            for invoice in await self._count("invoices", call):
-                invoices[str(invoice.get("id"))] = invoice
-            if not self.several_per_invoice:
-                call = self.lister.by_values("order", "invoice_id", invoice_ids)
-                for order in await self._count("invoice_orders", call):
-                    by_invoice.setdefault(str(order.get("invoice_id")), []).append(order)
-        return _Site(invoices, by_id, by_invoice)
+        site = _Site({}, {}, {})
 
-    async def _scanned_documents(self, part: Sequence[WorkItem]) -> dict[str, str]:
-        """The site's newest orders by document number, read once (⌈N/100⌉ pages at most)."""
-        if self._documents is not None:
-            return self._documents
-        if not any(item.params.get("document_number") for item in part):
-            return {}
-        pages = scan_pages(self.expected_rows or len(part))
-        before = self.lister.requests
-        try:
-            listing = await self.lister.listing(
-                "order", {"sort_by": {"desc": "created_at"}}, max_pages=pages, strict=False
+        async def order_ids() -> None:
+            call = self.lister.by_values("order", "id", ids, on_request=self._counter("order_ids"))
+            for order in await call:
+                site.by_id[str(order.get("id"))] = order
+
+        async def invoices() -> None:
+            call = self.lister.by_values(
+                "invoice", "id", invoice_ids, on_request=self._counter("invoices")
             )
-        finally:
-            self.stats.by_kind["scan"] += self.lister.requests - before
-        self.stats.scanned_orders = len(listing.items)
-        self.stats.scan_complete = listing.complete
-        self._documents = {}
-        for order in listing.items:
-            number = order.get("document_number")
-            if number not in (None, ""):
-                self._documents.setdefault(str(number), str(order.get("id")))
-        return self._documents
+            for invoice in await call:
+                site.invoices[str(invoice.get("id"))] = invoice
+
+        async def invoice_orders() -> None:
+            call = self.lister.by_values(
+                "order", "invoice_id", invoice_ids, on_request=self._counter("invoice_orders")
+            )
+            for order in await call:
+                site.by_invoice.setdefault(str(order.get("invoice_id")), []).append(order)
+
+        async with anyio.create_task_group() as group:
+            if ids:
+                group.start_soon(order_ids)
+            if invoice_ids:
+                group.start_soon(invoices)
+                if not self.several_per_invoice:
+                    group.start_soon(invoice_orders)
+        return site
+
+    async def _scanned_documents(self, items: Sequence[WorkItem]) -> None:
+        """The site's newest orders by document number, read once per run (⌈N/100⌉ pages at
+        most) when a row names a document number; kept in ``self._documents``."""
+        if self._documents is not None:
+            return
+        if not any(item.params.get("document_number") for item in items):
+            return
+        async with self._scan_lock:
+            if self._documents is not None:
+                return
+            pages = scan_pages(self.expected_rows or len(items))
+            listing = await self.lister.listing(
+                "order",
+                {"sort_by": {"desc": "created_at"}},
+                max_pages=pages,
+                strict=False,
+                on_request=self._counter("scan"),
+            )
+            self.stats.scanned_orders = len(listing.items)
+            self.stats.scan_complete = listing.complete
+            documents: dict[str, str] = {}
+            for order in listing.items:
+                number = order.get("document_number")
+                if number not in (None, ""):
+                    documents.setdefault(str(number), str(order.get("id")))
+            self._documents = documents
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -278,6 +350,24 @@ class Preflight:
             param=param,
             message=printable(message)[:2000],
         )
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a failed look-up raised, out of its task group(s): an ``AuthError`` first
+    (the run stops on it whatever else failed), then any ``PipelineError``, then the first."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    for wanted in (AuthError, PipelineError):
+        for leaf in leaves:
+            if isinstance(leaf, wanted):
+                return leaf
+    return leaves[0] if leaves else group
 
 
 def _belongs_to(

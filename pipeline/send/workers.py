@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.api.client import ApiResponse, ChargebeeClient
 from pipeline.api.listing import Lister
@@ -301,66 +301,99 @@ class Sender:
         await self._finish(item, self._verified_outcome(item, order, resolution="reconciled"))
 
     async def _send_all(self) -> None:
+        """Feed the rows to the workers, a page at a time; ``_work`` reads (and with pre-flight
+        checks) the next page while this one is fed and sent, at most one page ahead."""
         counts = await anyio.to_thread.run_sync(self.ledger.counts, self.batch, limiter=self._db)
         total = counts.get("pending", 0) + counts.get("retryable", 0)
         if self.canary is not None:
             total = min(total, self.canary)
         self.progress.start(total, batch=self.batch, phase="send")
+        checker = self._preflight(total) if self.preflight else None
         send_stream, receive_stream = anyio.create_memory_object_stream[WorkItem](STREAM_BUFFER)
+        # Unbuffered: a page waits, checked, until the feeder takes it (one page ahead at most).
+        pages_out, pages_in = anyio.create_memory_object_stream[list[WorkItem] | ApiError](0)
         async with anyio.create_task_group() as group:
             for _ in range(self.concurrency):
                 group.start_soon(self._worker, receive_stream.clone())
             receive_stream.close()
-            async with send_stream, aclosing(self._work(total)) as work:
-                fed = 0
-                async for item in work:
+            async with send_stream, anyio.create_task_group() as ahead:
+                ahead.start_soon(self._work, checker, pages_out)
+                try:
+                    fed = await self._feed(pages_in, send_stream)
+                finally:
+                    # Stopped or done: no more look-ups for rows that will not be sent (a page
+                    # checked but not fed stays pending; its held rows are already recorded).
+                    ahead.cancel_scope.cancel()
+            if self._canary_left and not self._stop.is_set() and not self.stats.canary_stopped:
+                self.stats.canary_stopped = True
+                self.progress.event(
+                    "canary", message=f"canary: sent {fed} row(s); review them, then run again"
+                )
+
+    async def _feed(
+        self,
+        pages: MemoryObjectReceiveStream[list[WorkItem] | ApiError],
+        out: MemoryObjectSendStream[WorkItem],
+    ) -> int:
+        """Hand the rows of each page to the workers until the pages end or the run stops; the
+        rows fed. A look-up failure of the page ahead stops the run once this page is fed."""
+        fed = 0
+        async with pages:
+            async for page in pages:
+                if isinstance(page, ApiError):
+                    self.stop(
+                        f"stopping: pre-flight could not check the rows ({page.message}); "
+                        "nothing of them was sent (run again, or --no-preflight to send without "
+                        "the check)"
+                    )
+                    return fed
+                for item in page:
                     if self._stop.is_set():
-                        break
+                        return fed
                     if self.canary is not None and fed >= self.canary:
                         self.stats.canary_stopped = True
                         self.progress.event(
                             "canary",
                             message=f"canary: sent {fed} row(s); review them, then run again",
                         )
-                        break
-                    await send_stream.send(item)
+                        return fed
+                    await out.send(item)
                     fed += 1
-                else:
-                    if self._canary_left and not self._stop.is_set():
-                        self.stats.canary_stopped = True
-                        self.progress.event(
-                            "canary",
-                            message=f"canary: sent {fed} row(s); review them, then run again",
-                        )
+        return fed
 
-    async def _work(self, total: int = 0) -> AsyncGenerator[WorkItem, None]:
-        """The rows to send, read a page at a time on the ledger's thread (never on the loop);
-        with pre-flight, each page is checked before its rows are fed (``_checked``)."""
+    async def _work(
+        self, checker: Preflight | None, out: MemoryObjectSendStream[list[WorkItem] | ApiError]
+    ) -> None:
+        """The pages of rows to send, read on the ledger's thread (never on the loop) and, with
+        pre-flight, checked (``_checked``) while the page before is fed and sent."""
         pages = self.ledger.work_pages(self.batch)
         empty: list[WorkItem] = []
-        checker = self._preflight(total) if self.preflight else None
         passed = 0
         left: list[WorkItem] = []
-        while left or (
-            left := await anyio.to_thread.run_sync(next, pages, empty, limiter=self._db)
-        ):
-            page, left = left, []
-            if checker is not None:
-                if self._stop.is_set():
-                    return  # stopping: no more look-ups for rows that will not be sent
-                if self.canary is not None:
-                    # Only the rows about to be sent are checked; the rest wait (pending).
-                    if passed >= self.canary:
-                        self._canary_left = True
+        async with out:
+            while left or (
+                left := await anyio.to_thread.run_sync(next, pages, empty, limiter=self._db)
+            ):
+                page, left = left, []
+                if checker is not None:
+                    if self._stop.is_set():
+                        return  # stopping: no more look-ups for rows that will not be sent
+                    if self.canary is not None:
+                        # Only the rows about to be sent are checked; the rest wait (pending).
+                        if passed >= self.canary:
+                            self._canary_left = True
+                            return
+                        page, left = page[: self.canary - passed], page[self.canary - passed :]
+                    checked = await self._checked(checker, page)
+                    if checked is None:
                         return
-                    page, left = page[: self.canary - passed], page[self.canary - passed :]
-                checked = await self._checked(checker, page)
-                if checked is None:
-                    return
-                page = checked
-                passed += len(page)
-            for item in page:
-                yield item
+                    if isinstance(checked, ApiError):
+                        await out.send(checked)  # the feeder stops the run after this page
+                        return
+                    page = checked
+                    passed += len(page)
+                if page:
+                    await out.send(page)
 
     def _preflight(self, total: int) -> Preflight:
         self.stats.preflight = PreflightStats()
@@ -374,14 +407,19 @@ class Sender:
             ),
             several_per_invoice=self.several_per_invoice,
             expected_rows=total,
+            parallel=self.concurrency,
         )
         checker.stats = self.stats.preflight
         return checker
 
-    async def _checked(self, checker: Preflight, page: list[WorkItem]) -> list[WorkItem] | None:
+    async def _checked(
+        self, checker: Preflight, page: list[WorkItem]
+    ) -> list[WorkItem] | ApiError | None:
         """The rows of ``page`` pre-flight lets through; the others are recorded at once
         (``blocked``, or ``succeeded``/``conflict`` when their order is already there).
-        None when the look-ups failed: the run stops, nothing more is sent."""
+        None when the run stops now (the key was refused, or Ctrl-C); the ``ApiError`` when
+        the look-ups failed: the run stops once the page before is fed, nothing of this page
+        is sent."""
         self.progress.event("preflight", message=f"pre-flight: checking {len(page)} row(s)")
         try:
             send, held = await checker.check(page)
@@ -391,11 +429,7 @@ class Sender:
             self._auth_failed(err)
             return None
         except ApiError as err:
-            self.stop(
-                f"stopping: pre-flight could not check the rows ({err.message}); nothing of "
-                "them was sent (run again, or --no-preflight to send without the check)"
-            )
-            return None
+            return err
         items = {item.row_key: item for item in page}
         for outcome in held:
             await self._finish(items[outcome.row_key], outcome)
