@@ -6,6 +6,7 @@ problems are Issues attached to their rows. Imports load, mapping, validate, saf
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import tomllib
@@ -185,6 +186,7 @@ def _mix(values: np.ndarray) -> np.ndarray:
     return mixed
 
 
+@functools.cache
 def _salt(name: str, kind: str) -> np.uint64:
     digest = hashlib.sha256(f"{name}\x1f{kind}".encode()).digest()
     return _U64(int.from_bytes(digest[:8], "big"))
