@@ -111,6 +111,11 @@ def _existing(
     return found
 
 
+def _valid(row: SourceRow) -> bool:
+    """``row.is_valid``, with no generator for the usual row without findings."""
+    return not row.issues or row.is_valid
+
+
 def _state(row: SourceRow, valid: bool) -> str:
     return "skipped" if row.skip_reason else "pending" if valid else "invalid"
 
@@ -141,7 +146,7 @@ def plan_chunk(
     by_key = {row.row_key: row for row in chunk}  # a key repeated in one chunk: last wins
     existing = _existing(conn, batch, list(by_key))
     raws = {key: _raw(row) for key, row in by_key.items() if key not in existing}
-    fresh = {raws[key]: row for key, row in by_key.items() if key in raws and row.is_valid}
+    fresh = {raws[key]: row for key, row in by_key.items() if key in raws and _valid(row)}
     if fresh:
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
     if unique_invoice and operation == "import":
@@ -167,7 +172,7 @@ def plan_chunk(
 
     for key, row in by_key.items():
         old = existing.get(key)
-        valid = row.is_valid
+        valid = _valid(row)
         if old is None:
             params, digest = _digest(row)
             new_state = _state(row, valid)
@@ -229,7 +234,7 @@ def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow])
     wanted: dict[str, list[int]] = {}
     for pos, row in enumerate(chunk):
         invoice = row.params.get("invoice_id")
-        if invoice and row.is_valid and not row.skip_reason:
+        if invoice and not row.skip_reason and _valid(row):
             wanted.setdefault(str(invoice), []).append(pos)
     if not wanted:
         return chunk
