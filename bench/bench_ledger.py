@@ -11,87 +11,27 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench import big_ledger
 from bench.common import ChildRun, Figure, figure, run_child, sandbox_process
+from bench.plan_speed import BATCH, CHUNK, plan_all
 from pipeline.ledger.ledger import Ledger
-from pipeline.models import Issue, Outcome, SourceRow
+from pipeline.models import Outcome
 from pipeline.report.write import write_reports
 from tests import support
 from tests.orders_factory import write_orders
 
-BATCH = "bench"
 RECORDS = 2_000
 """mark_in_flight + record pairs timed (each a FULL-sync commit)."""
 FIRST_TIMEOUT_S = 900.0
 BIG_TIMEOUT_S = 1_800.0
 
 
-def source_rows(n: int, invalid_every: int = 100) -> Iterator[SourceRow]:
-    """``n`` realistic rows (11 source columns, nested address); 1 in ``invalid_every`` invalid."""
-    for i in range(n):
-        bad = i % invalid_every == 0
-        raw = {
-            "id": f"T-{i:07d}",
-            "document_number": f"DOC{i:07d}",
-            "invoice_id": f"INV-{i:07d}",
-            "customer_id": f"CUST-{i % 97:04d}",
-            "status": "teleported" if bad else "delivered",
-            "order_date": str(1_672_531_200 + i),
-            "total": str(i * 10),
-            "currency_code": "EUR",
-            "shipping_address[city]": "Kraków",
-            "shipping_address[country]": "PL",
-            "note": "",
-        }
-        params = {
-            "id": raw["id"],
-            "document_number": raw["document_number"],
-            "invoice_id": raw["invoice_id"],
-            "customer_id": raw["customer_id"],
-            "status": raw["status"],
-            "order_date": 1_672_531_200 + i,
-            "total": i * 10,
-            "currency_code": "EUR",
-            "shipping_address": {"city": "Kraków", "country": "PL"},
-        }
-        issues = (
-            (Issue(i + 2, "status", "status", "teleported", "enum", "status: not a status"),)
-            if bad
-            else ()
-        )
-        yield SourceRow(f"T-{i:07d}", "bench.csv", None, i + 2, raw, params, issues)
-
-
 def _timed(label: str, n: int, fn: object, *args: object, **kw: object) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn(*args, **kw)  # type: ignore[operator]
     return time.perf_counter() - start, result
-
-
-CHUNK = 100_000
-"""Rows per ``Ledger.plan`` call (the runner plans each prepared chunk: ``chunk_rows``)."""
-
-
-def _plan_chunked(led: Ledger, n: int, run_id: int) -> tuple[float, float, int]:
-    """Plan ``n`` rows in ``CHUNK``-row calls; (seconds in plan, seconds making rows, rows
-    still pending: unchanged ones on a resume)."""
-    rows = source_rows(n)
-    plan_s = gen_s = 0.0
-    still = 0
-    done = 0
-    while done < n:
-        start = time.perf_counter()
-        chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]
-        gen_s += time.perf_counter() - start
-        done += len(chunk)
-        start = time.perf_counter()
-        stats = led.plan(BATCH, chunk, operation="import", run_id=run_id)
-        plan_s += time.perf_counter() - start
-        still += stats.still_pending
-    return plan_s, gen_s, still
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -110,32 +50,9 @@ def run(quick: bool = False) -> list[Figure]:
             )
             run_id = led.start_run(BATCH, command="run", settings_summary={})
             rows_made = 0
-            first_s, gen_s, _ = _plan_chunked(led, n, run_id)
-            again_s, _, stats = _plan_chunked(led, n, run_id)
+            first_s, _, _ = plan_all(led, n, run_id)
+            again_s, _, _ = plan_all(led, n, run_id)
             rows_made = n
-            figures.append(
-                figure(
-                    f"plan {n:,} new rows",
-                    round(n / first_s),
-                    "rows/s",
-                    goal=">= 100k rows/s",
-                    met=n / first_s >= 100_000,
-                    note=f"{first_s:.1f} s in Ledger.plan, {CHUNK:,}-row chunks as the runner "
-                    f"hands them over (making the rows, {gen_s:.1f} s, not counted)",
-                )
-            )
-            figures.append(
-                figure(
-                    f"resume plan of {n:,} unchanged rows",
-                    round(n / again_s),
-                    "rows/s",
-                    goal=">= 300k rows/s",
-                    met=n / again_s >= 300_000,
-                    note=f"{again_s:.1f} s; ratio to first plan "
-                    f"{first_s / again_s:.1f}x; nothing rewritten "
-                    f"(still_pending={stats:,})",
-                )
-            )
             count_s, _ = _timed("counts", n, led.counts, BATCH)
             figures.append(
                 figure("counts() by state", round(count_s * 1000, 1), "ms", note=f"{n:,} rows")
@@ -200,8 +117,71 @@ def run(quick: bool = False) -> list[Figure]:
                 )
             )
         assert rows_made == n
+    figures[:0] = planning(n, (first_s, again_s))
     figures.extend(first_request(quick))
     figures.extend(status_and_report(quick))
+    return figures
+
+
+BASELINE = Path(os.environ.get("BENCH_BASELINE", "/work/main"))
+"""The tree whose planning this one is compared with (its own ``.venv``): the old code."""
+PLAN_TIMEOUT_S = 1_800.0
+
+
+def _plan_child(tree: Path, n: int) -> dict[str, float]:
+    """``bench/plan_speed.py n`` run by ``tree``'s Python on ``tree``'s code: one JSON line."""
+    script = Path(__file__).with_name("plan_speed.py")
+    done = run_child(
+        [str(tree / ".venv" / "bin" / "python"), str(script), str(n)],
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        timeout=PLAN_TIMEOUT_S,
+        cwd=tree,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"plan_speed in {tree} exited {done.returncode}: {done.stderr[-500:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def planning(n: int, here: tuple[float, float]) -> list[Figure]:
+    """Plan ``n`` new rows and resume them unchanged with the old code (``BASELINE``) and this
+    tree's, each in a child process of its own, one after the other in this run; ``here`` is
+    the in-process (new, resume) seconds measured just before, shown alongside."""
+    this = Path(__file__).resolve().parent.parent
+    has_old = (BASELINE / ".venv" / "bin" / "python").exists() and BASELINE.resolve() != this
+    old = _plan_child(BASELINE, n) if has_old else None
+    new = _plan_child(this, n)
+    figures: list[Figure] = []
+    for key, label, goal in (
+        ("new_s", f"plan {n:,} new rows", 100_000),
+        ("resume_s", f"resume plan of {n:,} unchanged rows", 300_000),
+    ):
+        rate = n / new[key]
+        versus = (
+            f"old code ({BASELINE}) {n / old[key]:,.0f} rows/s in the same run, "
+            f"ratio {old[key] / new[key]:.1f}x"
+            if old is not None
+            else "no baseline tree"
+        )
+        figures.append(
+            figure(
+                label,
+                round(rate),
+                "rows/s",
+                goal=f">= {goal // 1000}k rows/s",
+                met=rate >= goal,
+                note=f"{versus}; in-process run before: {n / here[key == 'resume_s']:,.0f} "
+                f"rows/s; {CHUNK:,}-row plan() calls",
+            )
+        )
+    figures.append(
+        figure(
+            "fingerprints (prepare, column-wise), both plans",
+            round(new["fingerprint_s"] / (2 * n) * 1e6, 2),
+            "us/row",
+            note="computed in prepare, not counted in the plan figures above",
+        )
+    )
     return figures
 
 

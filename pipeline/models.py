@@ -109,6 +109,10 @@ class SourceRow:
     control: Mapping[str, Any] | None = None
     """Control fields mapped in ``[control]``, never sent: ``amount`` (int minor units or None)
     and ``currency`` (text or None)."""
+    fingerprint: int | None = None
+    """64-bit content fingerprint of ``params`` (set by prepare, vectorised): equal
+    fingerprints mean equal params, so the ledger recognises an unchanged row without encoding
+    it; None: the ledger compares content hashes instead."""
 
     @property
     def is_valid(self) -> bool:

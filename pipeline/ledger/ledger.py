@@ -31,8 +31,13 @@ from pipeline.models import Attempt, Operation, Outcome, RowState, SourceRow, Wo
 __all__ = ["BatchInfo", "ChangedRow", "Ledger", "LedgerRow", "PlanStats", "RunInfo"]
 
 PLAN_CHUNK = 2_000
-"""Rows per planning transaction (a few milliseconds of holding the write lock, so a send
-running next to planning waits no longer than that for a commit)."""
+"""Rows per planning transaction while the batch's rows are being sent (``open_feed``): a few
+milliseconds of holding the write lock, so a send commit waits no longer than that."""
+PLAN_BULK = 20_000
+"""Rows per planning transaction when nothing is sent meanwhile: ten times fewer commits, and
+each index page (the row-identity index is random) written once per 20,000 rows, not per
+2,000 (measured: 3x faster for a million new rows). Below SQLite's 32,766 parameters, since
+a chunk's look-ups bind one per row."""
 ATTEMPT_BUFFER = 200
 """Attempts buffered before ``log_attempt`` off an event loop flushes them itself."""
 
@@ -294,7 +299,8 @@ class Ledger:
         on_changed: Callable[[ChangedRow], None] | None = None,
         unique_invoice: bool = True,
     ) -> PlanStats:
-        """Merge source rows into the ledger, in transactions of ``PLAN_CHUNK`` rows.
+        """Merge source rows into the ledger, in transactions of ``PLAN_BULK`` rows
+        (``PLAN_CHUNK`` while the batch's rows are being sent: ``open_feed``).
 
         New valid rows become ``pending``, new invalid ones ``invalid``. ``succeeded`` and
         ``in_flight`` rows are never touched. ``failed``/``retryable``/``conflict``/``invalid``
@@ -318,7 +324,7 @@ class Ledger:
         try:
             for row in rows:
                 chunk.append(row)
-                if len(chunk) >= PLAN_CHUNK:
+                if len(chunk) >= (PLAN_CHUNK if batch in self._feeds else PLAN_BULK):
                     self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted,
                                      unique_invoice)  # fmt: skip
                     chunk = []
