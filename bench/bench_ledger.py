@@ -123,8 +123,9 @@ def run(quick: bool = False) -> list[Figure]:
     return figures
 
 
-BASELINE = Path(os.environ.get("BENCH_BASELINE", "/work/main"))
-"""The tree whose planning this one is compared with (its own ``.venv``): the old code."""
+BASELINE = Path(os.environ["BENCH_BASELINE"]) if os.environ.get("BENCH_BASELINE") else None
+"""The tree whose planning this one is compared with (a checkout of the old code with its own
+``.venv``, e.g. a ``git worktree`` of the previous release); unset: no old-vs-new figures."""
 PLAN_TIMEOUT_S = 1_800.0
 
 
@@ -148,8 +149,12 @@ def planning(n: int, here: tuple[float, float]) -> list[Figure]:
     tree's, each in a child process of its own, one after the other in this run; ``here`` is
     the in-process (new, resume) seconds measured just before, shown alongside."""
     this = Path(__file__).resolve().parent.parent
-    has_old = (BASELINE / ".venv" / "bin" / "python").exists() and BASELINE.resolve() != this
-    old = _plan_child(BASELINE, n) if has_old else None
+    has_old = (
+        BASELINE is not None
+        and (BASELINE / ".venv" / "bin" / "python").exists()
+        and BASELINE.resolve() != this
+    )
+    old = _plan_child(BASELINE, n) if has_old and BASELINE is not None else None
     new = _plan_child(this, n)
     figures: list[Figure] = []
     for key, label, goal in (
@@ -161,7 +166,7 @@ def planning(n: int, here: tuple[float, float]) -> list[Figure]:
             f"old code ({BASELINE}) {n / old[key]:,.0f} rows/s in the same run, "
             f"ratio {old[key] / new[key]:.1f}x"
             if old is not None
-            else "no baseline tree"
+            else "no baseline tree (set BENCH_BASELINE to an old checkout with its .venv)"
         )
         figures.append(
             figure(

@@ -1,7 +1,7 @@
 """Planning speed of one source tree: plan ``n`` new rows, then plan them again unchanged.
 
 Run as a script by ``bench_ledger`` once with this tree's Python and once with another tree's
-(``BENCH_BASELINE``, default ``/work/main``), so old and new code plan the same rows side by
+(``BENCH_BASELINE``, unset: no comparison), so old and new code plan the same rows side by
 side in one bench run: ``python bench/plan_speed.py N`` prints one JSON line of seconds.
 It imports only the ledger and the models (and ``prepare.fingerprints`` where the tree has it,
 as prepare hands rows over), so any version of the tree can run it.
