@@ -23,7 +23,8 @@ from sandbox.server import SandboxServer
 from tests import support
 from tests.orders_factory import write_orders
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+# One xdist worker runs the whole module: its module fixture (four CLI batches) then runs once.
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("report_truth")]
 CHROMIUM = shutil.which("chromium")
 RATE = "120"
 
