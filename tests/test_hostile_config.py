@@ -104,8 +104,6 @@ def _jobs() -> list[Job]:
 
 
 JOBS = _jobs()
-# One xdist worker runs the whole module: the module fixture (every job) then runs once.
-pytestmark = pytest.mark.xdist_group("hostile_config")
 
 
 @dataclass

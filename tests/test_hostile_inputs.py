@@ -24,8 +24,6 @@ from tests.hostile.generate import IMG, SCRIPT, Case, cases, generate
 
 KEY = "hostile_test_key"
 CASES = cases()
-# One xdist worker runs the whole module: its module fixtures (files, sandbox) then run once.
-pytestmark = pytest.mark.xdist_group("hostile_inputs")
 FORMULA_START = ("=", "+", "-", "@")
 PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 

@@ -23,8 +23,7 @@ from sandbox.server import SandboxServer
 from tests import support
 from tests.orders_factory import write_orders
 
-# One xdist worker runs the whole module: its module fixture (four CLI batches) then runs once.
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("report_truth")]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium")
 RATE = "120"
 
