@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# pytest-xdist workers for `make test` (the suite is parallel-safe: every test makes its own
+# sandboxes on ephemeral ports and writes only under its tmp_path); tests are spread one by one
+# (--dist load). `make test WORKERS=0` runs it in one process, as before; WORKERS=auto starts
+# one worker per CPU. --dist loadgroup is no use: with pytest 9 its xdist_group marks are
+# silently ignored (xdist 3.8 renames item._nodeid, which pytest 9 no longer reads).
+WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev lint fmt types test test-fast demo sandbox bench clean
@@ -31,11 +37,11 @@ fmt: install  ## apply ruff fixes and formatting
 
 types: lint  ## alias: mypy runs as part of lint
 
-test: lint  ## all checks: lint, types, the whole pytest suite (drills included)
-	$(BIN)/pytest -q -p no:cacheprovider
+test: lint  ## all checks: lint, types, the whole pytest suite (drills included), on 2 workers
+	$(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS)
 
 test-fast: install  ## pytest without the drills
-	$(BIN)/pytest -q -m "not drill and not browser"
+	$(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not drill and not browser"
 
 demo: install  ## real import of sample_data/ against a local sandbox; writes reports to .demo/
 	$(BIN)/python sample_data/demo.py

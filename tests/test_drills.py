@@ -102,6 +102,9 @@ def expect_once(server: Any, prefix: str, count: int) -> None:
     assert imported_ids(server) == expected_ids(prefix, count)
 
 
+# 21 CLI start-ups in a row: on a loaded 2-core machine, next to the other xdist worker, this
+# drill alone has taken over 300 s (the suite's default pytest timeout). Still bounded.
+@pytest.mark.timeout(900)
 def test_kill_9_at_20_random_points_then_resume_lands_every_row_once(make_sandbox, tmp_path):
     """20 kill -9s at random moments (sending, reconciling, starting), then a resume: once each."""
     server = make_sandbox(api_key=KEY, latency_ms=60)

@@ -51,6 +51,9 @@ def finish(source: Path, workdir: Path, server, *more: str) -> subprocess.Comple
     )
 
 
+# Five CLI start-ups in a row: 263 s of the 300 s default on a loaded 2-core machine next to the
+# other xdist worker. Still bounded.
+@pytest.mark.timeout(900)
 def test_kill_9_at_random_points_then_resume_after_the_idempotency_window(make_sandbox, tmp_path):
     """kill -9 mid-run (x4), idempotency window expired before each resume: each row once."""
     server = make_sandbox(
@@ -109,12 +112,15 @@ def test_ctrl_c_drains_in_flight_rows_and_exits_130_then_resume_completes(make_s
         text=True,
     )
     try:
-        wait_for_requests(server, 10, timeout=30)
+        # 120 s, not 30: the CLI's start-up on a loaded 2-core machine, next to the other xdist
+        # worker, has taken longer than 30 s to reach its 10th request.
+        wait_for_requests(server, 10, timeout=120)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate(timeout=30)  # reaped: no ResourceWarning failing a later test
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err
     status = subprocess.run(
