@@ -9,11 +9,19 @@ one, and the plain run with the postal-code check made a no-op as a ratio too. R
 medians over a few rounds (the spread is in the note): the machine is shared.
 ``python -m bench.bench_validate [--quick]`` prints the table (quick: 100k rows and a 1M-row
 streamed file; default: 1M rows and a 10M-row streamed file, several minutes).
+
+``--baseline DIR`` also times another checkout of the project (``DIR/.venv/bin/python`` run in
+``DIR``, e.g. the main branch) in every round, on the same file, as a before/after pair;
+``--rounds N`` sets the rounds; ``--no-extras`` leaves out the preset-like and postal rows,
+``--no-stream`` the streamed file. The
+streamed run(s) start in parallel with the rounds (peak RSS does not depend on the CPU share;
+they add load to every step of the rounds alike), and the load average is printed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -147,18 +155,39 @@ def generate(path: Path, rows: int) -> Path:
     return path
 
 
-def measure(kind: str, path: Path, mapping: Path) -> dict[str, Any]:
-    """Run one step in a fresh interpreter; return its seconds, peak RSS (MB) and rows."""
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, kind, str(path), str(mapping)],
-        capture_output=True,
+def start(kind: str, path: Path, mapping: Path, checkout: Path = REPO) -> subprocess.Popen[str]:
+    """Start one step in a fresh interpreter of ``checkout`` (its ``.venv``, or this one)."""
+    python = checkout / ".venv" / "bin" / "python" if checkout != REPO else Path(sys.executable)
+    return subprocess.Popen(
+        [str(python), "-c", _CHILD, kind, str(path), str(mapping)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        cwd=REPO,
-        check=True,
+        cwd=checkout,
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Wait (bounded) for a started step; its seconds, peak RSS (MB) and rows."""
+    try:
+        out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench step failed ({proc.returncode}): {err.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def measure(kind: str, path: Path, mapping: Path, checkout: Path = REPO) -> dict[str, Any]:
+    """Run one step in a fresh interpreter; return its seconds, peak RSS (MB) and rows."""
+    return finish(start(kind, path, mapping, checkout))
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (5 min {five:.1f})"
 
 
 def _row(
@@ -191,13 +220,20 @@ def _spread(values: list[float]) -> tuple[float, str]:
     return mid, f"median of {len(ordered)} rounds, spread {ordered[0]:.2f}–{ordered[-1]:.2f}"
 
 
-def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, object]]:
+def run(
+    quick: bool = False,
+    rounds: int | None = None,
+    baseline: Path | None = None,
+    extras: bool = True,
+    stream: bool = True,
+) -> list[dict[str, object]]:
     """Ratios and peak memory for load+map+validate; quick = 100k/1M rows, full = 1M/10M.
 
-    The ratio steps run side by side in each round (pyarrow read, plain mapping, preset-like
-    mapping, plain mapping without the postal-code check); each ratio is reported as its
-    median over the rounds with the spread. Bounded: ``rounds`` x 4 subprocesses, each with
-    a timeout.
+    The ratio steps run side by side in each round (pyarrow read, plain mapping, then unless
+    ``extras`` is off the preset-like mapping and the plain mapping without the postal-code
+    check, and with ``baseline`` the plain mapping in that checkout); each ratio is reported as
+    its median over the rounds with the spread. Bounded: ``rounds`` x 5 subprocesses plus the
+    streamed one(s), each with a timeout.
     """
     WORK.mkdir(parents=True, exist_ok=True)
     size, stream_size = (100_000, 1_000_000) if quick else (1_000_000, 10_000_000)
@@ -205,23 +241,35 @@ def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, object
     mapping = _mapping(WORK / "bench.mapping.toml")
     preset_mapping = _preset_like(mapping, WORK / "bench.preset.toml")
     data = generate(WORK / f"orders_{size}.csv", size)
+    started = time.perf_counter()
+    big = generate(WORK / f"orders_{stream_size}.csv", stream_size)
+    gen_s = time.perf_counter() - started
+    load_before = _load()
+    streaming = {"ours": start("validate", big, mapping)} if stream else {}
+    if baseline is not None and stream:
+        streaming["baseline"] = start("validate", big, mapping, baseline)
     bare = measure("read_csv", data, mapping)
-    ratios: dict[str, list[float]] = {"arrow": [], "preset": [], "postal": []}
+    ratios: dict[str, list[float]] = {"arrow": [], "preset": [], "postal": [], "baseline": []}
     last: dict[str, dict[str, Any]] = {}
     for _ in range(rounds):
         last["arrow"] = measure("read_csv_pyarrow", data, mapping)
         last["ours"] = measure("validate", data, mapping)
-        last["preset"] = measure("validate", data, preset_mapping)
-        last["no_postal"] = measure("validate_no_postal", data, mapping)
-        assert last["ours"]["rows"] == last["preset"]["rows"] == bare["rows"] == size
+        assert last["ours"]["rows"] == bare["rows"] == size
         ratios["arrow"].append(last["ours"]["seconds"] / last["arrow"]["seconds"])
-        ratios["preset"].append(last["preset"]["seconds"] / last["ours"]["seconds"])
-        ratios["postal"].append(last["ours"]["seconds"] / last["no_postal"]["seconds"])
-    ours, arrow, preset = last["ours"], last["arrow"], last["preset"]
+        if baseline is not None:
+            last["baseline"] = measure("validate", data, mapping, baseline)
+            assert last["baseline"]["rows"] == size
+            ratios["baseline"].append(last["baseline"]["seconds"] / last["arrow"]["seconds"])
+        if extras:
+            last["preset"] = measure("validate", data, preset_mapping)
+            last["no_postal"] = measure("validate_no_postal", data, mapping)
+            assert last["preset"]["rows"] == size
+            ratios["preset"].append(last["preset"]["seconds"] / last["ours"]["seconds"])
+            ratios["postal"].append(last["ours"]["seconds"] / last["no_postal"]["seconds"])
+    load_rounds = _load()
+    ours, arrow = last["ours"], last["arrow"]
     mb = data.stat().st_size / 1e6
     arrow_ratio, arrow_note = _spread(ratios["arrow"])
-    preset_ratio, preset_note = _spread(ratios["preset"])
-    postal_ratio, postal_note = _spread(ratios["postal"])
     rows: list[dict[str, object]] = [
         _row(
             f"load+map+validate / read_csv time, {size:,} rows",
@@ -235,25 +283,44 @@ def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, object
             arrow_ratio,
             "x",
             f"{arrow_note}; last: ours {ours['seconds']:.1f}s vs pyarrow engine "
-            f"{arrow['seconds']:.1f}s",
+            f"{arrow['seconds']:.1f}s; load average {load_before} before, {load_rounds} after",
             goal=f"<= {RATIO_GOAL:g}x",
             met=arrow_ratio <= RATIO_GOAL,
         ),
-        _row(
-            f"preset-like / plain mapping time, {size:,} rows",
-            preset_ratio,
-            "x",
-            f"{preset_note}; grouping, templates, coalesce, rules, split names, skip; last: "
-            f"{preset['seconds']:.1f}s vs {ours['seconds']:.1f}s",
-            goal=f"<= {PRESET_GOAL:g}x",
-            met=preset_ratio <= PRESET_GOAL,
-        ),
-        _row(
-            f"with / without postal-code check time, {size:,} rows",
-            postal_ratio,
-            "x",
-            f"{postal_note}; plain mapping, every row has a zip and a country",
-        ),
+    ]
+    if baseline is not None:
+        base_ratio, base_note = _spread(ratios["baseline"])
+        rows.append(
+            _row(
+                f"baseline ({baseline.name}) / read_csv(engine=pyarrow) time, {size:,} rows",
+                base_ratio,
+                "x",
+                f"{base_note}; the same file and rounds; last: "
+                f"{last['baseline']['seconds']:.1f}s, peak {last['baseline']['peak_mb']:.0f} MB",
+            )
+        )
+    if extras:
+        preset = last["preset"]
+        preset_ratio, preset_note = _spread(ratios["preset"])
+        postal_ratio, postal_note = _spread(ratios["postal"])
+        rows += [
+            _row(
+                f"preset-like / plain mapping time, {size:,} rows",
+                preset_ratio,
+                "x",
+                f"{preset_note}; grouping, templates, coalesce, rules, split names, skip; last: "
+                f"{preset['seconds']:.1f}s vs {ours['seconds']:.1f}s",
+                goal=f"<= {PRESET_GOAL:g}x",
+                met=preset_ratio <= PRESET_GOAL,
+            ),
+            _row(
+                f"with / without postal-code check time, {size:,} rows",
+                postal_ratio,
+                "x",
+                f"{postal_note}; plain mapping, every row has a zip and a country",
+            ),
+        ]
+    rows += [
         _row(
             f"validate throughput, {size:,} rows",
             size / ours["seconds"],
@@ -263,27 +330,41 @@ def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, object
         _row(f"peak RSS validate, {size:,} rows", ours["peak_mb"], "MB", "streamed in chunks"),
         _row(f"peak RSS read_csv, {size:,} rows", bare["peak_mb"], "MB", "whole file in memory"),
     ]
-    started = time.perf_counter()
-    big = generate(WORK / f"orders_{stream_size}.csv", stream_size)
-    gen_s = time.perf_counter() - started
-    streamed = measure("validate", big, mapping)
-    assert streamed["rows"] == stream_size
-    rows.append(
-        _row(
-            f"peak RSS validate streamed, {stream_size:,} rows",
-            streamed["peak_mb"],
-            "MB",
-            f"{big.stat().st_size / 1e9:.1f} GB file validated in {streamed['seconds']:.0f}s "
-            f"(generated in {gen_s:.0f}s); chunk_rows 100,000",
-            goal=f"<= {STREAM_GOAL_MB} MB" if stream_size >= 10_000_000 else None,
-            met=streamed["peak_mb"] <= STREAM_GOAL_MB if stream_size >= 10_000_000 else None,
+    for who, proc in streaming.items():
+        streamed = finish(proc)
+        assert streamed["rows"] == stream_size
+        label = "" if who == "ours" else f" ({baseline.name if baseline else who})"
+        goal = who == "ours" and stream_size >= 10_000_000
+        rows.append(
+            _row(
+                f"peak RSS validate streamed{label}, {stream_size:,} rows",
+                streamed["peak_mb"],
+                "MB",
+                f"{big.stat().st_size / 1e9:.1f} GB file validated in {streamed['seconds']:.0f}s "
+                f"in parallel with the rounds (generated in {gen_s:.0f}s); chunk_rows 100,000; "
+                f"load average at the end {_load()}",
+                goal=f"<= {STREAM_GOAL_MB} MB" if goal else None,
+                met=streamed["peak_mb"] <= STREAM_GOAL_MB if goal else None,
+            )
         )
-    )
     return rows
 
 
+def _option(name: str) -> str | None:
+    """The value after ``name`` on the command line, if given."""
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    for r in run(quick=quick):
+    base = _option("--baseline")
+    count = _option("--rounds")
+    table = run(
+        quick="--quick" in sys.argv,
+        rounds=int(count) if count else None,
+        baseline=Path(base).resolve() if base else None,
+        extras="--no-extras" not in sys.argv,
+        stream="--no-stream" not in sys.argv,
+    )
+    for r in table:
         goal = f"{r['goal']} ({'met' if r['met'] else 'MISSED'})" if r["goal"] else ""
         print(f"{r['metric']:<62} {r['value']:>10.2f} {r['unit']:<6} {goal:<18} {r['note']}")

@@ -225,5 +225,5 @@ def test_document_numbers_that_make_the_row_keys_need_no_index_of_their_own() ->
         (2, "duplicate_row_key"),
         (4, "duplicate_row_key"),
     ]
-    assert state.document_numbers.hashes.size == 0
-    assert state.row_keys.hashes.size == 2
+    assert len(state.document_numbers) == 0
+    assert len(state.row_keys) == 2

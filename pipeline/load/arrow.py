@@ -176,14 +176,26 @@ def fast_tables(
                 header_pending = False
             if table.num_rows == 0:
                 continue
-            empty = None
-            for column in table.columns:
-                is_empty = pc.equal(pc.utf8_length(column), 0)
-                empty = is_empty if empty is None else pc.and_(empty, is_empty)
-            keep = pc.invert(empty).to_numpy(zero_copy_only=False)
-            if not keep.all():
+            blank = _blank_rows(table)
+            if blank.size:
+                keep = np.ones(table.num_rows, dtype=bool)
+                keep[blank] = False
                 table, starts = table.filter(pa.array(keep)), starts[keep]
             yield table, starts
+
+
+def _blank_rows(table: pa.Table) -> np.ndarray:
+    """Positions of the records whose every cell is empty (``,,,``): the first column's empty
+    cells, narrowed column by column (a few lookups per batch, not three kernels per column)."""
+    rows = np.flatnonzero(
+        pc.equal(pc.binary_length(table.column(0)), 0).to_numpy(zero_copy_only=False)
+    )
+    for column in table.columns[1:]:
+        if not rows.size:
+            break
+        cells = pc.binary_length(column.take(pa.array(rows)))
+        rows = rows[pc.equal(cells, 0).to_numpy(zero_copy_only=False)]
+    return rows
 
 
 def _open_reader(

@@ -18,7 +18,7 @@ from pipeline.config import Settings
 from pipeline.errors import InputError
 from pipeline.keys import ROW_KEY_COLUMN
 from pipeline.load.encoding import EncodingGuess, detect_encoding, non_ascii_values
-from pipeline.load.rows import Source
+from pipeline.load.rows import Prefetch, Source
 
 SAMPLE_BYTES = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
@@ -187,7 +187,12 @@ def _open_csv(
         raise InputError(f"the delimiter must be one character, got {delim!r}", path=str(path))
     reader = CsvReader(path, enc, delim, chunk_rows)
     header, header_line = reader.read_header()
-    check_decodes(path, enc)
+    chunks = Prefetch(reader.chunks())  # records are parsed while the decoding is checked
+    try:
+        check_decodes(path, enc)
+    except InputError:
+        chunks.close()
+        raise
     return Source(
         path=path,
         kind="csv",
@@ -197,5 +202,5 @@ def _open_csv(
         delimiter=delim,
         encoding_guessed=guess.guessed,
         encoding_samples=non_ascii_values(text, delim, enc) if guess.guessed else (),
-        _chunks=reader.chunks(),
+        _chunks=chunks,
     )

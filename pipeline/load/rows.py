@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,87 @@ from pipeline.models import Issue, truncate_value
 
 SourceKind = Literal["csv", "workbook"]
 STRING_DTYPE = "str"
+T = TypeVar("T")
+_END = object()
+_POLL_S = 0.1
+"""How often a waiting reader thread looks whether its consumer has gone."""
+
+
+class Prefetch(Generic[T]):
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
+
+    The CSV reader's parsing (pyarrow, numpy) releases the GIL, so the next chunk is read on
+    the second core while this one is mapped and validated. Order is kept; an exception raised
+    by ``items`` is raised to the consumer at the position it happened, after the items before
+    it. ``close()`` (also on garbage collection) stops the thread at its next item: it holds no
+    reference to this object, only to the queue, the slots and the stop flag.
+    """
+
+    def __init__(self, items: Iterator[T], depth: int = 1) -> None:
+        self._queue: queue.SimpleQueue[tuple[object, BaseException | None]] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(
+            target=_produce,
+            args=(items, self._queue, self._slots, self._stop),
+            name="chunk-reader",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def __iter__(self) -> Prefetch[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        item, error = self._queue.get()
+        self._slots.release()
+        if item is _END:
+            self._done = True
+            self._stop.set()
+            if error is not None:
+                raise error
+            raise StopIteration
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop reading ahead (the thread ends after the item it is reading, if any)."""
+        self._done = True
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def _produce(
+    items: Iterator[T],
+    out: queue.SimpleQueue[tuple[object, BaseException | None]],
+    slots: threading.Semaphore,
+    stop: threading.Event,
+) -> None:
+    """The reader thread: one item per free slot, then the end marker (with the error, if any)."""
+    try:
+        while True:
+            while not slots.acquire(timeout=_POLL_S):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
+            try:
+                item = next(items)
+            except StopIteration:
+                out.put((_END, None))
+                return
+            except BaseException as exc:  # handed to the consumer, raised there
+                out.put((_END, exc))
+                return
+            out.put((item, None))
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,7 @@ def _process(
             if skipped is None or not skipped[pos]:
                 by_row.setdefault(pos, []).append(issue)
         yield mapped, by_row
+        del chunk, frame, mapped, found, by_row  # freed before the next chunk is mapped
 
 
 def _unneutralise(chunk: RawChunk, bound: BoundMapping) -> pd.DataFrame:
@@ -325,6 +326,7 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
                         if len(warnings_seen) < EXAMPLES:
                             warnings_seen.append(issue)
                 invalid += row_invalid
+            del mapped, by_row  # freed before the next chunk is mapped
     shown = (examples + warnings_seen)[:EXAMPLES]
     n_skipped = sum(skipped.values())
     return ValidationSummary(

@@ -40,17 +40,29 @@ ID_LIKE = (
 _SCIENTIFIC = r"^\d(?:[.,]\d+)?[eE]\+\d+$"
 
 
+PARTITION_BITS = 4
+"""The index is split into 2**4 sorted partitions by a hash's top bits: adding a chunk
+reallocates each partition (1/16 of the index) in turn, never the whole index at once."""
+
+
 class SeenValues:
     """64-bit hashes of values already seen in a file, with the line of their first occurrence.
 
-    Two sorted numpy arrays (8 + 4 bytes per distinct value): 10M distinct keys cost ~120 MB,
-    not the ~1 GB of a Python set of strings. A hash collision (odds ~1e-7 at 10M values) would
-    report a false duplicate, never hide a real one.
+    Sorted numpy arrays (8 + 4 bytes per distinct value), in ``2**PARTITION_BITS`` partitions by
+    the hash's top bits: 10M distinct keys cost ~120 MB, not the ~1 GB of a Python set of
+    strings, and growing the index copies one partition at a time (~8 MB at 10M keys), not all
+    of it. A hash collision (odds ~1e-7 at 10M values) would report a false duplicate, never
+    hide a real one.
     """
 
     def __init__(self) -> None:
-        self.hashes = np.empty(0, dtype=np.uint64)
-        self.lines = np.empty(0, dtype=np.int32)
+        parts = 1 << PARTITION_BITS
+        self.hashes = [np.empty(0, dtype=np.uint64) for _ in range(parts)]
+        self.lines = [np.empty(0, dtype=np.int32) for _ in range(parts)]
+
+    def __len__(self) -> int:
+        """Distinct values indexed."""
+        return sum(part.size for part in self.hashes)
 
     def check_and_add(self, values: pd.Series, lines: np.ndarray) -> np.ndarray:
         """For each row: 0 when first seen, else the line where the value first appeared."""
@@ -60,13 +72,18 @@ class SeenValues:
             return first_line
         # categorize=False: same hashes, without factorizing first (12x faster on unique text)
         hashed = pd.util.hash_array(values.iloc[present].to_numpy(dtype=object), categorize=False)
+        part = (hashed >> np.uint64(64 - PARTITION_BITS)).astype(np.intp)
         row_lines = lines[present]
-        if self.hashes.size:
-            pos = np.searchsorted(self.hashes, hashed).clip(max=self.hashes.size - 1)
-            hit = self.hashes[pos] == hashed
-            first_line[present[hit]] = self.lines[pos[hit]]
-        else:
-            hit = np.zeros(present.size, dtype=bool)
+        hit = np.zeros(present.size, dtype=bool)
+        for p in np.unique(part).tolist():
+            known = self.hashes[p]
+            if not known.size:
+                continue
+            rows = np.flatnonzero(part == p)
+            pos = np.searchsorted(known, hashed[rows]).clip(max=known.size - 1)
+            found = known[pos] == hashed[rows]
+            hit[rows[found]] = True
+            first_line[present[rows[found]]] = self.lines[p][pos[found]]
         order = np.argsort(hashed, kind="stable")
         sorted_h = hashed[order]
         starts = np.ones(sorted_h.size, dtype=bool)
@@ -77,10 +94,12 @@ class SeenValues:
         undecided = first_line[present[inner]] == 0
         first_line[present[inner[undecided]]] = row_lines[group_first[repeat][undecided]]
         new = order[starts & ~hit[order]]  # first occurrences not seen before, in hash order
-        # insert into the sorted arrays: one new array each, no argsort index of the whole set
-        at = np.searchsorted(self.hashes, hashed[new])
-        self.hashes = np.insert(self.hashes, at, hashed[new])
-        self.lines = np.insert(self.lines, at, row_lines[new].astype(np.int32))
+        new_part = part[new]
+        for p in np.unique(new_part).tolist():
+            add = new[new_part == p]  # still in hash order
+            at = np.searchsorted(self.hashes[p], hashed[add])
+            self.hashes[p] = np.insert(self.hashes[p], at, hashed[add])
+            self.lines[p] = np.insert(self.lines[p], at, row_lines[add].astype(np.int32))
         return first_line
 
 
