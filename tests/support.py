@@ -267,6 +267,15 @@ def assert_each_row_posted_once(log: Sequence[dict[str, Any]], expected: Counter
     assert replays == [], f"replayed answers: {replays[:10]}"
 
 
+def assert_resumes_looked_up_first(
+    log: Sequence[dict[str, Any]], boundaries: Sequence[int]
+) -> None:
+    """After each resume (a request-log index where a run started), every row an earlier run
+    had POSTed was looked up (GET) before any new POST of it: in-doubt rows never resent blind."""
+    for boundary in boundaries:
+        assert posted_before_lookup(log, boundary) == [], f"in-doubt rows resent at {boundary}"
+
+
 def assert_one_key_per_row(log: Sequence[dict[str, Any]]) -> None:
     """Every import POST of one order id carried the same idempotency key (retries and resumes
     of an unchanged row reuse it)."""

@@ -20,12 +20,12 @@ from tests.orders_factory import write_orders
 from tests.support import (
     assert_clean_exit,
     assert_each_row_posted_once,
+    assert_resumes_looked_up_first,
     cli,
     cli_env,
     expected_ids,
     imported_ids,
     kill9,
-    posted_before_lookup,
     request_log,
     wait_for_requests,
 )
@@ -105,8 +105,7 @@ def test_kill_9_during_group_commits_then_resume_lands_every_row_once(make_sandb
     assert imported_ids(server) == expected
     log = request_log(server)
     assert_each_row_posted_once(log, expected)
-    for boundary in boundaries[1:]:
-        assert posted_before_lookup(log, boundary) == [], f"in-doubt rows resent at {boundary}"
+    assert_resumes_looked_up_first(log, boundaries[1:])
     # The ledger agrees with what Chargebee holds: every row succeeded under its own order id.
     rows = ledger_rows(tmp_path / "ledger.sqlite")
     assert {state for state, _ in rows.values()} == {"succeeded"}

@@ -22,12 +22,12 @@ from tests.orders_factory import write_orders
 from tests.support import (
     assert_clean_exit,
     assert_each_row_posted_once,
+    assert_resumes_looked_up_first,
     cli,
     cli_env,
     expected_ids,
     imported_ids,
     kill9,
-    posted_before_lookup,
     request_log,
     wait_for_requests,
 )
@@ -113,6 +113,5 @@ def test_resumes_killed_at_several_points_never_stop_and_land_every_row_once(
     assert imported_ids(server) == expected
     log = request_log(server)
     assert_each_row_posted_once(log, expected)
-    for boundary in boundaries[1:]:
-        assert posted_before_lookup(log, boundary) == [], f"in-doubt rows resent at {boundary}"
+    assert_resumes_looked_up_first(log, boundaries[1:])
     assert states(ledger) == {"succeeded"}
