@@ -19,10 +19,11 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.ledger import plan as plan_module
-from pipeline.ledger.ledger import Ledger, PlanStats
+from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.schema import SCHEMA_VERSION
 from pipeline.models import Outcome, SourceRow
 from pipeline.prepare.prepare import _process, _source_rows, fingerprints, open_prepared
+from tests.test_ledger import BATCH, plan
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 MAPPING = SAMPLES / "legacy_orders.mapping.toml"
@@ -30,7 +31,6 @@ V5 = Path(__file__).resolve().parent / "data" / "ledger_v5.sqlite"
 """Written by the old code (schema v5, order-import at main 2c2782c) through ``Ledger``:
 batch ``b1``, rows ``k1``..``k4`` (``row(i)`` below) planned, then k1 succeeded, k2 failed,
 k4 retryable, k3 left pending."""
-BATCH = "b1"
 
 
 def _mapped_params() -> pd.DataFrame:
@@ -156,11 +156,6 @@ def v5_ledger(tmp_path: Path) -> Path:
     return path
 
 
-def _plan(led: Ledger, rows: list[SourceRow]) -> PlanStats:
-    run_id = led.start_run(BATCH, command="run", settings_summary={})
-    return led.plan(BATCH, rows, operation="import", run_id=run_id)
-
-
 def _stored(path: Path) -> dict[str, int | None]:
     conn = sqlite3.connect(path)
     try:
@@ -176,7 +171,7 @@ def test_a_v5_ledger_is_upgraded_and_resumed_by_content_hash_then_fingerprint(
     rows by content hash (all unchanged: nothing requeued or re-sent) and stores their
     fingerprints; the next resume encodes no row as JSON at all."""
     with Ledger(v5_ledger) as led:
-        stats = _plan(led, [row(i) for i in range(1, 5)])
+        stats = plan(led, [row(i) for i in range(1, 5)])
         counts = led.counts(BATCH)
     assert (stats.unchanged_succeeded, stats.still_failed, stats.still_pending) == (1, 1, 1)
     assert stats.still_retryable == 1
@@ -198,7 +193,7 @@ def test_a_v5_ledger_is_upgraded_and_resumed_by_content_hash_then_fingerprint(
 
     monkeypatch.setattr(plan_module, "_digest", no_json)
     with Ledger(v5_ledger) as led:
-        again = _plan(led, [row(i) for i in range(1, 5)])
+        again = plan(led, [row(i) for i in range(1, 5)])
     assert (again.unchanged_succeeded, again.still_failed, again.still_pending) == (1, 1, 1)
 
 
@@ -207,7 +202,7 @@ def test_a_change_after_the_upgrade_is_still_found(v5_ledger: Path) -> None:
     (with or without fingerprints); a failed one whose city changed goes back to pending."""
     changed: list[Any] = []
     with Ledger(v5_ledger) as led:
-        _plan(led, [row(i) for i in range(1, 5)])  # stores the fingerprints
+        plan(led, [row(i) for i in range(1, 5)])  # stores the fingerprints
         run_id = led.start_run(BATCH, command="run", settings_summary={})
         stats = led.plan(
             BATCH,
@@ -240,7 +235,7 @@ def test_an_equal_fingerprint_decides_without_json(
             input_sha256="a" * 64,
             config_fingerprint="cfg",
         )
-        _plan(led, [row(1)])
+        plan(led, [row(1)])
         run_id = led.start_run(BATCH, command="run", settings_summary={})
         led.mark_in_flight(BATCH, "k1", run_id=run_id, idempotency_key="i")
         led.record(Outcome(BATCH, "k1", run_id, "succeeded", resolution="imported", attempts=1))
@@ -252,7 +247,7 @@ def test_an_equal_fingerprint_decides_without_json(
             return real(r)
 
         monkeypatch.setattr(plan_module, "_digest", counted)
-        assert _plan(led, [row(1)]).unchanged_succeeded == 1
+        assert plan(led, [row(1)]).unchanged_succeeded == 1
         assert calls == []
-        assert _plan(led, [row(1, fingerprint=False)]).unchanged_succeeded == 1
+        assert plan(led, [row(1, fingerprint=False)]).unchanged_succeeded == 1
         assert calls == ["k1"]
