@@ -2,7 +2,8 @@
 
 Run as a script by ``bench_ledger`` once with this tree's Python and once with another tree's
 (``BENCH_BASELINE``, unset: no comparison), so old and new code plan the same rows side by
-side in one bench run: ``python bench/plan_speed.py N`` prints one JSON line of seconds.
+side in one bench run: ``python bench/plan_speed.py N [LEDGER]`` prints one JSON line of
+seconds (and leaves the planned ledger at LEDGER when given).
 It imports only the ledger and the models (and ``prepare.fingerprints`` where the tree has it,
 as prepare hands rows over), so any version of the tree can run it.
 """
@@ -110,11 +111,12 @@ def plan_all(led: Ledger, n: int, run_id: int) -> tuple[float, float, int]:
     return plan_s, print_s, still
 
 
-def measure(n: int) -> dict[str, float]:
-    """Seconds to plan ``n`` new rows and to plan them again unchanged, on a new ledger."""
+def measure(n: int, keep: Path | None = None) -> dict[str, float]:
+    """Seconds to plan ``n`` new rows and to plan them again unchanged, on a new ledger (at
+    ``keep``, left there for more measurements, else in a temporary folder)."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp,
-        Ledger(Path(tmp) / "ledger.sqlite") as led,
+        Ledger(keep or Path(tmp) / "ledger.sqlite") as led,
     ):
         led.open_batch(
             BATCH,
@@ -135,4 +137,4 @@ def measure(n: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]))))
+    print(json.dumps(measure(int(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)))
