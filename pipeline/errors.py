@@ -148,3 +148,24 @@ class UnexpectedResponseError(ApiError):
     """A 2xx answer that cannot be trusted: not JSON, too large, no order, or about another
     order. Whether the request took effect is unknown, so it is not retried blindly: the row is
     left in doubt and looked up (``GET /orders/{id}``) like a row after a crash."""
+
+
+def first_error(
+    group: BaseExceptionGroup[BaseException], *kinds: type[BaseException]
+) -> BaseException | None:
+    """The exception a task group's failure is about: the first (in order, depth first through
+    nested groups) that is an instance of ``kinds[0]``, else of ``kinds[1]``…; None when none is.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    for kind in kinds:
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return None

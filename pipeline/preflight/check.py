@@ -31,7 +31,7 @@ import anyio
 
 from pipeline.api.client import printable
 from pipeline.api.listing import MAX_IDS, Lister
-from pipeline.errors import AuthError, PipelineError
+from pipeline.errors import AuthError, PipelineError, first_error
 from pipeline.models import Outcome, WorkItem
 from pipeline.params import same_value
 
@@ -355,19 +355,7 @@ class Preflight:
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception a failed look-up raised, out of its task group(s): an ``AuthError`` first
     (the run stops on it whatever else failed), then any ``PipelineError``, then the first."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending[:0] = exc.exceptions
-        else:
-            leaves.append(exc)
-    for wanted in (AuthError, PipelineError):
-        for leaf in leaves:
-            if isinstance(leaf, wanted):
-                return leaf
-    return leaves[0] if leaves else group
+    return first_error(group, AuthError, PipelineError, BaseException) or group
 
 
 def _belongs_to(

@@ -32,6 +32,7 @@ from pipeline.errors import (
     ThrottleBudgetExceeded,
     TransientApiError,
     UnexpectedResponseError,
+    first_error,
 )
 from pipeline.keys import idempotency_key
 from pipeline.ledger.ledger import Ledger
@@ -88,18 +89,6 @@ def answer_mismatch(item: WorkItem, order: Mapping[str, Any]) -> str | None:
     invoice = item.params.get("invoice_id")
     if invoice not in (None, "") and str(order.get("invoice_id")) != str(invoice):
         return f"names invoice {str(order.get('invoice_id'))[:100]!r}, not {str(invoice)!r}"
-    return None
-
-
-def first_pipeline_error(group: BaseExceptionGroup[BaseException]) -> PipelineError | None:
-    """The first PipelineError inside a (nested) exception group, if any."""
-    for exc in group.exceptions:
-        if isinstance(exc, PipelineError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = first_pipeline_error(exc)
-            if found is not None:
-                return found
     return None
 
 
@@ -260,7 +249,7 @@ class Sender:
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise first_pipeline_error(group) or group from None
+            raise first_error(group, PipelineError) or group from None
         finally:
             await self.commits.flush_left()
         return self.stats
