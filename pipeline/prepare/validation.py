@@ -542,6 +542,13 @@ def _excel_hints(params: pd.DataFrame, out: _Collector) -> None:
             )
 
 
+XI_NEEDS_EU_VAT = (
+    "(Northern Ireland) is accepted only when the Chargebee site has EU VAT configured; if "
+    "yours has, set eu_vat = true in the config file (order-import.toml), else use GB"
+)
+"""Why ``XI`` is refused without the ``eu_vat`` setting (imports and update corrections)."""
+
+
 def _addresses(params: pd.DataFrame, out: _Collector, eu_vat: bool) -> None:
     """``XI`` only with ``eu_vat``; postal codes that cannot be valid for their country (warning).
 
@@ -557,9 +564,7 @@ def _addresses(params: pd.DataFrame, out: _Collector, eu_vat: bool) -> None:
                 (country == "XI").fillna(False).to_numpy(dtype=bool),
                 country_param,
                 "country_xi",
-                "{param} {value!r} (Northern Ireland) is accepted only when the Chargebee site "
-                "has EU VAT configured; if yours has, set eu_vat = true in the config file "
-                "(order-import.toml), else use GB",
+                "{param} {value!r} " + XI_NEEDS_EU_VAT,
             )
         if zip_param not in params:
             continue

@@ -27,7 +27,7 @@ from pipeline.prepare.apply import apply, bind
 from pipeline.prepare.dates import DatePolicy, parse_dates
 from pipeline.prepare.mapping import load_mapping, normalise_param
 from pipeline.prepare.prepare import reading_settings
-from pipeline.prepare.validation import timestamp_range
+from pipeline.prepare.validation import XI_NEEDS_EU_VAT, timestamp_range
 from pipeline.safety import unneutralise_cell
 from schemas import (
     COUNTRY_CODES,
@@ -440,12 +440,7 @@ def _typed_value(
             bad("country", "is not an ISO 3166-1 alpha-2 country code (e.g. US, DE, GB, XI)")
             return None
         if text == "XI" and not limits.eu_vat:
-            bad(
-                "country_xi",
-                "'XI' (Northern Ireland) is accepted only when the Chargebee site has EU VAT "
-                "configured; if yours has, set eu_vat = true in the config file "
-                "(order-import.toml), else use GB",
-            )
+            bad("country_xi", f"'XI' {XI_NEEDS_EU_VAT}")
             return None
     if field == "email" and not EMAIL.match(text):
         bad("email", "is not an email address")
