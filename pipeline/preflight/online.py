@@ -69,7 +69,7 @@ async def _check(
     several_per_invoice: bool,
     transport: httpx.AsyncBaseTransport | None,
 ) -> OnlineResult:
-    limiter = RateLimiter.from_settings(settings)
+    limiter = RateLimiter.from_settings(settings, concurrency=settings.concurrency)
     async with ChargebeeClient(settings, transport=transport) as client:
         lister = Lister(client, limiter, RetryPolicy.from_settings(settings))
         checker = Preflight(
@@ -79,6 +79,7 @@ async def _check(
             verify=verify,
             several_per_invoice=several_per_invoice,
             expected_rows=len(items),
+            parallel=settings.concurrency,
         )
         _, held = await checker.check(items)
     by_key = {item.row_key: item for item in items}
