@@ -65,6 +65,10 @@ class Run:
     """A sandbox: started, asked ``/__sandbox/config``, stopped with Ctrl-C."""
     timeout: float = TIMEOUT_S
     """Seconds it may take (bounded like every subprocess of the suite)."""
+    writes: tuple[str, ...] = ()
+    """Paths (in the folder) the doc says it writes: they must exist afterwards."""
+    reproduces: tuple[str, ...] = ()
+    """Files it writes that must be byte for byte the checkout's (seeded generators)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,18 @@ def sandbox_port0(command: str) -> Run:
     return Run(run=f"{command} --port 0", server=True, folder=QUICK)
 
 
+SAMPLES = tuple(
+    f"sample_data/{name}"
+    for name in ("legacy_orders.csv", "legacy_orders_with_errors.csv", "api_columns.csv")
+)
+"""The seeded sample files ``python -m sample_data.generate`` writes (its .xlsx is not the same
+byte for byte from one write to the next, so it is not compared)."""
+EXPORTS = (
+    "shopify_orders.csv",
+    "woocommerce_orders.xlsx",
+    "magento_orders.csv",
+    "erp_auftraege.csv",
+)
 QUICK = "quick"
 """The folder of the commands that take a few seconds (no import): not a drill."""
 BENCH = "a benchmark: minutes of full load on purpose, figures for bench/results.md; not a test"
@@ -96,7 +112,10 @@ RUNS: dict[str, Run] = {
     "make help": Run(folder=QUICK),
     "make install": Run(folder=QUICK),
     "make install && source .venv/bin/activate": Run(),
-    "make demo": Run(folder="demo"),
+    "make demo": Run(
+        folder="demo",
+        writes=(".demo/reports/demo/report.html", ".demo/reports/demo-errors/failures.csv"),
+    ),
     "export CHARGEBEE_SITE=acme-test": Run(),
     "export CHARGEBEE_API_KEY=...": Run(run="export CHARGEBEE_API_KEY=test_sandbox_key"),
     "order-import mapping init legacy.csv --out mapping.toml": Run(),
@@ -149,7 +168,7 @@ RUNS: dict[str, Run] = {
     # /tmp/hostile is shared by every run on the machine, and generate fails where it exists
     # (FileExistsError on folder.csv, a traceback): run with the folder's own hostile/.
     "python -m tests.hostile.generate /tmp/hostile": Run(
-        run="python -m tests.hostile.generate hostile", folder=QUICK
+        run="python -m tests.hostile.generate hostile", folder=QUICK, writes=("hostile",)
     ),
     # -- docs/mapping.md --
     "order-import validate FILE [--mapping M] [--report-dir D] [--encoding E] [--delimiter D]"
@@ -163,7 +182,9 @@ RUNS: dict[str, Run] = {
         " --preset shopify",
         folder="preset",
     ),
-    "order-import mapping init orders_export_1.csv --preset shopify": Run(folder="shop"),
+    "order-import mapping init orders_export_1.csv --preset shopify": Run(
+        folder="shop", writes=("mapping.toml",)
+    ),
     "order-import validate FILE": Run(run="order-import validate orders.csv", folder="api"),
     "order-import mapping init FILE": Run(run="order-import mapping init legacy.csv"),
     "order-import validate FILE --mapping mapping.toml": Run(
@@ -175,13 +196,15 @@ RUNS: dict[str, Run] = {
     "order-import mapping init FILE --preset NAME": Run(
         run="order-import mapping init orders_export_1.csv --preset shopify", folder="preset-name"
     ),
-    "order-import mapping init auftraege.csv": Run(folder="erp"),
+    "order-import mapping init auftraege.csv": Run(folder="erp", writes=("mapping.toml",)),
     "order-import mapping init FILE --out mapping.toml": Run(
         run="order-import mapping init legacy.csv --out mapping.toml", folder="starter"
     ),
-    "python -m sample_data.generate": Run(folder=QUICK),
+    "python -m sample_data.generate": Run(folder="generate", reproduces=SAMPLES),
     "python -m tests.exports DIR --orders N": Run(
-        run="python -m tests.exports exports --orders 3", folder=QUICK
+        run="python -m tests.exports exports --orders 3",
+        folder=QUICK,
+        writes=tuple(f"exports/{name}" for name in EXPORTS),
     ),
     # -- docs/preflight.md --
     "order-import retry --batch B": Run(run="order-import retry --batch b", folder="batch"),
@@ -194,7 +217,9 @@ RUNS: dict[str, Run] = {
     ),
     # -- docs/reports.md --
     "order-import report --batch B --out DIR": Run(
-        run="order-import report --batch b --out rebuilt", folder="batch"
+        run="order-import report --batch b --out rebuilt",
+        folder="batch",
+        writes=("rebuilt/report.html", "rebuilt/failures.csv"),
     ),
     "order-import report --batch NAME [--out DIR] [--ledger PATH] [--config FILE]": Run(
         run="order-import report --batch b --out again --ledger order-import.sqlite"
@@ -451,8 +476,15 @@ class Folder:
     """Its commands import orders (a CLI start is seconds on 2 shared cores): a drill."""
 
 
+def _without_samples(folder: Path) -> None:
+    """The seeded sample files removed (``python -m sample_data.generate`` writes them anew)."""
+    for path in SAMPLES:
+        (folder / path).unlink()
+
+
 FOLDERS: dict[str, Folder] = {
     QUICK: Folder(drill=False),
+    "generate": Folder(files=_without_samples, drill=False),
     "batch": Folder(setup=(("order-import run orders.csv --batch b", 0),)),
     "jan": Folder(files=_bad_orders),
     "failed": Folder(setup=(("order-import run orders.csv --batch b", 1),), files=_bad_orders),
@@ -560,9 +592,19 @@ def _check(command: DocCommand, run: Run, shell: Shell) -> str | None:
     else:
         result = shell.run(line, timeout=run.timeout)
         out, code = result.stdout + result.stderr, result.returncode
-    if code == run.exit and "Traceback" not in out:
+    missing = [path for path in run.writes if not (shell.folder / path).exists()]
+    differ = [
+        path
+        for path in run.reproduces
+        if not (shell.folder / path).is_file()
+        or (shell.folder / path).read_bytes() != (ROOT / path).read_bytes()
+    ]
+    if code == run.exit and "Traceback" not in out and not missing and not differ:
         return None
-    return f"{command.where}: `{line}` exited {code}, the doc says {run.exit}:\n{out[-1500:]}"
+    return (
+        f"{command.where}: `{line}` exited {code}, the doc says {run.exit}; not written: "
+        f"{missing}; not as in the checkout: {differ}:\n{out[-1500:]}"
+    )
 
 
 def _cases(drill: bool) -> list[tuple[str, str]]:
