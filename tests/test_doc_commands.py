@@ -19,8 +19,14 @@ a prepared folder, the way a person who followed the docs' set-up would run it t
 
 ``export``/``source`` lines of a page stay in force for the page's later commands in the same
 folder (one shell session per folder). The exit code is checked against ``Run.exit`` (what the
-doc says: 0, or a documented 1/2), and no output may hold a traceback. A sandbox command
+doc says: 0, or a documented 1/2), no output may hold a traceback, and the files the doc says a
+command writes must be there (``Run.writes``, ``Run.reproduces``). A sandbox command
 (``Run.server``) runs until it says where it listens and answers there, then gets Ctrl-C.
+
+One test per folder (a folder's commands from every doc, in the docs' order, share its sandbox and
+files). The ``quick``, ``servers`` and ``generate`` folders (make, sandboxes, generators: about
+40 s on 2 workers) run in every suite; the folders whose commands import orders (a CLI
+start takes seconds on 2 shared cores; ``make demo`` a minute or two) are drills (``-m drill``).
 """
 
 from __future__ import annotations
@@ -87,7 +93,7 @@ class Covered:
 def sandbox_port0(command: str) -> Run:
     """A sandbox command printed with the default port 8080: run with ``--port 0`` added (a
     fixed port may be held by another test or person on the machine)."""
-    return Run(run=f"{command} --port 0", server=True, folder=QUICK)
+    return Run(run=f"{command} --port 0", server=True, folder=SERVERS)
 
 
 SAMPLES = tuple(
@@ -104,6 +110,8 @@ EXPORTS = (
 )
 QUICK = "quick"
 """The folder of the commands that take a few seconds (no import): not a drill."""
+SERVERS = "servers"
+"""The folder of the sandbox commands (seconds each): not a drill."""
 BENCH = "a benchmark: minutes of full load on purpose, figures for bench/results.md; not a test"
 SUITE = "runs the whole test suite (25+ minutes), this test included; CI (.ci/run) runs make test"
 
@@ -148,11 +156,11 @@ RUNS: dict[str, Run] = {
     ),
     "order-import snapshot FILE [--live]": Run(run="order-import snapshot invoices.csv"),
     "order-import sandbox --invoices FILE": Run(
-        run="order-import sandbox --invoices invoices.csv --port 0", server=True, folder=QUICK
+        run="order-import sandbox --invoices invoices.csv --port 0", server=True, folder=SERVERS
     ),
     "order-import sandbox [...]": sandbox_port0("order-import sandbox"),
     "order-import mapping init FILE --preset shopify": Run(
-        run="order-import mapping init orders_export_1.csv --preset shopify", folder="shop"
+        run="order-import mapping init orders_export_1.csv --preset shopify", folder="shopify"
     ),
     "order-import retry --batch B reports/B/failures.csv": Run(
         exit=1, run="order-import retry --batch b reports/b/failures.csv", folder="failed"
@@ -164,7 +172,6 @@ RUNS: dict[str, Run] = {
     "order-import snapshot FILE": Run(run="order-import snapshot invoices.csv"),
     "order-import run FILE --batch NEW": Run(run="order-import run orders.csv --batch new"),
     # -- docs/drills.md --
-    ".venv/bin/pytest tests/test_hostile_inputs.py tests/test_security.py -q": Run(timeout=900),
     # /tmp/hostile is shared by every run on the machine, and generate fails where it exists
     # (FileExistsError on folder.csv, a traceback): run with the folder's own hostile/.
     "python -m tests.hostile.generate /tmp/hostile": Run(
@@ -186,12 +193,14 @@ RUNS: dict[str, Run] = {
         folder="shop", writes=("mapping.toml",)
     ),
     "order-import validate FILE": Run(run="order-import validate orders.csv", folder="api"),
-    "order-import mapping init FILE": Run(run="order-import mapping init legacy.csv"),
+    "order-import mapping init FILE": Run(
+        run="order-import mapping init legacy.csv", folder="mapping"
+    ),
     "order-import validate FILE --mapping mapping.toml": Run(
-        run="order-import validate legacy.csv --mapping mapping.toml"
+        run="order-import validate legacy.csv --mapping mapping.toml", folder="mapping"
     ),
     "order-import run FILE --batch B --mapping mapping.toml": Run(
-        run="order-import run legacy.csv --batch b --mapping mapping.toml"
+        run="order-import run legacy.csv --batch b --mapping mapping.toml", folder="mapping"
     ),
     "order-import mapping init FILE --preset NAME": Run(
         run="order-import mapping init orders_export_1.csv --preset shopify", folder="preset-name"
@@ -230,10 +239,12 @@ RUNS: dict[str, Run] = {
     # -- docs/sandbox.md, docs/benchmarks.md --
     "order-import sandbox": sandbox_port0("order-import sandbox"),
     "order-import sandbox --port 0 --rate-limit 0 --concurrency-limit 0 --state rehearsal.state": (
-        Run(server=True, folder=QUICK)
+        Run(server=True, folder=SERVERS)
     ),
-    "python -m sandbox --port 0": Run(exit=130, server=True, folder=QUICK),  # Ctrl-C: 130
-    "python -m sandbox": Run(exit=130, run="python -m sandbox --port 0", server=True, folder=QUICK),
+    "python -m sandbox --port 0": Run(exit=130, server=True, folder=SERVERS),  # Ctrl-C: 130
+    "python -m sandbox": Run(
+        exit=130, run="python -m sandbox --port 0", server=True, folder=SERVERS
+    ),
     # -- docs/update.md --
     "order-import update FILE --batch NAME [--mapping M] [--ledger L] [--rate R] [--concurrency N]"
     " [--report-dir D] [--dry-run] [--quiet] [--log-json] [--allow-drift] [--config C] [--live]": (
@@ -286,6 +297,8 @@ EXCLUDED: dict[str, str] = {
     "make lint": "ruff and mypy over the whole tree (minutes on 2 cores): make test runs it "
     "first (lint is its prerequisite), in CI",
     ".venv/bin/pytest -m drill -q": "every drill (15+ minutes), each a test of the suite already",
+    ".venv/bin/pytest tests/test_hostile_inputs.py tests/test_security.py -q": "two files of "
+    "the suite, which runs them: 5+ minutes again under load (past pytest's 300 s timeout)",
     "order-import run --mapping M": "docs/update.md names how run reads --mapping, in a sentence: "
     "not a command line (run needs FILE and --batch)",
     "make bench": BENCH,
@@ -484,6 +497,7 @@ def _without_samples(folder: Path) -> None:
 
 FOLDERS: dict[str, Folder] = {
     QUICK: Folder(drill=False),
+    SERVERS: Folder(drill=False),
     "generate": Folder(files=_without_samples, drill=False),
     "batch": Folder(setup=(("order-import run orders.csv --batch b", 0),)),
     "jan": Folder(files=_bad_orders),
@@ -607,22 +621,23 @@ def _check(command: DocCommand, run: Run, shell: Shell) -> str | None:
     )
 
 
-def _cases(drill: bool) -> list[tuple[str, str]]:
-    """(doc, folder) pairs with commands to run, in document order."""
-    seen: dict[tuple[str, str], None] = {}
+def _folders(drill: bool) -> list[str]:
+    """The folders with commands to run (drills or not), in the order the docs first use them."""
+    seen: dict[str, None] = {}
     for command in ALL:
         run = RUNS.get(FIX_PENDING.get(command.text, command.text))
         if run is not None and FOLDERS.get(run.folder, Folder()).drill == drill:
-            seen[(command.doc, run.folder)] = None
+            seen[run.folder] = None
     return list(seen)
 
 
-def _commands(doc: str, folder: str) -> list[tuple[DocCommand, Run]]:
-    """The commands of ``doc`` that run in ``folder``: each text once, in document order."""
+def _commands(folder: str) -> list[tuple[DocCommand, Run]]:
+    """The printed commands that run in ``folder``: each text once, in the order README.md,
+    CONTRIBUTING.md and docs/*.md print them."""
     found: dict[str, tuple[DocCommand, Run]] = {}
     for command in ALL:
         run = RUNS.get(FIX_PENDING.get(command.text, command.text))
-        if command.doc == doc and run is not None and run.folder == folder:
+        if run is not None and run.folder == folder:
             found.setdefault(command.text, (command, run))
     return list(found.values())
 
@@ -638,9 +653,7 @@ def venv_is_current() -> None:
         pytest.fail(".venv is older than pyproject.toml: run `make install` first")
 
 
-def _run_folder(
-    doc: str, folder: str, tmp_path: Path, make_sandbox: Callable[..., SandboxServer]
-) -> None:
+def _run_folder(folder: str, tmp_path: Path, make_sandbox: Callable[..., SandboxServer]) -> None:
     server = make_sandbox(export_delay_s=0.0)
     where = tmp_path / folder
     prepare(where)
@@ -651,21 +664,22 @@ def _run_folder(
     for line, code in spec.setup:
         result = shell.run(line)
         assert result.returncode == code, result.stdout + result.stderr
-    failures = [_check(command, run, shell) for command, run in _commands(doc, folder)]
+    failures = [_check(command, run, shell) for command, run in _commands(folder)]
     assert [f for f in failures if f] == []
 
 
-@pytest.mark.parametrize(("doc", "folder"), _cases(drill=False))
-def test_printed_commands_run_as_printed(doc, folder, tmp_path, make_sandbox, venv_is_current):
-    """Each quick command of RUNS that ``doc`` prints (make, sandboxes, generators), run in
-    document order in one prepared folder, exits as the doc says, with no traceback."""
-    _run_folder(doc, folder, tmp_path, make_sandbox)
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", _folders(drill=False))
+def test_printed_commands_run_as_printed(folder, tmp_path, make_sandbox, venv_is_current):
+    """Each quick command of RUNS (make, sandboxes, generators), run in document order in its
+    prepared folder, exits as the doc says, with no traceback, and writes what it says."""
+    _run_folder(folder, tmp_path, make_sandbox)
 
 
 @pytest.mark.drill
-@pytest.mark.parametrize(("doc", "folder"), _cases(drill=True))
-def test_drill_commands_run_as_printed(doc, folder, tmp_path, make_sandbox, venv_is_current):
-    """Each order-import command of RUNS that ``doc`` prints (and ``make demo``, a pytest run),
-    run in document order in one prepared folder against one sandbox, exits as the doc says,
-    with no traceback."""
-    _run_folder(doc, folder, tmp_path, make_sandbox)
+@pytest.mark.parametrize("folder", _folders(drill=True))
+def test_drill_commands_run_as_printed(folder, tmp_path, make_sandbox, venv_is_current):
+    """Each order-import command of RUNS (and ``make demo``), run in document order in its
+    prepared folder against one sandbox, exits as the doc says, with no traceback, and writes
+    what it says."""
+    _run_folder(folder, tmp_path, make_sandbox)
