@@ -66,7 +66,7 @@ class Run:
     """The command with its placeholders (FILE, B, ``[--opt X]``) filled in; None: as printed."""
     folder: str = "work"
     """Where it runs: each folder starts with the prepared files and its ``FOLDERS`` set-up;
-    the commands of one doc in one folder run in document order in one test."""
+    a folder's commands, from every doc, run in the docs' order in one test."""
     server: bool = False
     """A sandbox: started, asked ``/__sandbox/config``, stopped with Ctrl-C."""
     timeout: float = TIMEOUT_S
@@ -100,8 +100,8 @@ SAMPLES = tuple(
     f"sample_data/{name}"
     for name in ("legacy_orders.csv", "legacy_orders_with_errors.csv", "api_columns.csv")
 )
-"""The seeded sample files ``python -m sample_data.generate`` writes (its .xlsx is not the same
-byte for byte from one write to the next, so it is not compared)."""
+"""The seeded sample files ``python -m sample_data.generate`` writes (the .xlsx it writes
+differs byte for byte from the committed one, so it is not compared)."""
 EXPORTS = (
     "shopify_orders.csv",
     "woocommerce_orders.xlsx",
