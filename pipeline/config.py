@@ -101,6 +101,18 @@ def _site_name(value: str | None) -> str | None:
     return value
 
 
+def _base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        raise ValueError("must be a URL such as http://127.0.0.1:8080/api/v2 (no spaces or "
+                         "control characters)")  # fmt: skip
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+        raise ValueError("must be an http(s) URL with a host, such as http://127.0.0.1:8080/api/v2")
+    return value
+
+
 def _entity_id(value: str | None) -> str | None:
     if value is not None and not (value.isascii() and value.isprintable() and len(value) <= 50):
         raise ValueError("must be printable ASCII of at most 50 characters")
@@ -155,7 +167,7 @@ class Settings(BaseModel):
     """Chargebee API key (env ``CHARGEBEE_API_KEY`` or config ``api_key``); never a flag."""
     site: Annotated[str | None, AfterValidator(_site_name)] = None
     """Chargebee site name, e.g. ``acme-test`` (env ``CHARGEBEE_SITE``)."""
-    base_url_override: str | None = None
+    base_url_override: Annotated[str | None, AfterValidator(_base_url)] = None
     """Full API base URL, e.g. ``http://127.0.0.1:8080/api/v2`` (env ``CHARGEBEE_BASE_URL``;
     ``base_url`` in the config file)."""
     live: bool = False
@@ -354,15 +366,20 @@ def load_settings(
         origins.update(dict.fromkeys(layer, origin))
     if path is not None:
         # The file is checked whole, even where the environment or a flag overrides a key.
-        _validate(dict(layers[0][1], config_file=path), dict.fromkeys(layers[0][1], str(path)))
-    return _validate(values, origins)
+        _validate(
+            dict(layers[0][1], config_file=path),
+            dict.fromkeys(layers[0][1], str(path)),
+            secret=values.get("api_key"),
+        )
+    return _validate(values, origins, secret=values.get("api_key"))
 
 
-def _validate(values: dict[str, Any], origins: dict[str, str]) -> Settings:
+def _validate(values: dict[str, Any], origins: dict[str, str], *, secret: object) -> Settings:
+    """``secret``: the API key from any layer, never shown in an error about another value."""
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        raise _config_error(exc, values, origins) from None
+        raise _config_error(exc, values, origins, secret) from None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -391,7 +408,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _config_error(
-    exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str]
+    exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str], secret: object
 ) -> ConfigError:
     """The first problem of a ValidationError as one line: where, which key, what was wrong."""
     first = exc.errors(include_url=False)[0]
@@ -402,6 +419,8 @@ def _config_error(
     if first["type"] == "extra_forbidden":
         return _unknown_key(origin, key, loc)
     value = _value_at(values, loc)
+    if isinstance(value, str) and isinstance(secret, str) and secret.strip():
+        value = value.replace(secret, "***")  # a key pasted into another value (a URL's user)
     shown = "" if name == "api_key" or value is _MISSING else f", got {_show(value)}"
     return ConfigError(f"{origin}: {key}: {_expected(first, loc)}{shown}")
 

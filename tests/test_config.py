@@ -291,3 +291,32 @@ def test_docs_configuration_lists_every_file_key():
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
     assert documented == set(_FILE_KEYS) - {"validation", "base_url_override"}
     assert set(Settings.model_fields) >= documented - {"base_url"}
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://127.0.0.1:8080/api/v2\nX", "no spaces or control characters"),
+        ("http://127.0.0.1:8080/api v2", "no spaces or control characters"),
+        ("ftp://127.0.0.1/api/v2", "an http(s) URL with a host"),
+        ("http:///api/v2", "an http(s) URL with a host"),
+        ("127.0.0.1:8080/api/v2", "an http(s) URL with a host"),
+    ],
+)
+def test_an_unusable_base_url_is_a_config_error_naming_its_source(url, words):
+    """A base URL httpx cannot use is refused when settings are read (it used to surface as an
+    httpx.InvalidURL traceback at the first request)."""
+    with pytest.raises(ConfigError, match=re.escape("$CHARGEBEE_BASE_URL: base_url: must")) as info:
+        load_settings(environ={"CHARGEBEE_BASE_URL": url})
+    assert words in str(info.value)
+
+
+def test_a_key_inside_a_refused_base_url_is_not_shown():
+    """A URL carrying the key (as its user part) is refused with the key replaced by ***."""
+    key = "test_" + "k" * 70  # longer than a shown value: no cut-off prefix of it either
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            environ={"CHARGEBEE_API_KEY": key, "CHARGEBEE_BASE_URL": f"http://{key}@h/\n"}
+        )
+    assert "http://***@h/" in str(info.value)
+    assert "test_kkkk" not in str(info.value)

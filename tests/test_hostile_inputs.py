@@ -206,3 +206,12 @@ def test_run_gives_the_expected_exit_code_and_lands_valid_rows_once(
         reports = list((tmp_path / "r").rglob(name))
         assert reports, f"no {name} written"
         assert escaped in reports[0].read_text(encoding="utf-8-sig"), name
+
+
+def test_generating_twice_into_one_folder_writes_the_same_files(tmp_path: Path) -> None:
+    """docs/drills.md prints ``python -m tests.hostile.generate /tmp/hostile``: a second run into
+    the same folder (or one somebody else made) rewrites the files instead of failing on the
+    folder-named ``folder.csv``."""
+    first = {path.name: path.is_dir() for _, path in generate(tmp_path)}
+    second = {path.name: path.is_dir() for _, path in generate(tmp_path)}
+    assert second == first

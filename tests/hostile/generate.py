@@ -176,7 +176,7 @@ def header_only_workbook(path: Path) -> None:
 
 def directory(path: Path) -> None:
     """A directory whose name ends in .csv."""
-    path.mkdir()
+    path.mkdir(exist_ok=True)
 
 
 def missing(path: Path) -> None:
