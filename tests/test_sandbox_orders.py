@@ -283,14 +283,15 @@ def test_indexed_id_and_invoice_filters_page_like_a_full_scan():
     store = Store(SandboxConfig())
     for n in range(300):
         invoice = f"inv-{rng.randrange(40)}"
-        order = {"id": f"o-{n}", "invoice_id": invoice, "created_at": rng.randrange(5) + 1}
-        order["updated_at"] = order["created_at"] + rng.randrange(3)
+        created = rng.randrange(5) + 1
+        order: dict[str, Any] = {"id": f"o-{n}", "invoice_id": invoice, "created_at": created}
+        order["updated_at"] = created + rng.randrange(3)
         if rng.random() < 0.1:
             order["deleted"] = True
         store.save(order)
     store.save({"id": "o-7", "invoice_id": "inv-moved", "created_at": 9, "updated_at": 9})
 
-    def scan(filters, **kw):
+    def scan(filters: list[Filter], **kw: Any) -> Any:
         keys = store._sorted_keys(kw["sort_field"])
         store._indexed_keys = lambda *_: None  # type: ignore[method-assign]
         try:
@@ -315,7 +316,7 @@ def test_indexed_id_and_invoice_filters_page_like_a_full_scan():
         for sort_field in ("created_at", "updated_at"):
             for descending in (False, True):
                 for include_deleted in (False, True):
-                    kw = {
+                    kw: dict[str, Any] = {
                         "sort_field": sort_field,
                         "descending": descending,
                         "include_deleted": include_deleted,
