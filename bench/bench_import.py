@@ -10,6 +10,7 @@ Row counts amortise start-up (20,000 rows at 0 ms); every run is bounded in time
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
@@ -235,50 +236,102 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 AB_ROUNDS = 2
+AB_LATENCIES = (0, 100)
+AB_SDK_ROWS = {0: 40, 100: 15}
+"""Rows of the SDK loop per latency in the A/B (the loop waits for each answer)."""
+
+
+def split(box: SandboxProcess, started: float, ended: float) -> tuple[float, float, float]:
+    """Where a CLI run's wall time went, from the sandbox's request log: (seconds from the
+    process start to its first API request, the send phase from the first to the last
+    import_order POST, seconds from that POST to the process exit)."""
+    log = box.state(orders=False)
+    first = min((r["t"] for r in log["requests"] if "/api/" in str(r["path"])), default=ended)
+    posts = [r["t"] for r in api_requests(log, path_part="import_order")] or [first]
+    return first - started, max(posts) - min(posts), ended - max(posts)
 
 
 def ab(other: Path, rows: int = 5000, rounds: int = AB_ROUNDS) -> list[Figure]:
     """This checkout against ``other`` (a checkout with its own ``.venv``), side by side in one
-    run on one sandbox at 0 ms latency, 32 in flight: end-to-end rows/s, send-path CPU per row
-    (run − dry run of the same file) and that CPU over a bare httpx loop's, measured between
-    the rounds. Rounds alternate which side goes first, so load drifts hit both alike."""
+    run on one sandbox, 32 in flight, at 0 ms and 100 ms latency: end-to-end rows/s, the
+    wall-time split (start-up to the first request, send phase, tail), the ratio to the SDK
+    loop at the same latency, send-path CPU per row (run − dry run of the same file) and that
+    CPU over a bare httpx loop's, measured between the rounds. Rounds alternate which side
+    goes first, so load drifts hit both alike."""
     from bench.bench_client import plain_httpx
 
     sides = {"this": sys.executable, "other": str(other / ".venv" / "bin" / "python")}
-    seen: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    seen: dict[tuple[str, int], list[tuple[float, float, tuple[float, float, float]]]] = {
+        (name, latency): [] for name in sides for latency in AB_LATENCIES
+    }
     httpx_ms: list[float] = []
+    sdk: dict[int, float] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp,
         sandbox_process(api_key=BENCH_KEY, latency_ms=0) as box,
     ):
         work = Path(tmp)
         plain_httpx(box.base_url, box.api_key, "ab-warm", 50)
-        for n in range(rounds):
-            order = list(sides.items()) if n % 2 == 0 else list(sides.items())[::-1]
-            for name, python in order:
-                box.reset()
-                tag = f"AB{n}{name}"
-                source = write_orders(work / f"{tag}.csv", rows, prefix=tag)
-                real = cli_run(box, source, work, tag, "--concurrency", "32", python=python)
-                if created(box) != rows:
-                    raise RuntimeError(f"{tag}: sandbox created {created(box)} for {rows} rows")
-                dry = cli_run(box, source, work, tag + "dry", "--dry-run", python=python)
-                seen[name].append((rows / real.wall_s, (real.cpu_s - dry.cpu_s) / rows * 1000))
-            cpu, _ = plain_httpx(box.base_url, box.api_key, f"ab{n}", HTTPX_REQUESTS)
-            httpx_ms.append(cpu / HTTPX_REQUESTS * 1000)
+        for latency in AB_LATENCIES:
+            for n in range(rounds):
+                order = list(sides.items()) if n % 2 == 0 else list(sides.items())[::-1]
+                for name, python in order:
+                    box.reset()
+                    box.configure(latency_ms=latency)
+                    tag = f"AB{latency}r{n}{name}"
+                    source = write_orders(work / f"{tag}.csv", rows, prefix=tag)
+                    started = time.time()
+                    real = cli_run(box, source, work, tag, "--concurrency", "32", python=python)
+                    parts = split(box, started, time.time())
+                    if created(box) != rows:
+                        raise RuntimeError(f"{tag}: sandbox created {created(box)} for {rows} rows")
+                    cpu = math.nan
+                    if latency == 0:
+                        dry = cli_run(box, source, work, tag + "dry", "--dry-run", python=python)
+                        cpu = (real.cpu_s - dry.cpu_s) / rows * 1000
+                    seen[name, latency].append((rows / real.wall_s, cpu, parts))
+                if latency == 0:
+                    box.configure(latency_ms=0)
+                    cpu_s, _ = plain_httpx(box.base_url, box.api_key, f"ab{n}", HTTPX_REQUESTS)
+                    httpx_ms.append(cpu_s / HTTPX_REQUESTS * 1000)
+            box.configure(latency_ms=latency)
+            done, spent = sdk_loop(box, f"ABsdk{latency}", AB_SDK_ROWS[latency])
+            sdk[latency] = done / spent
     bare = sorted(httpx_ms)[len(httpx_ms) // 2]
     figures: list[Figure] = []
-    for name in sides:
-        rates = [r for r, _ in seen[name]]
-        cpus = [c for _, c in seen[name]]
-        where = f"{name} checkout ({sides[name]})"
-        figures += [
-            figure(
-                f"A/B import rows/s, {name}", max(rates), "rows/s", note=f"{where}; runs {rates}"
-            ),
-            figure(f"A/B send-path CPU per row, {name}", min(cpus), "ms", note=f"runs {cpus}"),
-            figure(f"A/B send-path CPU / bare httpx, {name}", min(cpus) / bare, "x"),
-        ]
+    for latency in AB_LATENCIES:
+        for name in sides:
+            runs = seen[name, latency]
+            best = max(runs, key=lambda run: run[0])
+            rates = [round(r, 1) for r, _, _ in runs]
+            where = f"{name}, {latency} ms"
+            start, send, tail = best[2]
+            figures += [
+                figure(
+                    f"A/B import rows/s, {where}",
+                    best[0],
+                    "rows/s",
+                    note=f"{sides[name]}; {rows} rows; runs {rates}",
+                ),
+                figure(
+                    f"A/B wall split, {where}",
+                    f"{start:.1f} + {send:.1f} + {tail:.1f}",
+                    "s",
+                    note="best run: start to first request + send phase + tail to exit",
+                ),
+                figure(
+                    f"A/B ratio to the SDK loop, {where}",
+                    best[0] / sdk[latency],
+                    "x",
+                    note=f"SDK loop {sdk[latency]:.1f} rows/s in the same run",
+                ),
+            ]
+            if latency == 0:
+                cpu = min(c for _, c, _ in runs)
+                figures += [
+                    figure(f"A/B send-path CPU per row, {name}", cpu, "ms"),
+                    figure(f"A/B send-path CPU / bare httpx, {name}", cpu / bare, "x"),
+                ]
     figures.append(figure("A/B bare httpx CPU per request", bare, "ms", note=f"runs {httpx_ms}"))
     return figures
 

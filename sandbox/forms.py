@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 _BRACKETS = re.compile(r"^([A-Za-z0-9_]+)((?:\[[^\[\]]*\])*)$")
 
@@ -18,7 +18,19 @@ def parse_form(raw: bytes) -> list[tuple[str, str]]:
     """
     if not raw:
         return []
-    return parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    # What parse_qsl(text, keep_blank_values=True) gives, without its per-field unquoting
+    # work for the (usual) fields that hold no "%" nor "+".
+    pairs = []
+    for field in raw.decode("utf-8", "replace").split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote(name.replace("+", " "), errors="replace")
+        if "%" in value or "+" in value:
+            value = unquote(value.replace("+", " "), errors="replace")
+        pairs.append((name, value))
+    return pairs
 
 
 def to_dict(pairs: list[tuple[str, str]]) -> dict[str, str]:

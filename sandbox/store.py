@@ -91,6 +91,8 @@ class Store:
         self.doc_numbers: dict[str, str] = {}
         self.seq: dict[str, int] = {}
         self.referenced: dict[str, None] = {}
+        self.by_invoice: dict[str, set[str]] = {}
+        """Order ids per invoice id (deleted orders too): the ``invoice_id[in]`` index."""
         """Invoice ids stored orders name, in the order first named (unseeded invoice list)."""
         self.next_seq = 1
         self.auto_id = 0
@@ -170,6 +172,10 @@ class Store:
         old = self.orders.get(oid)
         if old is not None and self.doc_numbers.get(old.get("document_number", "")) == oid:
             del self.doc_numbers[old["document_number"]]
+        if old is not None and old.get("invoice_id") != order.get("invoice_id"):
+            self.by_invoice.get(str(old.get("invoice_id")), set()).discard(oid)
+        if order.get("invoice_id") is not None:
+            self.by_invoice.setdefault(str(order["invoice_id"]), set()).add(oid)
         if order.get("document_number") and not order.get("deleted"):
             self.doc_numbers[order["document_number"]] = oid
         if oid not in self.seq:
@@ -222,8 +228,14 @@ class Store:
         cursor: tuple[int, int] | None,
         limit: int,
     ) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
-        """One page of orders after ``cursor`` (sort value, sequence); the next cursor or None."""
-        keys = self._sorted_keys(sort_field)
+        """One page of orders after ``cursor`` (sort value, sequence); the next cursor or None.
+
+        An ``id`` or ``invoice_id`` filter (``is``/``in``) narrows the candidates through the
+        indexes first (pre-flight's look-ups), instead of testing every order; the order of the
+        page and the cursors are those of the full scan."""
+        keys = self._indexed_keys(filters, sort_field)
+        if keys is None:
+            keys = self._sorted_keys(sort_field)
         if descending:
             start = len(keys) if cursor is None else bisect.bisect_left(keys, (*cursor, ""))
             indexes: range = range(start - 1, -1, -1)
@@ -243,6 +255,23 @@ class Store:
                 found.append(order)
                 last = (value, seq)
         return found, None
+
+    def _indexed_keys(self, filters: list[Filter], field: str) -> list[tuple[int, int, str]] | None:
+        """The sort keys of the orders an ``id``/``invoice_id`` ``is``/``in`` filter can
+        match (a superset: every filter is still applied), or None without such a filter."""
+        for condition in filters:
+            if condition.op not in ("is", "in") or condition.field not in ("id", "invoice_id"):
+                continue
+            values = [condition.value] if condition.op == "is" else condition.value
+            if condition.field == "id":
+                found: set[str] = {v for v in values if isinstance(v, str) and v in self.orders}
+            else:
+                found = set()
+                for value in values:
+                    found |= self.by_invoice.get(str(value), set())
+            orders, seq = self.orders, self.seq
+            return sorted((int(orders[oid].get(field) or 0), seq[oid], oid) for oid in found)
+        return None
 
     def _sorted_keys(self, field: str) -> list[tuple[int, int, str]]:
         cached = self._sorted.get(field)

@@ -301,3 +301,26 @@ def test_status_rules_when_switched_on(make_sandbox, valid_order, overrides, par
         response = client.post(IMPORT, data=valid_order(**overrides))
     assert response.status_code == 400
     assert response.json()["param"] == param
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"a=b",
+        b"a=b&c=d&&e=&f",
+        b"shipping_address%5Bcity%5D=Krak%C3%B3w+a%26b%3Dc%2Bd",
+        b"x=%ZZ&y=%E2%82&z=a+b+c&%2B=%2B",
+        b"=v&k==v2&k2=a=b",
+        b"\xff\xfe=bad&ok=1",
+        b"order_line_items%5Bid%5D%5B0%5D=li%201&plus=+",
+    ],
+)
+def test_form_bodies_parse_as_parse_qsl_does(raw):
+    """The sandbox's form parser gives what ``parse_qsl(keep_blank_values=True)`` gives on the
+    decoded body (escapes, ``+``, blanks, fields without ``=``, bad escapes, bad UTF-8)."""
+    from urllib.parse import parse_qsl
+
+    from sandbox.forms import parse_form
+
+    assert parse_form(raw) == parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)

@@ -233,3 +233,20 @@ def test_throttle_budget_spent_leaves_the_row_retryable_and_a_later_run_finishes
     run(work, fake, source)
     assert counts(work) == {"succeeded": 4}
     assert fake.posts == Counter({f"T-{i:06d}": 1 for i in range(4)})
+
+
+def test_the_send_path_loads_no_report_libraries_before_it_sends() -> None:
+    """``pipeline.send.runner`` (what ``run`` imports before its first request) loads neither
+    matplotlib, openpyxl nor jinja2: the reports import them once the rows are sent, so the
+    first request does not wait for a third of the CLI's imports (issue 16)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, pipeline.send.runner, pipeline.cli.run\n"
+        "print(sorted(m for m in ('matplotlib', 'openpyxl', 'jinja2') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]"

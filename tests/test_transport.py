@@ -426,6 +426,50 @@ async def test_slow_answer_is_a_read_timeout(raw_server: Any) -> None:
     assert server.accepted == 2
 
 
+async def test_one_timer_keeps_the_deadline_and_the_write_and_read_timeouts(
+    raw_server: Any,
+) -> None:
+    """``round_trip`` enforces three limits with one timer per request: a server dribbling a
+    byte every 50 ms never trips the 1 s read timeout but is cut at the 0.4 s overall deadline
+    (``TimeoutError``); a server that never reads a 16 MiB request trips the 0.3 s write
+    timeout; a silent server trips the 0.3 s read timeout. Each connection is discarded."""
+
+    def dribble(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        if srv.next_request(rfile):
+            for byte in OK[:40]:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.05)
+
+    def never_reads(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        time.sleep(1.5)
+
+    def silent(srv: RawServer, conn: socket.socket, rfile: BinaryIO) -> None:
+        srv.next_request(rfile)
+        time.sleep(1.5)
+
+    transport = LeanTransport()
+    limits: dict[str, float | None] = {"connect": 5.0, "write": 0.3, "read": 1.0, "pool": 5.0}
+    get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (16 << 20)
+    cases: list[tuple[Script, bytes, float | None, type[BaseException]]] = [
+        (dribble, get, 0.4, TimeoutError),
+        (never_reads, post + b"x" * (16 << 20), None, httpx.WriteTimeout),
+        (silent, get, None, httpx.ReadTimeout),
+    ]
+    for script, data, deadline, expected in cases:
+        server = raw_server(script)
+        origin = ("http", "127.0.0.1", server.port)
+        reads = dict(limits, read=0.3) if script is silent else limits
+        started = time.monotonic()
+        with pytest.raises(expected) as caught:
+            await transport.round_trip(origin, data, reads, deadline=deadline)
+        took = time.monotonic() - started
+        assert not isinstance(caught.value, httpx.TimeoutException) or deadline is None
+        assert took >= 0.3, (script.__name__, took)  # never before its limit
+        assert transport._pools[origin].conns == set()  # discarded, never reused
+    await transport.aclose()
+
+
 async def test_pool_timeout_when_every_connection_is_busy(raw_server: Any) -> None:
     """With one connection busy, a second request waiting longer than pool timeout fails."""
 
@@ -767,18 +811,63 @@ async def test_the_direct_path_puts_httpx_bytes_on_the_same_pool(raw_server: Any
     params = {"id": "o-1", "invoice_id": "i-1", "shipping_address": {"city": "Kraków a&b=c+d"}}
     answers = []
     async with ChargebeeClient(load_settings({}, environ=environ)) as client:
-        assert {("POST", True, True), ("GET", False, False)} <= client._lean_shapes
+        assert {
+            ("POST", True, True, False),
+            ("GET", False, False, False),
+            ("GET", False, False, True),
+        } <= client._lean_shapes
         for _ in ("direct", "httpx"):
             imported = await client.import_order(params, idempotency_key="k-1")
             found = await client.retrieve_order("o-1")
-            answers.append((imported.status, imported.body, imported.replayed, found))
+            listed = await client.list_page("order", {"id": {"in": ["o 1", 'o"2', "ø&=+"]}})
+            answers.append((imported.status, imported.body, imported.replayed, found, listed))
             client._lean_shapes = frozenset()  # the second round through httpx's models
     assert answers[0] == answers[1]
     assert answers[0][2] is True
-    assert len(server.requests) == 4
-    assert server.requests[:2] == server.requests[2:]
+    assert len(server.requests) == 6
+    assert server.requests[:3] == server.requests[3:]
     assert server.requests[0].startswith(b"POST /api/v2/orders/import_order HTTP/1.1\r\n")
+    assert server.requests[2].startswith(b"GET /api/v2/orders?id%5Bin%5D=%5B%22o+1%22%2C")
     assert server.accepted == 1
+
+
+QUERY_VALUES = [
+    "",
+    "plain",
+    "a b",
+    "a+b",
+    "100%",
+    "%41",
+    "a&b=c",
+    '["x","y"]',
+    "x/y?z#w",
+    "ø kraków ✓",
+    "tab\there",
+    "~._-",
+    "'quote'",
+    "semi;colon:at@",
+    "😀",
+]
+
+
+@pytest.mark.parametrize("value", QUERY_VALUES)
+def test_direct_list_queries_are_the_bytes_httpx_sends(value: str) -> None:
+    """A list query on the direct path is written byte for byte as httpx writes it (httpx
+    re-quotes ``urlencode``'s text; the direct path uses ``form_body``), for names and values
+    with spaces, reserved and non-ASCII characters, and for an empty value."""
+    from pipeline.api.encode import form_body
+    from pipeline.api.transport import request_head
+
+    environ = {"CHARGEBEE_API_KEY": "k", "CHARGEBEE_BASE_URL": "http://127.0.0.1:9/api/v2"}
+    client = ChargebeeClient(load_settings({}, environ=environ))
+    assert ("GET", False, False, True) in client._lean_shapes
+    query = [("id[in]", value), (value or "k", "1"), ("offset", value)]
+    ours = client._direct_head("GET", "orders", None, None, form_body(query))
+    request = client._http.build_request(
+        "GET", client._url("orders"), params=httpx.QueryParams(tuple(query)),
+        headers=client._headers(),
+    )  # fmt: skip
+    assert ours == request_head(request, b"")
 
 
 def test_raw_answer_headers_read_like_httpx_headers() -> None:

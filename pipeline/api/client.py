@@ -213,7 +213,7 @@ class ChargebeeClient:
         self._lean: LeanTransport | None = None
         self._lean_origin: Origin = ("", "", 0)
         self._lean_headers = b""
-        self._lean_shapes: frozenset[tuple[str, bool, bool]] = frozenset()
+        self._lean_shapes: frozenset[tuple[str, bool, bool, bool]] = frozenset()
         self._targets: dict[str, bytes] = {}
         self._timeouts: dict[str, float | None] = self._http.timeout.as_dict()
         if mounts:
@@ -284,25 +284,46 @@ class ChargebeeClient:
         probe = self._http.build_request("GET", self._url("probe"), headers=self._headers())
         head = request_head(probe, b"")
         self._lean_headers = head[head.index(b"\r\n") + 2 : -2]
-        shapes = [("POST", True, True), ("POST", False, True), ("GET", False, False)]
+        shapes = [
+            ("POST", True, True, False),
+            ("POST", False, True, False),
+            ("GET", False, False, False),
+            ("GET", False, False, True),
+        ]
         body = b"a=b"
-        for method, keyed, form in shapes:
+        # A list query with every kind of character a filter value may hold (brackets,
+        # quotes, commas, spaces, %, +, &, =, non-ASCII): the direct path writes it as
+        # ``form_body`` does, httpx re-quotes ``urlencode``'s output; both must agree.
+        probe_query = [
+            ("id[in]", '["a b","c,d","e%f","g+h","i&j=k","ø"]'),
+            ("limit", "100"),
+            ("offset", "x/y?z"),
+        ]
+        for method, keyed, form, listing in shapes:
             key = "probe-key" if keyed else None
             headers = self._headers(key)
             if form:
                 headers["Content-Type"] = FORM_CONTENT_TYPE
             content = body if form else None
+            query = probe_query if listing else None
+            params = httpx.QueryParams(tuple(query)) if query is not None else None
             request = self._http.build_request(
-                method, self._url("orders/probe"), content=content, headers=headers
+                method, self._url("orders"), content=content, params=params, headers=headers
             )
             expected = request_head(request, content or b"")
-            if self._direct_head(method, "orders/probe", content, key) == expected:
-                self._lean_shapes |= {(method, keyed, form)}
+            encoded = form_body(query) if query is not None else None
+            if self._direct_head(method, "orders", content, key, encoded) == expected:
+                self._lean_shapes |= {(method, keyed, form, listing)}
         if not self._lean_shapes:
             self._lean = None
 
     def _direct_head(
-        self, method: str, path: str, content: bytes | None, key: str | None
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        key: str | None,
+        query: bytes | None = None,
     ) -> bytes | None:
         """The request line and headers httpx would send, or None when this request must go
         through httpx (a shape not verified in ``_direct``, or a key that is not plain)."""
@@ -313,6 +334,8 @@ class ChargebeeClient:
                 return None
             if len(self._targets) < URL_CACHE:
                 self._targets[path] = target
+        if query:
+            target += b"?" + query
         parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n", self._lean_headers]
         if key is not None:
             if not (key.isascii() and key.isprintable()):
@@ -333,10 +356,11 @@ class ChargebeeClient:
         a ``Content-Encoding`` is decoded by httpx's own response model, as on the httpx path."""
         assert self._lean is not None
         try:
-            with anyio.fail_after(self._deadline):
-                status, headers, body, _ = await self._lean.round_trip(
-                    self._lean_origin, data, self._timeouts, cut_at=limit
-                )
+            # The overall deadline rides on the connection's own timer (with the write and read
+            # timeouts): no cancel scope per request.
+            status, headers, body, _ = await self._lean.round_trip(
+                self._lean_origin, data, self._timeouts, cut_at=limit, deadline=self._deadline
+            )
             if any(name.lower() == b"content-encoding" for name, _ in headers):
                 decoded = httpx.Response(status, headers=headers, content=body)
                 headers, body = decoded.headers.raw, decoded.content
@@ -396,13 +420,15 @@ class ChargebeeClient:
         idempotency_key: str | None = None,
     ) -> ApiResponse:
         content = form_body(form) if form is not None else None
+        pairs = list(query) if query is not None else None
         head = None
-        if self._lean is not None and query is None:
-            shape = (method, idempotency_key is not None, content is not None)
+        if self._lean is not None:
+            shape = (method, idempotency_key is not None, content is not None, pairs is not None)
             if shape in self._lean_shapes:
                 if idempotency_key is not None:
                     _check_idempotency_key(idempotency_key)
-                head = self._direct_head(method, path, content, idempotency_key)
+                encoded = form_body(pairs) if pairs is not None else None
+                head = self._direct_head(method, path, content, idempotency_key, encoded)
         headers: Mapping[str, str]
         started_at = time.time()
         t0 = time.perf_counter()
@@ -416,7 +442,7 @@ class ChargebeeClient:
             request_headers = self._headers(idempotency_key)
             if content is not None:
                 request_headers["Content-Type"] = FORM_CONTENT_TYPE
-            params = httpx.QueryParams(list(query)) if query is not None else None
+            params = httpx.QueryParams(tuple(pairs)) if pairs is not None else None
             request = self._http.build_request(
                 method, self._url(path), content=content, params=params, headers=request_headers
             )

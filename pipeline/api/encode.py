@@ -82,9 +82,39 @@ def to_form(params: Mapping[str, Any]) -> Fields:
     Raises:
         TypeError: a bare scalar appears where the SDK needs a mapping or list.
     """
-    out: dict[str, str] = {}
-    _serialize(_lowercase_keys(params), None, None, out, python_repr=True)
+    out = _plain_form(params)
+    if out is None:
+        out = {}
+        _serialize(_lowercase_keys(params), None, None, out, python_repr=True)
     return list(out.items())
+
+
+def _plain_form(params: Mapping[str, Any]) -> dict[str, str] | None:
+    """``to_form`` for the usual row, or None when it is not one: a dict whose keys are
+    already in the SDK's case (lower, or ``cf_*``) and whose values are scalars or dicts of
+    such scalars. Then lower-casing changes nothing and no key can collide, so writing the
+    fields in order gives the generic path's output without its copies and ABC checks."""
+    if type(params) is not dict:
+        return None
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if type(name) is not str or (name != name.lower() and not name.startswith("cf_")):
+            return None
+        kind = type(value)
+        if kind is str:
+            out[name] = value
+        elif kind in _SCALAR_TYPES:
+            out[name] = form_value(value)
+        elif kind is dict:
+            for inner, item in value.items():
+                if type(inner) is not str or type(item) not in _SCALAR_TYPES:
+                    return None
+                if inner != inner.lower() and not inner.startswith("cf_"):
+                    return None
+                out[f"{name}[{inner}]"] = item if type(item) is str else form_value(item)
+        else:
+            return None
+    return out
 
 
 def to_query(filters: Mapping[str, Any]) -> Fields:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -133,6 +132,7 @@ class RateLimiter:
         self._exhausted: str | None = None
         self._halted = False
         self._waits: set[anyio.CancelScope] = set()
+        self._slot = _Slot(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, concurrency: int = 1) -> RateLimiter:
@@ -202,24 +202,32 @@ class RateLimiter:
 
     # -- admission ---------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for a concurrency slot and a send permit, then run the body (one HTTP attempt).
+    def slot(self) -> _Slot:
+        """``async with limiter.slot():`` waits for a concurrency slot and a send permit, then
+        runs the body (one HTTP attempt).
 
-        Raises:
+        Raises (on entering):
             ThrottleBudgetExceeded: the 429 wait budget was spent (by any worker).
             AdmissionHalted: ``halt()`` was called before this request was admitted.
         """
-        if self._halted:
-            raise AdmissionHalted("halted: not sent")
-        async with self._slots:
-            async with self._gate:
-                await self._admit()
-            self._in_flight += 1
-            try:
-                yield
-            finally:
-                self._in_flight -= 1
+        return self._slot
+
+    def _take(self, now: float) -> float:
+        """Admit one send now (0.0) or say how long to wait before trying again."""
+        self._refill(now)
+        horizon = now - self._window
+        sends = self._sends
+        while sends and sends[0] <= horizon:
+            sends.popleft()
+        if self._pause_until > now:
+            return self._pause_until - now
+        if self._tokens < 1.0:
+            return (1.0 - self._tokens) / self._per_second()
+        if len(sends) >= self._cap:
+            return sends[0] - horizon
+        self._tokens -= 1.0
+        sends.append(now)
+        return 0.0
 
     async def _admit(self) -> None:
         while True:
@@ -227,20 +235,8 @@ class RateLimiter:
                 raise AdmissionHalted("halted while waiting for rate budget: not sent")
             if self._exhausted is not None:
                 raise self._budget_error()
-            now = self._clock.now()
-            self._refill(now)
-            horizon = now - self._window
-            while self._sends and self._sends[0] <= horizon:
-                self._sends.popleft()
-            if self._pause_until > now:
-                wait = self._pause_until - now
-            elif self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self._per_second()
-            elif len(self._sends) >= self._cap:
-                wait = self._sends[0] - horizon
-            else:
-                self._tokens -= 1.0
-                self._sends.append(now)
+            wait = self._take(self._clock.now())
+            if not wait:
                 return
             with anyio.CancelScope() as scope:  # halt() cancels the wait at once
                 self._waits.add(scope)
@@ -327,3 +323,41 @@ class RateLimiter:
             return
         self._refill(now)
         self._rate = min(self._configured, self._rate + self._configured * RECOVERY_STEP)
+
+
+class _Slot:
+    """What ``RateLimiter.slot()`` returns: a plain async context manager (no generator, no
+    nested ``async with``). A free concurrency slot, an idle admission gate and a permit
+    available now are taken without yielding to the event loop; anything else waits in
+    order, behind the gate, as before."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        if limiter._halted:
+            raise AdmissionHalted("halted: not sent")
+        await limiter._slots.acquire()
+        try:
+            gate = limiter._gate
+            # The fast path only when nobody waits at the gate (no overtaking a waiter), the
+            # budget is not spent, and a permit is there now.
+            if (
+                gate.locked()
+                or limiter._exhausted is not None
+                or limiter._take(limiter._clock.now())
+            ):
+                async with gate:
+                    await limiter._admit()
+        except BaseException:
+            limiter._slots.release()
+            raise
+        limiter._in_flight += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        limiter = self._limiter
+        limiter._in_flight -= 1
+        limiter._slots.release()

@@ -12,15 +12,16 @@ any bytes after it (a stray second response) only stop the connection from being
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import select
-import socket
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httptools
 import httpx
-from anyio.abc import ByteStream, SocketAttribute
 
 __all__ = ["LeanTransport", "Origin", "RawResponse", "ResponseCut", "request_head"]
 
@@ -52,29 +53,53 @@ class ResponseCut(Exception):
         self.headers = headers
 
 
-class _Conn:
-    """One connection and its parser; also the httptools callback object for its responses."""
+class _Conn(asyncio.Protocol):
+    """One connection: an asyncio protocol feeding its httptools parser straight from the
+    event loop's read callback (no stream layer, no read pausing per request), and the
+    httptools callback object for its responses. One request at a time: ``exchange``."""
 
     __slots__ = (
         "body",
+        "cut_at",
+        "deadline_at",
         "done",
         "extra",
         "headers",
         "headers_done",
         "keep",
+        "last",
+        "limit",
+        "loop",
+        "lost",
         "parser",
-        "sock",
+        "received",
+        "request",
+        "reused",
         "status",
-        "stream",
+        "timeouts",
+        "timer",
+        "transport",
         "version",
+        "waiter",
+        "write_started",
+        "writing",
     )
 
-    def __init__(self, stream: ByteStream) -> None:
-        self.stream = stream
-        self.sock: Any = stream.extra(SocketAttribute.raw_socket, None)
-        if self.sock is not None:
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: Any = None
         self.parser: Any = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.lost = False
+        self.writing = False
+        self.request: httpx.Request | None = None
+        self.reused = False
+        self.cut_at: int | None = None
+        self.limit = 0
+        self.timeouts: tuple[float | None, float | None] = (None, None)
+        self.deadline_at: float | None = None
+        self.last = self.write_started = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -82,11 +107,16 @@ class _Conn:
         self.body: list[bytes] = []
         self.status = 0
         self.version = "1.1"
+        self.received = 0
         self.headers_done = self.done = self.extra = self.keep = False
 
     def stale(self) -> bool:
-        """True when the idle socket was closed by the peer (EOF/data pending) or by the loop."""
-        sock = self.sock
+        """True when the idle connection cannot be reused: closed by the peer (EOF or data
+        pending on the socket, even before the loop noticed) or by the loop, or bytes arrived
+        while it was idle."""
+        if self.lost or self.extra or self.transport is None or self.transport.is_closing():
+            return True
+        sock = self.transport.get_extra_info("socket")
         if sock is None:
             return False
         fd = sock.fileno()
@@ -94,7 +124,63 @@ class _Conn:
             return True
         return bool(select.select([fd], [], [], 0)[0]) if fd < 1024 else _poll_readable(fd)
 
-    # httptools callbacks
+    # -- asyncio protocol callbacks ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        # pause_writing as soon as anything is left unsent, resume_writing once all is sent:
+        # the write timeout covers exactly the time the server leaves our bytes unread.
+        transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if exc is None:
+            self._eof()
+        else:
+            self._failed_io(exc)
+
+    def eof_received(self) -> bool:
+        self._eof()
+        return False  # close the transport
+
+    def pause_writing(self) -> None:
+        self.writing = True
+        self.write_started = self.loop.time()
+
+    def resume_writing(self) -> None:
+        self.writing = False
+        self.last = self.loop.time()
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None or self.waiter.done():
+            self.extra = True  # bytes while idle (or after the answer): never reuse
+            return
+        self.received += len(data)
+        self.last = self.loop.time()
+        request = self.request
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(httpx.RemoteProtocolError("unexpected upgrade", request=request))
+            return
+        except httptools.HttpParserError as exc:
+            if not self.done:
+                self._fail(httpx.RemoteProtocolError(f"malformed response: {exc}", request=request))
+                return
+            self.extra = True
+        if not self.headers_done and self.received > MAX_HEAD_BYTES:
+            self._fail(httpx.RemoteProtocolError("response head too large", request=request))
+        elif (
+            self.cut_at is not None
+            and self.headers_done
+            and self.received > self.cut_at + MAX_HEAD_BYTES
+        ):
+            self._fail(ResponseCut(self.status, self.headers))  # the body is past cut_at
+        elif self.received > self.limit:
+            self._fail(httpx.RemoteProtocolError("response body too large", request=request))
+        elif self.done:
+            self._finish()
+
+    # -- httptools callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         if self.done:  # bytes after the response we asked for: never reuse this connection
             self.extra = True
@@ -129,6 +215,122 @@ class _Conn:
         """The response is delimited by the connection closing (no length, not chunked)."""
         names = {n.lower() for n, _ in self.headers}
         return b"content-length" not in names and b"transfer-encoding" not in names
+
+    # -- one exchange ------------------------------------------------------------------------
+    async def exchange(
+        self,
+        data: bytes,
+        reused: bool,
+        timeouts: dict[str, float | None],
+        deadline_at: float | None,
+        request: httpx.Request | None,
+        cut_at: int | None,
+        limit: int,
+    ) -> tuple[RawResponse, bool]:
+        """Write ``data`` and wait for the whole response: (response, reusable). One timer
+        enforces the write timeout, the read timeout (between two received chunks) and the
+        overall deadline (``deadline_at``, loop time) together."""
+        self.reset()
+        self.reused, self.request, self.cut_at, self.limit = reused, request, cut_at, limit
+        self.deadline_at = deadline_at
+        self.timeouts = (timeouts.get("write"), timeouts.get("read"))
+        waiter = self.waiter = self.loop.create_future()
+        if self.lost or self.transport.is_closing():
+            self.waiter = None
+            if reused:
+                raise httpx.RemoteProtocolError(_DROPPED, request=request)
+            raise httpx.WriteError("the connection is closed", request=request)
+        self.last = self.write_started = self.loop.time()
+        self.transport.write(data)
+        self._arm()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+            self.request = None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        status, version = self.status, self.version
+        if status == 101:
+            raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols", request=request)
+        keep = self.keep and not self.extra and not self.lost
+        return (status, self.headers, b"".join(self.body), version), keep
+
+    def _arm(self) -> None:
+        """(Re)schedule the timer for the earliest limit still running, or fail now."""
+        if self.waiter is None or self.waiter.done():
+            return
+        now = self.loop.time()
+        write_s, read_s = self.timeouts
+        request = self.request
+        when = self.deadline_at
+        if when is not None and now >= when:
+            self._fail(_DeadlineExceeded())
+            return
+        if self.writing:
+            if write_s is not None:
+                if now - self.write_started >= write_s:
+                    self._fail(httpx.WriteTimeout("write timed out", request=request))
+                    return
+                when = _earliest(when, self.write_started + write_s)
+        elif read_s is not None:
+            if now - self.last >= read_s:
+                self._fail(httpx.ReadTimeout("read timed out", request=request))
+                return
+            when = _earliest(when, self.last + read_s)
+        self.timer = self.loop.call_at(when, self._arm) if when is not None else None
+
+    def _finish(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def _eof(self) -> None:
+        if self.waiter is None or self.waiter.done():
+            self.lost = True
+            return
+        request = self.request
+        if self.headers_done and self.until_eof():
+            self.done, self.extra = True, True  # delimited by close: never reused
+            self._finish()
+            return
+        if self.received:
+            msg = "peer closed connection without sending complete message body"
+        else:
+            msg = _DROPPED if self.reused else "server disconnected without sending a response"
+        self._fail(httpx.RemoteProtocolError(msg, request=request))
+
+    def _failed_io(self, exc: Exception) -> None:
+        request = self.request
+        if self.reused and not self.received:
+            self._fail(httpx.RemoteProtocolError(_DROPPED, request=request))
+        elif self.writing:
+            self._fail(httpx.WriteError(f"{type(exc).__name__}: {exc}", request=request))
+        else:
+            self._fail(httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request))
+
+    def close(self) -> None:
+        """Drop the connection at once (no graceful shutdown: it is never reused)."""
+        self.lost = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _DeadlineExceeded(TimeoutError):
+    """The overall deadline of ``round_trip(..., deadline=)`` passed."""
+
+
+_DROPPED = "server closed the kept-alive connection; the request was not resent"
+
+
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None or b < a else a
 
 
 def _poll_readable(fd: int) -> bool:
@@ -180,6 +382,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._ssl = ctx
         self._size = max_connections
         self._max_body = max_response_bytes
+        self._limit = max_response_bytes + MAX_HEAD_BYTES
         self._pools: dict[Origin, _Pool] = {}
         self.connections_opened = 0
         """How many connections were opened so far (tests and benchmarks read it)."""
@@ -219,6 +422,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         request: httpx.Request | None = None,
         *,
         cut_at: int | None = None,
+        deadline: float | None = None,
     ) -> RawResponse:
         """Send ``data`` (a request's head and body, never HEAD: the response must have a body
         or a length) to ``origin`` (scheme, host, port) on a pooled connection: (status,
@@ -229,29 +433,41 @@ class LeanTransport(httpx.AsyncBaseTransport):
         them. Failures raise the same httpx exceptions (``request`` is attached when given).
         With ``cut_at``, a body longer than that is not read on (``ResponseCut``; at most
         ``cut_at`` plus one response head is ever held), as the httpx path stops its stream.
+        With ``deadline`` (seconds), the whole round trip (pool wait, connect, write, read)
+        must end within it, else ``TimeoutError`` (not an httpx timeout: the caller names it);
+        it is enforced by the same timer as the write and read timeouts, not a scope of its own.
         """
+        loop = asyncio.get_running_loop()
+        deadline_at = None if deadline is None else loop.time() + deadline
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _Pool(self._size)
         try:
             pool.sem.acquire_nowait()
         except anyio.WouldBlock:
-            try:
-                with anyio.fail_after(timeouts.get("pool")):
-                    await pool.sem.acquire()
-            except TimeoutError:
-                raise httpx.PoolTimeout("no connection free in time", request=request) from None
+            with _scope_until(deadline_at):
+                try:
+                    with anyio.fail_after(timeouts.get("pool")):
+                        await pool.sem.acquire()
+                except TimeoutError as exc:
+                    if isinstance(exc, _DeadlineExceeded):
+                        raise
+                    raise httpx.PoolTimeout("no connection free in time", request=request) from None
         try:
-            conn, reused = await self._checkout(pool, origin, timeouts.get("connect"), request)
+            conn, reused = await self._checkout(
+                loop, pool, origin, timeouts.get("connect"), deadline_at, request
+            )
             try:
-                response, keep = await self._exchange(conn, reused, data, timeouts, request, cut_at)
+                response, keep = await conn.exchange(
+                    data, reused, timeouts, deadline_at, request, cut_at, self._limit
+                )
             except BaseException:
-                await _discard(pool, conn)
+                _discard(pool, conn)
                 raise
             if keep and conn in pool.conns:  # not closed by an aclose() meanwhile
                 pool.idle.append(conn)
             else:
-                await _discard(pool, conn)
+                _discard(pool, conn)
         finally:
             pool.sem.release()
         return response
@@ -261,121 +477,64 @@ class LeanTransport(httpx.AsyncBaseTransport):
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             for conn in list(pool.conns):
-                await _discard(pool, conn)
+                _discard(pool, conn)
             pool.idle.clear()
 
     async def _checkout(
-        self, pool: _Pool, origin: Origin, limit: float | None, request: httpx.Request | None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pool: _Pool,
+        origin: Origin,
+        limit: float | None,
+        deadline_at: float | None,
+        request: httpx.Request | None,
     ) -> tuple[_Conn, bool]:
         while pool.idle:
             conn = pool.idle.pop()
             if not conn.stale():
                 return conn, True
-            await _discard(pool, conn)
+            _discard(pool, conn)
         scheme, host, port = origin
         try:
-            with anyio.fail_after(limit):
-                stream: ByteStream
+            with _scope_until(deadline_at), anyio.fail_after(limit):
                 if scheme == "https":
-                    stream = await anyio.connect_tcp(
-                        host,
-                        port,
-                        ssl_context=self._ssl,
-                        tls_hostname=host,
-                        tls_standard_compatible=False,
+                    _, conn = await loop.create_connection(
+                        lambda: _Conn(loop), host, port, ssl=self._ssl, server_hostname=host
                     )
                 else:
-                    stream = await anyio.connect_tcp(host, port)
+                    _, conn = await loop.create_connection(lambda: _Conn(loop), host, port)
+        except _DeadlineExceeded:
+            raise
         except TimeoutError:
             raise httpx.ConnectTimeout(
                 f"connect to {host}:{port} timed out", request=request
             ) from None
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        except OSError as exc:
             raise httpx.ConnectError(f"{type(exc).__name__}: {exc}", request=request) from exc
-        conn = _Conn(stream)
         pool.conns.add(conn)
         self.connections_opened += 1
         return conn, False
 
-    async def _exchange(
-        self,
-        conn: _Conn,
-        reused: bool,
-        data: bytes,
-        timeouts: dict[str, float | None],
-        request: httpx.Request | None,
-        cut_at: int | None = None,
-    ) -> tuple[RawResponse, bool]:
-        stream = conn.stream
-        conn.reset()
-        dropped = "server closed the kept-alive connection; the request was not resent"
-        try:
-            write_timeout = timeouts.get("write")
-            if write_timeout is None:
-                await stream.send(data)
-            else:
-                with anyio.fail_after(write_timeout):
-                    await stream.send(data)
-        except TimeoutError:
-            raise httpx.WriteTimeout("write timed out", request=request) from None
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            if reused:
-                raise httpx.RemoteProtocolError(dropped, request=request) from exc
-            raise httpx.WriteError(f"{type(exc).__name__}: {exc}", request=request) from exc
-        read_timeout = timeouts.get("read")
-        received = 0
-        limit = self._max_body + MAX_HEAD_BYTES
-        parser = conn.parser
-        while not conn.done:
-            try:
-                if read_timeout is None:
-                    chunk = await stream.receive()
-                else:
-                    with anyio.fail_after(read_timeout):
-                        chunk = await stream.receive()
-            except TimeoutError:
-                raise httpx.ReadTimeout("read timed out", request=request) from None
-            except anyio.EndOfStream:
-                if conn.headers_done and conn.until_eof():
-                    conn.done, conn.extra = True, True  # delimited by close: never reused
-                    break
-                if received:
-                    msg = "peer closed connection without sending complete message body"
-                else:
-                    msg = dropped if reused else "server disconnected without sending a response"
-                raise httpx.RemoteProtocolError(msg, request=request) from None
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                if reused and not received:
-                    raise httpx.RemoteProtocolError(dropped, request=request) from exc
-                raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
-            received += len(chunk)
-            try:
-                parser.feed_data(chunk)
-            except httptools.HttpParserUpgrade:
-                raise httpx.RemoteProtocolError("unexpected upgrade", request=request) from None
-            except httptools.HttpParserError as exc:
-                if not conn.done:
-                    raise httpx.RemoteProtocolError(
-                        f"malformed response: {exc}", request=request
-                    ) from None
-                conn.extra = True
-            if not conn.headers_done and received > MAX_HEAD_BYTES:
-                raise httpx.RemoteProtocolError("response head too large", request=request)
-            if cut_at is not None and received > cut_at + MAX_HEAD_BYTES and conn.headers_done:
-                raise ResponseCut(conn.status, conn.headers)  # the body is past cut_at
-            if received > limit:
-                raise httpx.RemoteProtocolError("response body too large", request=request)
-        status, version = conn.status, conn.version
-        if status == 101:
-            raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols", request=request)
-        keep = conn.keep and not conn.extra
-        return (status, conn.headers, b"".join(conn.body), version), keep
 
-
-async def _discard(pool: _Pool, conn: _Conn) -> None:
+def _discard(pool: _Pool, conn: _Conn) -> None:
     pool.conns.discard(conn)
-    with anyio.CancelScope(shield=True):
-        await anyio.aclose_forcefully(conn.stream)
+    conn.close()
+
+
+@contextlib.contextmanager
+def _scope_until(deadline_at: float | None) -> Iterator[None]:
+    """The overall deadline around a wait that the connection's timer does not cover (the
+    pool, connecting): ``_DeadlineExceeded`` when it passes."""
+    if deadline_at is None:
+        yield
+        return
+    try:
+        with anyio.fail_after(max(0.0, deadline_at - anyio.current_time())):
+            yield
+    except TimeoutError as exc:
+        if isinstance(exc, _DeadlineExceeded):
+            raise
+        raise _DeadlineExceeded() from None
 
 
 def request_head(request: httpx.Request, body: bytes) -> bytes:

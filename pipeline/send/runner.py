@@ -33,12 +33,13 @@ from pipeline.prepare.prepare import prepare_rows, several_per_invoice
 from pipeline.progress import Progress, make_progress
 from pipeline.report.data import batch_next_steps, default_report_dir
 from pipeline.report.rates import rate_figures
-from pipeline.report.write import ReportPaths, write_reports
 from pipeline.send.corrections import write_corrections
 from pipeline.send.workers import Sender, SendStats
 
 if TYPE_CHECKING:
     import httpx
+
+    from pipeline.report.write import ReportPaths
 
 Command = Literal["run", "retry", "update"]
 RowSource = Iterable[list[SourceRow]]
@@ -530,6 +531,10 @@ def _reports(
     written is a note, never the exit code 2 that means "unusable input, nothing sent"."""
     if not request.write_reports:
         return None
+    # Imported here, not with this module: matplotlib, openpyxl and jinja2 are a third of the
+    # CLI's imports, and the first request need not wait for them (issue 16).
+    from pipeline.report.write import write_reports
+
     out = default_report_dir(settings, request.batch)
     try:
         return write_reports(ledger, request.batch, out, settings=settings)
