@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.ratelimit import AdmissionHalted, RateLimiter
 from pipeline.errors import ThrottleBudgetExceeded
 from tests.support import max_in_window
 
@@ -283,3 +283,27 @@ def test_seeding_with_nothing_recent_changes_nothing() -> None:
     limiter.seed([120.0, 3600.0])
     sent = anyio.run(drive, limiter, clock, 3)
     assert sent == [sent[0]] * 3
+
+
+def test_a_request_waiting_for_a_slot_when_halt_comes_is_not_admitted():
+    """halt() while a request waits for a concurrency slot: when the slot frees, that request
+    raises AdmissionHalted instead of taking the fast path to the wire (permits are plenty)."""
+    limiter = RateLimiter(1_000_000.0, burst=1000, concurrency=1)
+    outcome: list[str] = []
+
+    async def waiter() -> None:
+        try:
+            async with limiter.slot():
+                outcome.append("admitted")
+        except AdmissionHalted:
+            outcome.append("halted")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg, limiter.slot():
+            tg.start_soon(waiter)
+            for _ in range(5):
+                await anyio.lowlevel.checkpoint()  # the waiter now waits for the slot
+            limiter.halt()
+        assert outcome == ["halted"]
+
+    anyio.run(main)

@@ -343,10 +343,12 @@ class _Slot:
         await limiter._slots.acquire()
         try:
             gate = limiter._gate
-            # The fast path only when nobody waits at the gate (no overtaking a waiter), the
-            # budget is not spent, and a permit is there now.
+            # The fast path only when no halt() came while this waited for its slot, nobody
+            # waits at the gate (no overtaking a waiter), the budget is not spent, and a permit
+            # is there now; anything else goes through _admit (which raises on a halt).
             if (
-                gate.locked()
+                limiter._halted
+                or gate.locked()
                 or limiter._exhausted is not None
                 or limiter._take(limiter._clock.now())
             ):
