@@ -10,14 +10,17 @@ anything since has another key, and its cache is recomputed, never used.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import LedgerError
+from pipeline.ledger import reads
 from pipeline.ledger.ledger import Ledger
+from pipeline.models import ROW_STATES, Issue
 
 ATTEMPT_KIND = (
     "CASE WHEN http_status = 429 OR outcome = 'throttled' THEN 1 "
@@ -216,3 +219,86 @@ def rule_counts(
             (batch, severity),
         ).fetchall()
     return [(str(r[0]), int(r[1])) for r in found]
+
+
+# -- the report's problem rows and findings, read without a full record per row -------------
+
+_PROBLEM_COLUMNS = (
+    "batch, row_key, source_line, state, raw, issues, param, error_code, api_error_code, message"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemRow:
+    """What failures.csv/.xlsx and report.html's table show of a row (``LedgerRow``'s names)."""
+
+    row_key: str
+    source_line: int
+    state: str
+    raw: Mapping[str, Any]
+    issues: tuple[Issue, ...]
+    param: str | None
+    error_code: str | None
+    api_error_code: str | None
+    message: str | None
+
+
+def _problem(row: sqlite3.Row) -> ProblemRow:
+    text = row["issues"]
+    return ProblemRow(
+        row_key=row["row_key"],
+        source_line=row["source_line"],
+        state=row["state"],
+        raw=json.loads(row["raw"]),
+        issues=reads.issues(text) if text != "[]" else (),
+        param=row["param"],
+        error_code=row["error_code"],
+        api_error_code=row["api_error_code"],
+        message=row["message"],
+    )
+
+
+def problem_rows(ledger: Ledger, batch: str, states: Sequence[str]) -> Iterator[ProblemRow]:
+    """The batch's rows in ``states``, in source order (rowid), paged as ``Ledger.rows``."""
+    for r in reads.merged(ledger._db, batch, states, _PROBLEM_COLUMNS, "read problem rows"):
+        yield reads.decoded(ledger._db, r, _problem)
+
+
+def problem_columns(ledger: Ledger, batch: str, states: Sequence[str]) -> list[str]:
+    """The original column names of the rows in ``states``, in the order first met (row by row
+    in source order, each row's columns in their order), listed by SQLite."""
+    marks = ",".join("?" * len(states))
+    with ledger._db.guard("list the problem rows' columns") as conn:
+        found = conn.execute(
+            "SELECT j.key FROM rows AS r, json_each(r.raw) AS j WHERE r.batch = ? "
+            f"AND r.state IN ({marks}) GROUP BY j.key ORDER BY min(r.rowid * 1000000 + j.id)",
+            (batch, *states),
+        ).fetchall()
+    return [str(r[0]) for r in found]
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """A row with validation findings, as validation.csv lists it."""
+
+    source_file: str
+    sheet: str | None
+    issues: tuple[Issue, ...]
+
+
+def _finding(row: sqlite3.Row) -> FindingRow:
+    return FindingRow(row["source_file"], row["sheet"], reads.issues(row["issues"]))
+
+
+def finding_rows(ledger: Ledger, batch: str) -> Iterator[FindingRow]:
+    """Every row of the batch with findings, in source order, from ``rows_with_issues``."""
+    for r in reads.merged(
+        ledger._db,
+        batch,
+        ROW_STATES,
+        "batch, row_key, source_file, sheet, issues",
+        "read findings",
+        reads.WITH_ISSUES,
+        index=" INDEXED BY rows_with_issues",
+    ):
+        yield reads.decoded(ledger._db, r, _finding)
