@@ -11,6 +11,7 @@ from openpyxl import Workbook, load_workbook
 
 from pipeline.report.files import _xlsx_text
 from pipeline.report.xlsx import SheetWriter, column_name
+from tests.status_history import xlsx_cells
 
 HOSTILE: list[Any] = [
     "plain",
@@ -59,14 +60,6 @@ def _streamed(path: Path, rows: list[list[Any]]) -> None:
             sheet.append([_xlsx_text(v) for v in row])
 
 
-def _read_openpyxl(path: Path) -> list[list[Any]]:
-    wb = load_workbook(path, read_only=True)
-    try:
-        return [list(r) for r in wb["failures"].iter_rows(values_only=True)]
-    finally:
-        wb.close()
-
-
 def _read_calamine(path: Path) -> list[list[Any]]:
     return list(pc.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("failures").to_python())
 
@@ -78,8 +71,8 @@ def test_streamed_xlsx_reads_back_as_openpyxl_wrote_it(tmp_path: Path) -> None:
     rows = _rows()
     _openpyxl(tmp_path / "old.xlsx", rows)
     _streamed(tmp_path / "new.xlsx", rows)
-    old = _read_openpyxl(tmp_path / "old.xlsx")
-    assert _read_openpyxl(tmp_path / "new.xlsx") == old
+    old = xlsx_cells(tmp_path / "old.xlsx")
+    assert xlsx_cells(tmp_path / "new.xlsx") == old
     assert old[1][0] == "plain"  # the comparison compares cells, not two empty sheets
     assert _read_calamine(tmp_path / "new.xlsx") == _read_calamine(tmp_path / "old.xlsx")
     full = load_workbook(tmp_path / "new.xlsx")

@@ -142,9 +142,9 @@ class BatchSummary:
 def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
     """Compute a batch's summary from the ledger.
 
-    ``full=False`` (the text of ``order-import status``) leaves out the figures that read every
-    row or every attempt of the batch once more and that the text does not show:
-    ``warnings_by_rule``, ``totals_by_currency`` and the ``timeline`` (all empty).
+    ``full=False`` (the text of ``order-import status``) leaves out the figures the text does
+    not show: ``warnings_by_rule``, ``totals_by_currency`` (a pass over every row) and the
+    ``timeline`` (all empty). Attempt figures come from ``report.attempts`` (cached per run).
 
     Raises:
         LedgerError: the ledger holds no such batch.
