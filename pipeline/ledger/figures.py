@@ -79,9 +79,12 @@ def run_keys(ledger: Ledger, run_ids: Sequence[int]) -> list[RunKey]:
     keys = []
     with ledger._db.guard("find a run's attempts") as conn:
         for run_id in run_ids:
+            # Two subqueries: SQLite looks a lone min() or max() up in the index, but scans
+            # the run's whole range for min() and max() in one select.
             first, last = conn.execute(
-                "SELECT min(id), max(id) FROM attempts INDEXED BY attempts_run WHERE run_id = ?",
-                (run_id,),
+                "SELECT (SELECT min(id) FROM attempts INDEXED BY attempts_run WHERE run_id = ?), "
+                "(SELECT max(id) FROM attempts INDEXED BY attempts_run WHERE run_id = ?)",
+                (run_id, run_id),
             ).fetchone()
             if first is not None:
                 keys.append(RunKey(run_id, int(first), int(last)))
