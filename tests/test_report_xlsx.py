@@ -55,9 +55,10 @@ def _openpyxl(path: Path, rows: list[list[Any]]) -> None:
 
 
 def _streamed(path: Path, rows: list[list[Any]]) -> None:
+    """As failures.xlsx is written now: the writer itself replaces what XML cannot hold."""
     with SheetWriter(path, "failures") as sheet:
         for row in rows:
-            sheet.append([_xlsx_text(v) for v in row])
+            sheet.append(row)
 
 
 def _read_calamine(path: Path) -> list[list[Any]]:

@@ -117,7 +117,7 @@ def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) 
         for record in failure_records(ledger, batch, columns):
             writer.writerow(record)
             if count < XLSX_MAX_ROWS:
-                sheet.append([_xlsx_text(v) for v in record])
+                sheet.append(record)  # the writer replaces what XML cannot hold (_xlsx_text)
             count += 1
         if count > XLSX_MAX_ROWS:
             sheet.append([f"... {count - XLSX_MAX_ROWS:,} more rows: see failures.csv"])
@@ -125,6 +125,8 @@ def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) 
 
 
 def _xlsx_text(value: Any) -> Any:
+    """A cell's text with the characters XLSX cannot hold replaced (as ``SheetWriter`` does:
+    kept for writers that do not, such as openpyxl's)."""
     return _ILLEGAL_XLSX.sub("\ufffd", value) if isinstance(value, str) else value
 
 
