@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import big_ledger
-from bench.common import Figure, figure, run_child, sandbox_process
+from bench.common import ChildRun, Figure, figure, run_child, sandbox_process
 from bench.plan_speed import BATCH, CHUNK
 from pipeline.ledger.ledger import Ledger
 from pipeline.models import Outcome
@@ -320,47 +321,153 @@ def first_request(quick: bool = False) -> list[Figure]:
     ]
 
 
+BIG_LEDGER = Path(os.environ["BENCH_BIG_LEDGER"]) if os.environ.get("BENCH_BIG_LEDGER") else None
+"""A big ledger made before (``python -m bench.big_ledger PATH N``, by the baseline tree when
+there is one: the old code cannot open a ledger the new code upgraded) to copy instead of making
+one; unset: made here (bench/big_ledger.py, 5-10 minutes for 10M rows)."""
+
+
+_BUILD = (
+    "import sys; from pathlib import Path; from bench import big_ledger; "
+    "big_ledger.build(Path(sys.argv[1]), int(sys.argv[2]))"
+)
+"""What the baseline tree runs to make the ledger (its bench/big_ledger.py has no command)."""
+
+
+WITH_REPORT = os.environ.get("BENCH_BIG_REPORT", "1") != "0"
+"""``BENCH_BIG_REPORT=0``: time ``status`` alone (the old code's ``report`` of 10M rows takes
+many minutes)."""
+
+
+def _big_ledger(path: Path, n: int, baseline: Path | None) -> str:
+    """A big ledger of ``n`` rows at ``path`` (copied from ``BIG_LEDGER``, else made by the
+    baseline tree's code when there is one, else by this tree's); what was done, for the note."""
+    if BIG_LEDGER is not None:
+        started = time.perf_counter()
+        shutil.copyfile(BIG_LEDGER, path)
+        return f"copied from {BIG_LEDGER} in {time.perf_counter() - started:.0f} s"
+    if baseline is None:
+        return f"made by SQL in {big_ledger.build(path, n):.0f} s"
+    done = run_child(
+        [str(baseline / ".venv" / "bin" / "python"), "-c", _BUILD, str(path), str(n)],
+        env={**os.environ, "PYTHONPATH": str(baseline)},
+        timeout=BIG_TIMEOUT_S,
+        cwd=baseline,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"big_ledger in {baseline} exited {done.returncode}: {done.stderr}")
+    return f"made by SQL (the old code) in {done.wall_s:.0f} s"
+
+
+def _cli(tree: Path, folder: Path, *args: str) -> ChildRun:
+    """``order-import ARGS --batch big --ledger big.sqlite`` run by ``tree``'s code in
+    ``folder`` (a relative ledger path: both trees print the same next steps)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_"))}
+    done = run_child(
+        [str(tree / ".venv" / "bin" / "python"), "-m", "pipeline", *args,
+         "--batch", big_ledger.BATCH, "--ledger", "big.sqlite"],
+        env={**env, "PYTHONPATH": str(tree)},
+        timeout=BIG_TIMEOUT_S,
+        cwd=folder,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"order-import {args[0]} ({tree}) exited {done.returncode}: {done.stderr}"
+        )
+    return done
+
+
+def _same_reports(old: Path, new: Path) -> None:
+    """The files both trees wrote hold the same figures and rows (summary.json but for the
+    moment it was generated)."""
+    for name in ("failures.csv", "validation.csv", "summary.md"):
+        if (old / name).read_bytes() != (new / name).read_bytes():
+            raise RuntimeError(f"{name} differs between the old and the new code")
+    a, b = (json.loads((d / "summary.json").read_text("utf-8")) for d in (old, new))
+    a.pop("generated_at")
+    b.pop("generated_at")
+    if a != b:
+        raise RuntimeError("summary.json differs between the old and the new code")
+
+
 def status_and_report(quick: bool = False) -> list[Figure]:
     """``order-import status`` and ``order-import report`` (the real CLI) on a ledger of 10M
-    rows (quick: 200k) and one attempt per sent row, made by SQL (bench/big_ledger.py)."""
+    rows (quick: 200k) and one attempt per sent row (bench/big_ledger.py), by the old code
+    (``BENCH_BASELINE``) and this tree's, each on its own copy of one ledger, one after the
+    other in this run; their outputs are checked equal. This tree's first ``status`` upgrades
+    the copy and caches the run's figures (once per ledger); the second reads them back."""
     n = int(os.environ.get("BENCH_BIG_ROWS", 200_000 if quick else 10_000_000))
+    this = Path(__file__).resolve().parent.parent
+    baseline = (
+        BASELINE
+        if BASELINE is not None
+        and (BASELINE / ".venv" / "bin" / "python").exists()
+        and BASELINE.resolve() != this
+        else None
+    )
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bench-big-") as tmp:
-        path = Path(tmp) / "big.sqlite"
-        build_s = big_ledger.build(path, n)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBEE_", "ORDER_"))}
-        base = [sys.executable, "-m", "pipeline"]
-        status = run_child(
-            [*base, "status", "--batch", big_ledger.BATCH, "--ledger", str(path)],
-            env=env,
-            timeout=BIG_TIMEOUT_S,
+        new_dir = Path(tmp) / "new"
+        new_dir.mkdir()
+        made = _big_ledger(new_dir / "big.sqlite", n, baseline)
+        size_mb = (new_dir / "big.sqlite").stat().st_size / 1e6
+        old: dict[str, ChildRun] = {}
+        if baseline is not None:
+            old_dir = Path(tmp) / "old"
+            old_dir.mkdir()
+            shutil.copyfile(new_dir / "big.sqlite", old_dir / "big.sqlite")
+            old["status"] = _cli(baseline, old_dir, "status")
+            if WITH_REPORT:
+                old["report"] = _cli(baseline, old_dir, "report", "--out", "out")
+        first = _cli(this, new_dir, "status")
+        status = _cli(this, new_dir, "status")
+        report = _cli(this, new_dir, "report", "--out", "out") if WITH_REPORT else None
+        if baseline is not None:
+            if not (old["status"].stdout == first.stdout == status.stdout):
+                raise RuntimeError("status prints differently with the old and the new code")
+            if WITH_REPORT:
+                _same_reports(Path(tmp) / "old" / "out", new_dir / "out")
+    versus = {
+        name: (
+            f"old code {old[name].wall_s:,.1f} s in the same run (its own copy), ratio "
+            f"{old[name].wall_s / done.wall_s:,.1f}x; output checked equal"
+            if name in old
+            else "no baseline tree (set BENCH_BASELINE to an old checkout with its .venv)"
         )
-        report = run_child(
-            [*base, "report", "--batch", big_ledger.BATCH, "--ledger", str(path), "--out",
-             str(Path(tmp) / "out")],
-            env=env,
-            timeout=BIG_TIMEOUT_S,
-        )  # fmt: skip
-        for name, done in (("status", status), ("report", report)):
-            if done.returncode != 0:
-                raise RuntimeError(f"order-import {name} exited {done.returncode}: {done.stderr}")
-        size_mb = path.stat().st_size / 1e6
+        for name, done in (("status", status), ("report", report))
+        if done is not None
+    }
     figures.append(
         figure(
             f"order-import status, {n:,}-row ledger",
             round(status.wall_s, 1),
             "s",
-            note=f"the real CLI; ledger {size_mb:,.0f} MB with {n:,} rows and an attempt per "
-            f"sent row, made by SQL in {build_s:.0f} s",
+            goal="<= 5 s (quiet 2-core machine)",
+            met=status.wall_s <= 5.0,
+            note=f"the real CLI, run's figures cached; {versus['status']}; ledger "
+            f"{size_mb:,.0f} MB with {n:,} rows and an attempt per sent row, {made}",
         )
     )
+    figures.append(
+        figure(
+            f"order-import status, {n:,}-row ledger, first after the upgrade",
+            round(first.wall_s, 1),
+            "s",
+            note="once per ledger: schema v7 indexes built and the finished run's attempt "
+            "figures cached",
+        )
+    )
+    if report is None:
+        return figures
     figures.append(
         figure(
             f"order-import report, {n:,}-row ledger",
             round(report.wall_s, 1),
             "s",
-            note="the real CLI: report.html (table capped), failures.csv/.xlsx, validation.csv, "
-            "summaries",
+            goal="<= 30 s (quiet 2-core machine)",
+            met=report.wall_s <= 30.0,
+            note=f"the real CLI: report.html (table capped), failures.csv/.xlsx, validation.csv, "
+            f"summaries; {versus['report']}",
         )
     )
     return figures

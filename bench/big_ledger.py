@@ -1,12 +1,16 @@
 """A big ledger made by SQL alone (for status/report timing): ``n`` rows and one attempt per
 sent row, in a few statements, bounded in time by ``n``.
 
+``python -m bench.big_ledger PATH [N]`` makes one (default 10M rows) to reuse for several
+benchmark runs (``BENCH_BIG_LEDGER=PATH``, bench/bench_ledger.py).
+
 Rows are compact but shaped like real ones (raw, params and issues JSON, resolutions, API
 error codes, currencies); 1 in 100 invalid with a finding, 1 in 200 failed, 1 in 500 retryable.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -83,3 +87,9 @@ def build(path: Path, n: int) -> float:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         led.finish_run(run_id, status="finished", summary={})
     return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    print(
+        f"{build(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 10_000_000):.1f} s"
+    )

@@ -43,6 +43,8 @@ TALLY_COLUMNS = frozenset(
         "message",
     }
 )
+WITH_ISSUES = " AND issues != '[]'"
+"""The condition of the partial index ``rows_with_issues`` (rows with validation findings)."""
 _ATTEMPT_COLUMNS = (
     "id, batch, row_key, run_id, started_at, latency_ms, http_status, api_error_code, kind, outcome"
 )
@@ -67,7 +69,7 @@ def decoded(db: Connection, row: sqlite3.Row, build: Callable[[sqlite3.Row], T])
 # -- mappers: one sqlite3.Row to one record, by column name ----------------------------------
 
 
-def _issues(text: str) -> tuple[Issue, ...]:
+def issues(text: str) -> tuple[Issue, ...]:
     return tuple(Issue(**item) for item in json.loads(text))
 
 
@@ -117,7 +119,7 @@ def ledger_row(row: sqlite3.Row) -> LedgerRow:
     return _record(
         LedgerRow,
         row,
-        {"raw": json.loads, "params": json.loads, "issues": _issues, "control": _control},
+        {"raw": json.loads, "params": json.loads, "issues": issues, "control": _control},
     )
 
 
@@ -189,11 +191,13 @@ def merged(
     action: str,
     extra: str = "",
     after: int = 0,
+    index: str = "",
 ) -> Iterator[sqlite3.Row]:
     """Rows in ``states`` by rowid (above ``after``): one keyset-paged stream per state,
-    merged, deduped."""
+    merged, deduped. ``index``: an ``INDEXED BY`` clause for the streams (a partial index whose
+    condition ``extra`` states)."""
     streams = [
-        _state_stream(db, batch, state, columns, action, extra, after)
+        _state_stream(db, batch, state, columns, action, extra, after, index)
         for state in dict.fromkeys(states)
     ]
     last = after
@@ -205,13 +209,20 @@ def merged(
 
 
 def _state_stream(
-    db: Connection, batch: str, state: str, columns: str, action: str, extra: str, after: int = 0
+    db: Connection,
+    batch: str,
+    state: str,
+    columns: str,
+    action: str,
+    extra: str,
+    after: int = 0,
+    index: str = "",
 ) -> Iterator[sqlite3.Row]:
     cursor = after
     while True:
         with db.guard(action) as conn:
             page = conn.execute(
-                f"SELECT rowid AS rowid, {columns} FROM rows WHERE batch = ? AND state = ? "
+                f"SELECT rowid AS rowid, {columns} FROM rows{index} WHERE batch = ? AND state = ? "
                 f"AND rowid > ?{extra} ORDER BY rowid LIMIT ?",
                 (batch, state, cursor, PAGE),
             ).fetchall()
@@ -238,8 +249,8 @@ def rows(
     db: Connection, batch: str, states: Sequence[str] | None, with_issues: bool
 ) -> Iterator[LedgerRow]:
     wanted = list(states) if states is not None else list(ROW_STATES)
-    extra = " AND issues != '[]'" if with_issues else ""
-    for r in merged(db, batch, wanted, ROW_COLUMNS, "read rows", extra):
+    extra, index = (WITH_ISSUES, " INDEXED BY rows_with_issues") if with_issues else ("", "")
+    for r in merged(db, batch, wanted, ROW_COLUMNS, "read rows", extra, index=index):
         yield decoded(db, r, ledger_row)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import LedgerError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
 BUSY_TIMEOUT_MS = 5_000
 CACHE_KIB = 65_536
@@ -168,6 +168,43 @@ def _migrate_to_6(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE rows ADD COLUMN fingerprint INTEGER")
 
 
+_RUN_FIGURES = """
+CREATE TABLE run_figures (
+    run_id        INTEGER PRIMARY KEY,
+    batch         TEXT NOT NULL,
+    first_attempt INTEGER NOT NULL,
+    last_attempt  INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL,
+    accepted      INTEGER NOT NULL,
+    throttled     INTEGER NOT NULL,
+    max_in_window INTEGER NOT NULL,
+    first_start   REAL NOT NULL,
+    last_start    REAL NOT NULL,
+    starts        BLOB NOT NULL,
+    kinds         BLOB NOT NULL,
+    latencies     BLOB NOT NULL
+)
+"""
+
+
+def _migrate_to_7(conn: sqlite3.Connection) -> None:
+    # status and report on big ledgers (docs/ledger.md "Reports and status on big ledgers"):
+    # a run's attempt figures, computed once and kept in run_figures under the key
+    # (first_attempt, last_attempt): the ids of its first and last attempt when they were
+    # computed. The log is append-only with growing ids, so a run that has logged anything
+    # since has another key and its cache is recomputed, never used; attempts_run finds a
+    # run's attempts (and that key, in two look-ups) without reading the batch's others.
+    conn.execute(_RUN_FIGURES)
+    conn.execute("CREATE INDEX attempts_run ON attempts (run_id, id)")
+    # Partial indexes (rows outside them cost nothing to plan): succeeded rows by resolution
+    # (status counts imported / already present from the index alone) and rows with findings
+    # (validation.csv and the warnings by rule without reading every row).
+    conn.execute(
+        "CREATE INDEX rows_resolution ON rows (batch, resolution) WHERE state = 'succeeded'"
+    )
+    conn.execute("CREATE INDEX rows_with_issues ON rows (batch, state) WHERE issues != '[]'")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
@@ -175,6 +212,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _migrate_to_4,
     5: _migrate_to_5,
     6: _migrate_to_6,
+    7: _migrate_to_7,
 }
 """Schema migrations by the version they produce; applied in order, each in one transaction."""
 

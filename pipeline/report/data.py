@@ -10,7 +10,6 @@ import json
 import math
 import re
 import shlex
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,16 +18,17 @@ from typing import Any
 
 from pipeline.config import DEFAULT_LEDGER, Settings
 from pipeline.errors import LedgerError
+from pipeline.ledger import figures
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.records import RunInfo
 from pipeline.models import ROW_STATES, RowState, exit_code_for
-from pipeline.report.rates import (
-    WINDOW_S,
-    RateFigures,
-    format_duration,
-    max_in_window,
-    rate_figures,
+from pipeline.report.attempts import (
+    RunAttempts,
+    attempt_figures,
+    max_in_window_np,
+    timeline_counts,
 )
+from pipeline.report.rates import RateFigures, format_duration
 
 PROBLEM_STATES: tuple[RowState, ...] = ("failed", "conflict", "retryable", "invalid", "blocked")
 """States whose rows go to failures.csv/xlsx and the report's table."""
@@ -142,9 +142,9 @@ class BatchSummary:
 def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
     """Compute a batch's summary from the ledger.
 
-    ``full=False`` (the text of ``order-import status``) leaves out the figures that read every
-    row or every attempt of the batch once more and that the text does not show:
-    ``warnings_by_rule``, ``totals_by_currency`` and the ``timeline`` (all empty).
+    ``full=False`` (the text of ``order-import status``) leaves out the figures the text does
+    not show: ``warnings_by_rule``, ``totals_by_currency`` (a pass over every row) and the
+    ``timeline`` (all empty). Attempt figures come from ``report.attempts`` (cached per run).
 
     Raises:
         LedgerError: the ledger holds no such batch.
@@ -155,23 +155,22 @@ def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
         raise LedgerError(
             f"{ledger.path}: no batch named {batch!r} (batches in this ledger: {known})"
         )
-    counts = {str(k): v for k, v in ledger.counts(batch).items()}
-    resolutions = {
-        str(k): v for k, v in ledger.tally(batch, "resolution", states=("succeeded",)).items()
-    }
+    counts, by_resolution = figures.outcome_counts(ledger, batch, ROW_STATES)
+    resolutions = {str(k): v for k, v in by_resolution.items()}
     by_code = ledger.tally(batch, "api_error_code", states=("failed", "conflict", "retryable"))
-    rules: Counter[str] = Counter()
-    warnings: Counter[str] = Counter()
-    for row in ledger.rows(batch, states=("invalid",)):
-        rules.update({i.rule for i in row.issues if i.severity == "error"})
-    for row in ledger.rows(batch, with_issues=True) if full else ():
-        if row.state != "invalid":
-            warnings.update({i.rule for i in row.issues if i.severity == "warning"})
+    rules = figures.rule_counts(ledger, batch, True, "error")
+    warnings = figures.rule_counts(ledger, batch, False, "warning") if full else []
     runs = ledger.runs(batch)
     preflight_requests = sum(_preflight_requests(r) for r in runs)
     limits = {r.id: _run_limit(r) for r in runs}
-    requests, throttled, latency, timeline, run_rates, overall = _attempt_stats(
-        ledger, batch, limits, with_timeline=full
+    found = attempt_figures(ledger, batch, runs, limits, PERCENTILES)
+    latency = {k: round(v, 1) for k, v in found.latency_ms.items()}
+    timeline = _timeline(found.runs) if full else []
+    requests, throttled, run_rates, overall = (
+        found.requests,
+        found.throttled,
+        found.by_run,
+        found.overall,
     )
     duration = sum((r.finished_at - r.started_at) for r in runs if r.finished_at is not None)
     rows_read = sum(counts.values())
@@ -202,8 +201,8 @@ def summarize(ledger: Ledger, batch: str, *, full: bool = True) -> BatchSummary:
         ],
         resolutions=resolutions,
         errors_by_api_code=[(code or "(none)", n) for code, n in by_code.items()],
-        errors_by_rule=rules.most_common(),
-        warnings_by_rule=warnings.most_common(),
+        errors_by_rule=rules,
+        warnings_by_rule=warnings,
         requests=requests,
         throttled=throttled,
         duration_s=round(duration, 3),
@@ -368,103 +367,25 @@ def _run_limit(run: RunInfo) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _attempt_stats(
-    ledger: Ledger, batch: str, limits: Mapping[int, float | None], *, with_timeline: bool = True
-) -> tuple[int, int, dict[str, float], list[TimelineBin], dict[int, RateFigures], RateFigures]:
-    """(requests, 429s, latency percentiles, timeline, rate figures by run, rate of the batch).
-
-    Counted and ranked by SQLite; only the start times (8 bytes each) come into Python, for
-    the most requests in any 60 s, so a ledger of ten million attempts reports in seconds. The
-    figures are those of ``rates.rate_figures`` over the same attempts (tested side by side).
-    """
-    per_run = ledger.attempt_runs(batch)
-    if not per_run:
-        empty = rate_figures(())
-        return 0, 0, {}, [], {}, empty
-    requests = sum(r[1] for r in per_run)
-    throttled = sum(r[3] for r in per_run)
-    latency = {k: round(v, 1) for k, v in ledger.latency_percentiles(batch, PERCENTILES).items()}
-    timeline = _timeline(ledger, batch, per_run) if with_timeline else []
-    everything = ledger.attempt_starts(batch)
-    by_run = {
-        run_id: _rate(
-            everything if len(per_run) == 1 else ledger.attempt_starts(batch, run_id),
-            n,
-            accepted,
-            [limits.get(run_id)],
-        )
-        for run_id, n, accepted, _, _, _ in per_run
-    }
-    overall = _rate(
-        everything, requests, sum(r[2] for r in per_run), [limits.get(run_id) for run_id in by_run]
-    )
-    return requests, throttled, latency, timeline, by_run, overall
-
-
-def _timeline(
-    ledger: Ledger, batch: str, per_run: Sequence[tuple[int, int, int, int, float, float]]
-) -> list[TimelineBin]:
+def _timeline(runs: Sequence[RunAttempts]) -> list[TimelineBin]:
     """Requests, successes, 429s and other answers per time bucket (the report's chart)."""
-    first = min(r[4] for r in per_run)
-    last = max(r[5] for r in per_run)
+    if not runs:
+        return []
+    first = min(r.figures.first_start for r in runs)
+    last = max(r.figures.last_start for r in runs)
     span = max(last - first, 1.0)
     width = _nice_width(span / MAX_TIMELINE_BINS)
     nbins = int(span // width) + 1
-    counts = {b[0]: b for b in ledger.attempt_timeline(batch, first, width, nbins)}
+    counts = timeline_counts(runs, first, width, nbins)
     timeline = []
     for i in range(nbins):
-        _, req, ok, thr, err = counts.get(i, (i, 0, 0, 0, 0))
+        req, ok, thr, err = counts.get(i, (0, 0, 0, 0))
         timeline.append(TimelineBin(first + i * width, width, req, ok, thr, err))
     return timeline
 
 
-VECTORISE_FROM = 200_000
-"""Start times from which the 60 s window is worked out with numpy (below that, the plain loop
-of ``rates.max_in_window``: ``status`` of an ordinary batch imports no numpy)."""
-
-
-def _rate(
-    starts: Sequence[float],
-    requests: int,
-    accepted: int,
-    limits: Sequence[float | None],
-) -> RateFigures:
-    """``rates.rate_figures`` from counts and sorted start times."""
-    span = float(starts[-1] - starts[0]) if len(starts) else 0.0
-    per_minute = round(accepted / span * 60.0, 1) if span >= WINDOW_S else None
-    return RateFigures(
-        requests=requests,
-        accepted=accepted,
-        send_seconds=round(span, 3),
-        per_minute=per_minute,
-        max_in_window=(
-            _max_in_window(starts) if len(starts) >= VECTORISE_FROM else max_in_window(starts)
-        ),
-        limits=tuple(sorted({float(v) for v in limits if v is not None})),
-    )
-
-
-def _max_in_window(starts: Sequence[float], window_s: float = WINDOW_S) -> int:
-    """``rates.max_in_window`` of sorted ``starts``, exactly (same float test), vectorised: for
-    each start, the first earlier start less than ``window_s`` before it."""
-    import numpy as np
-
-    times = np.asarray(starts, dtype=np.float64)
-    n = times.size
-    if n == 0:
-        return 0
-    low = np.searchsorted(times, times - window_s, side="left")
-    # searchsorted compared ``t - w`` with each start; the rule is ``t - start >= w``: move each
-    # bound by whole runs of equal starts until the rule holds exactly (a few ulps at most).
-    for _ in range(64):
-        too_low = (times - times[low]) >= window_s
-        prev = np.maximum(low - 1, 0)
-        too_high = (low > 0) & ((times - times[prev]) < window_s)
-        if not too_low.any() and not too_high.any():
-            break
-        low = np.where(too_low, np.searchsorted(times, times[low], side="right"), low)
-        low = np.where(too_high & ~too_low, np.searchsorted(times, times[prev], side="left"), low)
-    return int((np.arange(n) - low + 1).max())
+_max_in_window = max_in_window_np
+"""The vectorised ``rates.max_in_window`` (``report.attempts``), under its old name."""
 
 
 def _nice_width(raw: float) -> float:

@@ -14,13 +14,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-
 from pipeline.keys import ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX
+from pipeline.ledger import figures
+from pipeline.ledger.figures import ProblemRow
 from pipeline.ledger.ledger import Ledger, LedgerRow
 from pipeline.prepare.findings import REPORT_COLUMNS
 from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep, preflight_text
 from pipeline.report.rates import format_duration
+from pipeline.report.xlsx import SheetWriter
 from pipeline.safety import safe_cell
 
 TOOL_COLUMNS = (
@@ -42,7 +43,7 @@ CSV_ENCODING = "utf-8-sig"  # a BOM, so Excel shows accented text right; the loa
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def failure_fields(row: LedgerRow) -> dict[str, str]:
+def failure_fields(row: LedgerRow | ProblemRow) -> dict[str, str]:
     """The ``oi:`` tool columns of one failed/invalid/conflict/retryable row."""
     errors = [i for i in row.issues if i.severity == "error"] if row.state == "invalid" else []
 
@@ -75,7 +76,7 @@ def failure_fields(row: LedgerRow) -> dict[str, str]:
     return dict(zip(TOOL_COLUMNS, values, strict=True))
 
 
-def _state_message(row: LedgerRow) -> str:
+def _state_message(row: LedgerRow | ProblemRow) -> str:
     return {
         "retryable": "transient failures exhausted this run's retries; the next run resends it",
         "conflict": "Chargebee holds a different order under this id; review it by hand",
@@ -86,44 +87,46 @@ def _state_message(row: LedgerRow) -> str:
 
 def original_columns(ledger: Ledger, batch: str) -> list[str]:
     """The problem rows' original column names, in first-seen order (tool columns excluded)."""
-    seen: dict[str, None] = {}
-    for row in ledger.rows(batch, states=PROBLEM_STATES):
-        for name in row.raw:
-            if not name.startswith(TOOL_COLUMN_PREFIX):
-                seen.setdefault(name, None)
-    return list(seen)
+    return [
+        name
+        for name in figures.problem_columns(ledger, batch, PROBLEM_STATES)
+        if not name.startswith(TOOL_COLUMN_PREFIX)
+    ]
 
 
 def failure_records(ledger: Ledger, batch: str, columns: Sequence[str]) -> Iterator[list[Any]]:
     """One list of cells per problem row: original columns, then tool columns (all safe)."""
-    for row in ledger.rows(batch, states=PROBLEM_STATES):
+    for row in figures.problem_rows(ledger, batch, PROBLEM_STATES):
         raw = [row.raw.get(name, "") for name in columns]
         yield [safe_cell(v) for v in raw] + [safe_cell(v) for v in failure_fields(row).values()]
 
 
 def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) -> int:
-    """Write failures.csv and failures.xlsx; returns the number of rows."""
+    """Write failures.csv and failures.xlsx in one pass over the problem rows; returns the
+    number of rows."""
     columns = original_columns(ledger, batch)
-    header = [*columns, *TOOL_COLUMNS]
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("failures")
-    ws.append([safe_cell(h) for h in header])
+    header = [safe_cell(h) for h in (*columns, *TOOL_COLUMNS)]
     count = 0
-    with csv_path.open("w", newline="", encoding=CSV_ENCODING) as handle:
+    with (
+        csv_path.open("w", newline="", encoding=CSV_ENCODING) as handle,
+        SheetWriter(xlsx_path, "failures") as sheet,
+    ):
         writer = csv.writer(handle)
-        writer.writerow([safe_cell(h) for h in header])
+        writer.writerow(header)
+        sheet.append(header)
         for record in failure_records(ledger, batch, columns):
             writer.writerow(record)
             if count < XLSX_MAX_ROWS:
-                ws.append([_xlsx_text(v) for v in record])
+                sheet.append(record)  # the writer replaces what XML cannot hold (_xlsx_text)
             count += 1
-    if count > XLSX_MAX_ROWS:
-        ws.append([f"... {count - XLSX_MAX_ROWS:,} more rows: see failures.csv"])
-    wb.save(xlsx_path)
+        if count > XLSX_MAX_ROWS:
+            sheet.append([f"... {count - XLSX_MAX_ROWS:,} more rows: see failures.csv"])
     return count
 
 
 def _xlsx_text(value: Any) -> Any:
+    """A cell's text with the characters XLSX cannot hold replaced (as ``SheetWriter`` does:
+    kept for writers that do not, such as openpyxl's)."""
     return _ILLEGAL_XLSX.sub("\ufffd", value) if isinstance(value, str) else value
 
 
@@ -133,7 +136,7 @@ def write_validation(ledger: Ledger, batch: str, path: Path) -> int:
     with path.open("w", newline="", encoding=CSV_ENCODING) as handle:
         writer = csv.writer(handle)
         writer.writerow(VALIDATION_COLUMNS)
-        for row in ledger.rows(batch, with_issues=True):
+        for row in figures.finding_rows(ledger, batch):
             for issue in row.issues:
                 cells = (
                     row.source_file,

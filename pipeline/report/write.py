@@ -16,7 +16,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline.config import Settings
 from pipeline.errors import LedgerError
-from pipeline.ledger.ledger import Ledger, LedgerRow
+from pipeline.ledger import figures
+from pipeline.ledger.figures import ProblemRow
+from pipeline.ledger.ledger import Ledger
 from pipeline.report.charts import all_charts
 from pipeline.report.data import (
     PROBLEM_STATES,
@@ -127,7 +129,7 @@ def write_reports(
     )
 
 
-def _table_lines(row: LedgerRow) -> Iterator[dict[str, Any]]:
+def _table_lines(row: ProblemRow) -> Iterator[dict[str, Any]]:
     """One line per error finding of an invalid row; one line per API-failed row."""
     errors = [i for i in row.issues if i.severity == "error"] if row.state == "invalid" else []
     if errors:
@@ -159,7 +161,7 @@ def _table_lines(row: LedgerRow) -> Iterator[dict[str, Any]]:
 
 def _table(ledger: Ledger, batch: str) -> tuple[list[dict[str, Any]], bool]:
     lines: list[dict[str, Any]] = []
-    for row in ledger.rows(batch, states=PROBLEM_STATES):
+    for row in figures.problem_rows(ledger, batch, PROBLEM_STATES):
         for line in _table_lines(row):
             if len(lines) >= TABLE_CAP:
                 return lines, True
