@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import asdict, replace
 from typing import Any
 
+import orjson
+
 from pipeline.errors import DriftError
 from pipeline.keys import canonical_json
 from pipeline.ledger.reads import dumps
@@ -33,16 +35,80 @@ _REFRESH = (
     "fingerprint = ? WHERE batch = ? AND row_key = ?"
 )
 _BACKFILL = "UPDATE rows SET fingerprint = ? WHERE batch = ? AND row_key = ?"
-_LOOKUP = 10_000
-"""Row keys per look-up statement (SQLite allows 32,766 parameters)."""
 _UNSENT = ("invalid", "pending", "skipped")
 _REQUEUE_FROM = frozenset({"failed", "retryable", "conflict", "blocked"})
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+"""Value types orjson encodes byte for byte as ``json`` does (exact types: no subclasses)."""
+_NESTED = _SCALARS | {dict, list}
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_AS_IS = orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _plain(value: dict[str, Any] | list[Any]) -> bool:
+    """True when ``value`` holds only dicts, lists and ``_SCALARS``: what prepare builds.
+    Anything else (a float, a subclass, a date, an enum) takes ``json``'s path."""
+    kinds = set(map(type, value.values() if type(value) is dict else value))
+    if kinds <= _SCALARS:
+        return True
+    if not kinds <= _NESTED:
+        return False
+    inner = value.values() if type(value) is dict else value
+    return all(_plain(v) for v in inner if type(v) is dict or type(v) is list)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def canonical_text(params: dict[str, Any]) -> str:
+    """``keys.canonical_json(params)``, byte for byte, several times faster.
+
+    orjson writes what ``json`` writes (sorted keys, no whitespace, text unescaped but for
+    quote, backslash and control characters) for dicts, lists, text, integers, booleans and
+    None; anything else, a text with a lone surrogate or an integer beyond 64 bits goes
+    through ``json`` itself (``tests/test_ledger_json.py`` compares both on generated
+    values)."""
+    data = _canonical(params) if _plain(params) else None
+    return canonical_json(params) if data is None else data.decode("utf-8")
+
+
+def compact_text(value: dict[str, Any]) -> str:
+    """``reads.dumps(value)`` (keys in their order), byte for byte, as ``canonical_text``."""
+    data = _compact(value)
+    return dumps(value) if data is None else data.decode("utf-8")
+
+
+def _canonical(params: dict[str, Any]) -> bytes | None:
+    """UTF-8 of ``canonical_text`` for params known to be ``_plain``; None: use ``json``."""
+    try:
+        return orjson.dumps(params, option=_SORTED, default=_refuse)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError: a lone surrogate, a huge int
+        return None
+
+
+def _compact(value: dict[str, Any]) -> bytes | None:
+    """UTF-8 of ``compact_text``; None: use ``json``."""
+    if not _plain(value):
+        return None
+    try:
+        return orjson.dumps(value, option=_AS_IS, default=_refuse)
+    except TypeError:
+        return None
+
+
 def _digest(row: SourceRow) -> tuple[str, str]:
-    """(params JSON, content hash) of a source row."""
-    params = canonical_json(row.params)
-    return params, hashlib.sha256(params.encode("utf-8")).hexdigest()  # == keys.content_hash
+    """(params JSON, content hash) of a source row.
+
+    A row with a fingerprint holds only text and integers (``prepare.fingerprints`` gives
+    none to a chunk with any other column), so its params need no ``_plain`` walk."""
+    params = row.params if type(row.params) is dict else dict(row.params)
+    data = _canonical(params) if row.fingerprint is not None or _plain(params) else None
+    if data is None:
+        text = canonical_json(params)
+        return text, hashlib.sha256(text.encode("utf-8")).hexdigest()  # == keys.content_hash
+    return data.decode("utf-8"), hashlib.sha256(data).hexdigest()
 
 
 def _raw(row: SourceRow) -> tuple[str, int]:
@@ -51,9 +117,12 @@ def _raw(row: SourceRow) -> tuple[str, int]:
     The hash finds the record whatever its row key, so a record already sent that comes back
     under another key is recognised; an integer keeps its index small (a match is confirmed
     on the raw text itself)."""
-    raw = dumps(row.raw if isinstance(row.raw, dict) else dict(row.raw))
-    digest = hashlib.sha256(raw.encode("utf-8")).digest()
-    return raw, int.from_bytes(digest[:8], "big", signed=True)
+    raw = row.raw if type(row.raw) is dict else dict(row.raw)
+    data = _compact(raw)
+    if data is None:
+        data = dumps(raw).encode("utf-8")
+    digest = hashlib.sha256(data).digest()
+    return data.decode("utf-8"), int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _issues(row: SourceRow) -> str:
@@ -95,20 +164,26 @@ def _row_values(
 def _existing(
     conn: sqlite3.Connection, batch: str, keys: list[str]
 ) -> dict[str, tuple[str, str, int | None]]:
-    """(state, content hash, fingerprint) of the rows of ``batch`` among ``keys``."""
+    """(state, content hash, fingerprint) of the rows of ``batch`` among ``keys``.
+
+    The keys go in as one JSON array (``json_each``): a statement with thousands of ``?``
+    costs more to compile than its look-ups."""
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples: a third cheaper than sqlite3.Row here
-    found: dict[str, tuple[str, str, int | None]] = {}
-    for start in range(0, len(keys), _LOOKUP):
-        part = keys[start : start + _LOOKUP]
-        cursor.execute(
-            f"SELECT row_key, state, content_hash, fingerprint FROM rows WHERE batch = ? "
-            f"AND row_key IN ({','.join('?' * len(part))})",
-            (batch, *part),
-        )
-        for key, state, digest, fingerprint in cursor:
-            found[key] = (state, digest, fingerprint)
-    return found
+    cursor.execute(
+        "SELECT row_key, state, content_hash, fingerprint FROM rows WHERE batch = ? "
+        "AND row_key IN (SELECT value FROM json_each(?))",
+        (batch, _array(keys)),
+    )
+    return {key: (state, digest, fingerprint) for key, state, digest, fingerprint in cursor}
+
+
+def _array(values: list[str]) -> str:
+    """A JSON array of texts, for ``json_each``."""
+    try:
+        return orjson.dumps(values).decode("utf-8")
+    except TypeError:  # a lone surrogate: json escapes it
+        return json.dumps(values)
 
 
 def _valid(row: SourceRow) -> bool:
@@ -238,13 +313,12 @@ def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow])
             wanted.setdefault(str(invoice), []).append(pos)
     if not wanted:
         return chunk
-    invoices = list(wanted)
-    marks = ",".join("?" * len(invoices))
     found = conn.execute(
         "SELECT batch, row_key, order_id, json_extract(params, '$.invoice_id') AS invoice "
-        f"FROM rows WHERE json_extract(params, '$.invoice_id') IN ({marks}) "
+        "FROM rows WHERE json_extract(params, '$.invoice_id') IN "
+        "(SELECT value FROM json_each(?)) "
         "AND state IN ('succeeded', 'in_flight') AND operation = 'import'",
-        invoices,
+        (_array(list(wanted)),),
     ).fetchall()
     out = list(chunk)
     for holder in found:
