@@ -37,6 +37,16 @@ _REFRESH = (
 _BACKFILL = "UPDATE rows SET fingerprint = ? WHERE batch = ? AND row_key = ?"
 _UNSENT = ("invalid", "pending", "skipped")
 _REQUEUE_FROM = frozenset({"failed", "retryable", "conflict", "blocked"})
+_UNCHANGED = {
+    "succeeded": "unchanged_succeeded",
+    "in_flight": "in_doubt",
+    "retryable": "still_retryable",
+    "failed": "still_failed",
+    "conflict": "still_failed",
+    "blocked": "still_failed",
+}
+"""What a row whose content is unchanged counts as, by its stored state, whatever its
+validity now (``pending`` and ``skipped`` rows also need their new state to be the same)."""
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -224,10 +234,11 @@ def plan_chunk(
     fresh = {raws[key]: row for key, row in by_key.items() if key in raws and _valid(row)}
     if fresh:
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
-    if unique_invoice and operation == "import":
+    if unique_invoice and operation == "import" and _any_sent_invoice(conn):
         # After the re-key check: a sent record back under a new key is refused as such, not
         # reported as a second order on its own invoice.
-        by_key = {row.row_key: row for row in invoices_taken(conn, batch, list(by_key.values()))}
+        for row in invoices_taken(conn, batch, list(by_key.values())):
+            by_key[row.row_key] = row
     differs: list[tuple[SourceRow, str]] = []
     now = time.time()
     inserts: list[tuple[Any, ...]] = []
@@ -247,14 +258,25 @@ def plan_chunk(
 
     for key, row in by_key.items():
         old = existing.get(key)
-        valid = _valid(row)
         if old is None:
+            valid = _valid(row)
             params, digest = _digest(row)
             new_state = _state(row, valid)
             stats["new" if new_state == "pending" else new_state] += 1
             values = _row_values(operation, row, params, digest, new_state, now, run_id, raws[key])
             inserts.append((batch, key, *values))
             continue
+        if row.fingerprint is not None and row.fingerprint == old[2]:
+            # Unchanged content (the usual resume): what the state alone decides, no JSON.
+            kept = _UNCHANGED.get(old[0])
+            if kept is None and old[0] == "skipped" and row.skip_reason:
+                kept = "skipped"
+            elif kept is None and old[0] == "pending" and not row.skip_reason and _valid(row):
+                kept = "still_pending"
+            if kept is not None:
+                stats[kept] += 1
+                continue
+        valid = _valid(row)
         state = old[0]
         if state == "succeeded":
             if valid:
@@ -301,7 +323,8 @@ def plan_chunk(
 
 def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow]) -> list[SourceRow]:
     """Valid rows naming an invoice that another row of this ledger already imported (or may
-    have: ``in_flight``) get an ``invoice_already_imported`` error, before anything is sent.
+    have: ``in_flight``) get an ``invoice_already_imported`` error, before anything is sent:
+    returns those rows, with their error added.
 
     Rows sharing an invoice inside one file are flagged by validation; this finds the ones whose
     invoice an earlier run or another batch of the same ledger gave an order already.
@@ -312,7 +335,7 @@ def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow])
         if invoice and not row.skip_reason and _valid(row):
             wanted.setdefault(str(invoice), []).append(pos)
     if not wanted:
-        return chunk
+        return []
     found = conn.execute(
         "SELECT batch, row_key, order_id, json_extract(params, '$.invoice_id') AS invoice "
         "FROM rows WHERE json_extract(params, '$.invoice_id') IN "
@@ -320,10 +343,10 @@ def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow])
         "AND state IN ('succeeded', 'in_flight') AND operation = 'import'",
         (_array(list(wanted)),),
     ).fetchall()
-    out = list(chunk)
+    flagged: dict[int, SourceRow] = {}
     for holder in found:
         for pos in wanted.get(str(holder["invoice"]), ()):
-            row = out[pos]
+            row = flagged.get(pos, chunk[pos])
             if holder["batch"] == batch and holder["row_key"] == row.row_key:
                 continue  # the row itself, sent by an earlier run
             issue = Issue(
@@ -339,8 +362,20 @@ def invoices_taken(conn: sqlite3.Connection, batch: str, chunk: list[SourceRow])
                 ),
                 stage="rule",
             )
-            out[pos] = replace(row, issues=(*row.issues, issue))
-    return out
+            flagged[pos] = replace(row, issues=(*row.issues, issue))
+    return list(flagged.values())
+
+
+def _any_sent_invoice(conn: sqlite3.Connection) -> bool:
+    """True when some import row of the ledger with an invoice is ``succeeded`` or
+    ``in_flight`` (the largest invoice of the partial index ``rows_invoice_sent``, one step
+    into it): otherwise no invoice can be taken, and ``invoices_taken`` need not look at the
+    chunk's rows."""
+    (largest,) = conn.execute(
+        "SELECT max(json_extract(params, '$.invoice_id')) FROM rows "
+        "INDEXED BY rows_invoice_sent WHERE state IN ('succeeded', 'in_flight')"
+    ).fetchone()
+    return largest is not None
 
 
 def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: dict[tuple[str, int], SourceRow]) -> int:
@@ -352,14 +387,14 @@ def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: dict[tuple[str, int], 
     returns how many.
     """
     by_raw = {raw: row for (raw, _), row in fresh.items()}
-    hashes = list(dict.fromkeys(h for _, h in fresh))
+    hashes = orjson.dumps(list(dict.fromkeys(h for _, h in fresh))).decode("utf-8")
     # Sorted here, not by ORDER BY rowid: that would let SQLite walk the table, not the index.
     found = sorted(
         conn.execute(
-            f"SELECT rowid AS rowid, row_key, state, order_id, raw FROM rows "
-            f"INDEXED BY rows_raw_hash WHERE raw_hash IN ({','.join('?' * len(hashes))}) "
-            f"AND batch = ?",
-            (*hashes, batch),
+            "SELECT rowid AS rowid, row_key, state, order_id, raw FROM rows "
+            "INDEXED BY rows_raw_hash WHERE raw_hash IN (SELECT value FROM json_each(?)) "
+            "AND batch = ?",
+            (hashes, batch),
         ),
         key=lambda r: int(r["rowid"]),
     )
