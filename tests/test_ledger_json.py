@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.reads import dumps
 from pipeline.ledger.schema import MIGRATIONS, SCHEMA_VERSION, open_connection
 from pipeline.models import ROW_STATES, SourceRow
-from tests.test_ledger import ledger, make_row, plan
+from tests.test_ledger import BATCH, ledger, make_row, plan
 
 __all__ = ["ledger"]  # the fixture
 
@@ -134,3 +135,21 @@ def test_key_lookups_find_keys_with_quotes_and_any_text(ledger: Ledger) -> None:
     again = plan(ledger, rows)
     assert first.new == len(keys)
     assert (again.new, again.still_pending) == (0, len(keys))
+
+
+def test_an_unchanged_pending_row_still_takes_its_new_validity_and_skip(ledger: Ledger) -> None:
+    """The resume shortcut (equal fingerprint: decided by the stored state) keeps the rules:
+    a pending row whose content is unchanged but which is now invalid (an error found by a
+    rule outside its params) becomes invalid, one a ``[[skip]]`` rule now matches becomes
+    skipped, and an unchanged skipped row stays skipped; the rest stay pending."""
+    first = [replace(make_row(i), fingerprint=100 + i) for i in range(4)]
+    plan(ledger, first)
+    bad = replace(make_row(0, invalid=True), fingerprint=100)
+    again = [bad, replace(first[1], skip_reason="test rows"), first[2], first[3]]
+    stats = plan(ledger, again)
+    states = {row.row_key: row.state for row in ledger.rows(BATCH)}
+    assert states == {"k0": "invalid", "k1": "skipped", "k2": "pending", "k3": "pending"}
+    assert (stats.invalid, stats.skipped, stats.still_pending) == (1, 1, 2)
+    third = plan(ledger, [first[0], again[1], first[2], first[3]])
+    assert (third.skipped, third.still_pending, third.requeued_changed) == (1, 2, 1)
+    assert {row.row_key: row.state for row in ledger.rows(BATCH)}["k0"] == "pending"
