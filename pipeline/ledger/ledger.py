@@ -16,6 +16,7 @@ import time
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -317,18 +318,13 @@ class Ledger:
         (``invoice_already_imported``) before anything is sent.
         """
         totals: dict[str, int] = {}
-        chunk: list[SourceRow] = []
         inserted: list[str] = []
         with self._db.guard("plan") as conn:
             reads.require_batch(self._db, conn, batch)
+        source = iter(rows)
         try:
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= (PLAN_CHUNK if batch in self._feeds else PLAN_BULK):
-                    self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted,
-                                     unique_invoice)  # fmt: skip
-                    chunk = []
-            if chunk:
+            # Whole slices of the input, not row by row: the size is chosen per transaction.
+            while chunk := list(islice(source, PLAN_CHUNK if batch in self._feeds else PLAN_BULK)):
                 self._plan_chunk(batch, chunk, operation, run_id, totals, on_changed, inserted,
                                  unique_invoice)  # fmt: skip
         except DriftError:
@@ -337,7 +333,7 @@ class Ledger:
         finally:
             with self._db.guard("plan") as conn:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the planned rows
-        return PlanStats(**totals, per_state={str(k): v for k, v in self.counts(batch).items()})
+        return PlanStats(**totals)  # counts(batch) has the batch's rows by state
 
     def _plan_chunk(
         self,

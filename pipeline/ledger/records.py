@@ -6,7 +6,7 @@ Part of the ledger (imports only ``models``); kept apart so the SQL modules stay
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.models import Issue, Operation, Resolution, RowState
@@ -124,8 +124,6 @@ class PlanStats:
     changed_succeeded: int = 0
     """Already ``succeeded`` but the file now says something else: not re-sent (an import
     cannot change an order); see ``ChangedRow`` and ``order-import update``."""
-    per_state: Mapping[str, int] = field(default_factory=dict)
-    """Rows of the whole batch by state after planning."""
 
 
 @dataclass(frozen=True, slots=True)
