@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ from pipeline.prepare.mapping import (
     normalise_value,
 )
 from pipeline.prepare.transforms import clean_columns, derive, to_minor_units, when_mask
-from pipeline.prepare.validation import short_value
+from pipeline.prepare.validation import RowKeys, short_value
 
 _INTEGER = r"^[+-]?\d+$"
 
@@ -422,14 +421,18 @@ def _keys_and_ids(
         # content hash (below) would make a corrected row look like a new order.
         doc_key = params["document_number"]
         key = key.fillna(("doc:" + doc_key).where(doc_key.notna(), pd.NA))
-    keys: list[Any] = key.tolist()
+    keys = RowKeys(key.tolist())
     missing = np.flatnonzero(key.isna().to_numpy(dtype=bool)).tolist()
-    if missing:
+    if not missing:
+        keys.text = key.astype(TEXT)
+    else:
         data = frame[bound.data_columns].to_numpy()
         for i in missing:
             blob = "\x1f".join(data[i]).encode("utf-8")
             keys[i] = "h:" + hashlib.sha256(blob).hexdigest()[:32]
     prefix = spec.id.prefix if spec.id.source == "derived" else DEFAULT_ID_PREFIX
+    if not data_id.isna().any():
+        return keys, data_id.astype(TEXT)
     ids = data_id.tolist()
     for i in np.flatnonzero(data_id.isna().to_numpy(dtype=bool)).tolist():
         ids[i] = derived_order_id(keys[i], prefix)
