@@ -168,3 +168,19 @@ def test_iso_offset_texts_still_match() -> None:
     for text in ["2021-01-26T10:50Z", "2021-01-26 10:50:00.5\u3000UTC", "2021-01-26 10:50+0100"]:
         assert pc.match_substring_regex(pa.array([text]), dates._OFFSET_RE2)[0].as_py()
     assert np.asarray(dates._mask(pa.array([True, None, False]))).tolist() == [True, False, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet="ab é\t\n\x1c\x85\xa0\u2028\u3000\x00\x7f", max_size=6),
+        ),
+        max_size=60,
+    )
+)
+def test_trim_text_is_arrows_trim(cells: list[str | None]) -> None:
+    """Only cells that may start or end with whitespace are trimmed; the result is the same."""
+    text = pa.array(cells, type=pa.large_string())
+    assert dates.trim_text(text).equals(pc.utf8_trim_whitespace(text))

@@ -166,7 +166,7 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     """
     original_index = values.index
     values = values.reset_index(drop=True)  # positions and labels coincide below
-    arrow = pc.utf8_trim_whitespace(arrow_text(values))  # what pandas' str.strip() runs
+    arrow = trim_text(arrow_text(values))
     text = pd.Series(arrow, index=values.index, dtype=TEXT)
     present = _mask(pc.not_equal(arrow, ""))
     result = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
@@ -328,6 +328,36 @@ def arrow_text(values: pd.Series) -> pa.Array:
         values = values.astype(TEXT)
     array: pa.Array = pa.array(values.array)
     return array
+
+
+def trim_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``pc.utf8_trim_whitespace`` (what pandas' ``str.strip()`` runs), run only on the cells
+    whose first or last byte could start or end whitespace (ASCII control or space, or any
+    non-ASCII byte); the others cannot change, and are most cells of most columns."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if pa.types.is_string(text.type):
+        text = text.cast(pa.large_string())
+    _, offsets_buf, data_buf = text.buffers()
+    if data_buf is None or len(text) == 0:
+        return text
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    rows = np.flatnonzero(np.diff(offsets) > 0)  # a null cell has no bytes either
+    first = data[offsets[rows]]
+    last = data[offsets[rows + 1] - 1]
+    maybe = (first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)
+    if not maybe.any():
+        return text
+    if maybe.sum() * 20 > len(text):  # many: one pass over all is cheaper than a patch
+        whole: pa.Array = pc.utf8_trim_whitespace(text)
+        return whole
+    mask = np.zeros(len(text), dtype=bool)
+    mask[rows[maybe]] = True
+    flags = pa.array(mask)
+    trimmed = pc.utf8_trim_whitespace(text.filter(flags))
+    replaced: pa.Array = pc.replace_with_mask(text, flags, trimmed)
+    return replaced
 
 
 def _mask(flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
