@@ -4,6 +4,7 @@ from schemas.import_order import (
     CHECK_MESSAGES,
     check_rule,
     import_order_schema,
+    schema_passes,
     update_order_schema,
 )
 from schemas.params import (
@@ -45,5 +46,6 @@ __all__ = [
     "dotted_name",
     "form_name",
     "import_order_schema",
+    "schema_passes",
     "update_order_schema",
 ]

@@ -129,6 +129,64 @@ def _schema(
     return pa.DataFrameSchema(cols, name=name, strict=False, coerce=False)
 
 
+def _text_passes(spec: ParamSpec, values: pd.Series) -> bool:
+    """Every non-NA cell of a text column passes ``_checks(spec)`` (pyarrow kernels)."""
+    text = pyarrow.array(values.array)
+    if spec.kind == "string" and spec.max_length is not None:
+        longest = pc.max(pc.utf8_length(text)).as_py()
+        if longest is not None and longest > spec.max_length:
+            return False
+    allowed: Iterable[str] | None = None
+    if spec.kind == "enum" and spec.choices is not None:
+        allowed = spec.choices
+    field = spec.name.rpartition(".")[2]
+    if "." in spec.name and field == "country":
+        allowed = sorted(COUNTRY_CODES)
+    if allowed is not None:
+        known = pc.is_in(text, value_set=pyarrow.array(list(allowed), type=text.type))
+        if not pc.all(pc.or_kleene(known, pc.is_null(text))).as_py():
+            return False
+    if spec.name == "id" and not _regex_check(LOOKUP_ID_RE2, (".", ".."))(values).all():
+        return False
+    email = "." in spec.name and field == "email"
+    return not email or bool(_regex_check(EMAIL_RE2)(values).all())
+
+
+def schema_passes(frame: pd.DataFrame, ts_range: tuple[int, int], update: bool = False) -> bool:
+    """True when the import_order (or update) schema would find nothing in ``frame``, decided
+    with pyarrow and numpy kernels only: the same checks as ``_checks`` (NA cells skipped, as
+    pandera skips them), the ``Int64`` dtype of numeric columns and the required ones without
+    NA. False when anything might fail, or for a column of an unexpected dtype: the caller then
+    runs the pandera schema, which names every failing cell. Valid chunks, the usual case,
+    never pay for pandera (its per-check machinery and, on first use, its import of
+    hypothesis)."""
+    specs = UPDATE_ORDER_PARAMS if update else IMPORT_ORDER_PARAMS
+    for column in frame.columns:
+        spec = specs.get(column)
+        if spec is None:
+            continue
+        values = frame[column]
+        numeric = spec.kind in ("timestamp", "integer")
+        if numeric and values.dtype != "Int64":
+            return False
+        present = values.notna().to_numpy(dtype=bool)
+        if spec.required and not present.all():
+            return False
+        if not present.any():
+            continue
+        if numeric:
+            low, high = ts_range if spec.kind == "timestamp" else (0, INT64_MAX)
+            numbers = values.to_numpy(dtype=np.int64, na_value=low)
+            if numbers.min() < low or numbers.max() > high:
+                return False
+            continue
+        if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+            return False
+        if not _text_passes(spec, values):
+            return False
+    return True
+
+
 def check_rule(column: str, check_number: int | None, update: bool = False) -> str:
     """The rule name of pandera failure case ``check_number`` on ``column`` (None = required)."""
     if check_number is None:
@@ -157,5 +215,6 @@ __all__ = [
     "CHECK_MESSAGES",
     "check_rule",
     "import_order_schema",
+    "schema_passes",
     "update_order_schema",
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.errors import InputError
 from pipeline.load.rows import RawChunk, clean_header, fit_row, frame_from_rows
@@ -60,6 +61,8 @@ def check_decodes(path: Path, encoding: str) -> None:
     Raises:
         InputError: the first line holding bytes that do not decode as ``encoding``.
     """
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") and _valid_utf8(path):
+        return
     decoder = codecs.getincrementaldecoder(encoding)()
     try:
         with path.open("rb") as fh:
@@ -73,6 +76,42 @@ def check_decodes(path: Path, encoding: str) -> None:
             line=_decode_error_line(path, encoding),
             hint="pass --encoding (e.g. cp1252, utf-16, latin-1)",
         ) from None
+
+
+UTF8_BLOCK = 1 << 24
+
+
+def _valid_utf8(path: Path) -> bool:
+    """True when the whole file is valid UTF-8, checked by Arrow's validator (SIMD, ~10x
+    Python's decoder) in 16 MiB blocks cut at character boundaries. False sends the caller to
+    Python's decoder, which names the reason and the line (or accepts what Arrow would not)."""
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(UTF8_BLOCK)
+            data = carry + block
+            if not block:
+                return _utf8_ok(data)
+            cut = len(data)
+            for back in range(1, min(4, len(data)) + 1):  # a sequence is at most 4 bytes
+                if data[-back] & 0xC0 != 0x80:  # ASCII or the lead byte of the last sequence
+                    cut = len(data) if data[-back] < 0x80 else len(data) - back
+                    break
+            if not _utf8_ok(data[:cut]):
+                return False
+            carry = data[cut:]
+
+
+def _utf8_ok(data: bytes) -> bool:
+    if not data:
+        return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 class CsvReader:

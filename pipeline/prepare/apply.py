@@ -13,17 +13,18 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.keys import DEFAULT_ID_PREFIX, ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX, derived_order_id
 from pipeline.load.rows import RawChunk
 from pipeline.models import Issue
 from pipeline.prepare.countries import to_alpha2
-from pipeline.prepare.dates import DateCells, DatePolicy, parse_dates
+from pipeline.prepare.dates import TEXT, DateCells, DatePolicy, arrow_text, parse_dates
 from pipeline.prepare.grouping import collapse
 from pipeline.prepare.mapping import (
     Derivation,
@@ -35,7 +36,7 @@ from pipeline.prepare.mapping import (
     normalise_value,
 )
 from pipeline.prepare.transforms import clean_columns, derive, to_minor_units, when_mask
-from pipeline.prepare.validation import short_value
+from pipeline.prepare.validation import RowKeys, short_value
 
 _INTEGER = r"^[+-]?\d+$"
 
@@ -271,16 +272,15 @@ def apply(
     for param, entries in spec.values.items():
         if param not in params:
             continue
-        keys = _normalised(params[param])
+        codes, keys = _normalised(params[param])
         targets = {t for sets in entries.values() for t in sets}
         for target in targets:
             lookup = {k: sets[target] for k, sets in entries.items() if target in sets}
-            mapped = keys.map(lookup).astype("str")
-            current = params.get(target, empty)
-            if target == param:
-                params[target] = mapped.where(mapped.notna(), current)
-            else:
-                params[target] = current.where(current.notna(), mapped)
+            mapped = pa.array([lookup.get(k) for k in keys], type=pa.large_string()).take(codes)
+            current = arrow_text(params.get(target, empty))
+            # the map's value where it has one (own param), else what the row already has
+            pick = pc.coalesce(mapped, current) if target == param else pc.coalesce(current, mapped)
+            params[target] = pd.Series(pick, index=frame.index, dtype=TEXT)
     if spec.countries == "names":
         for param in [p for p in params if p.endswith(".country")]:
             params[param] = to_alpha2(params[param])
@@ -317,11 +317,14 @@ def apply(
     )
 
 
-def _normalised(text: pd.Series) -> pd.Series:
-    """``normalise_value`` of each cell, computed once per distinct value (NA stays None)."""
-    codes, uniques = pd.factorize(text)
-    keys = np.array([*(normalise_value(str(u)) for u in uniques), None], dtype=object)
-    return pd.Series(keys[codes], index=text.index, dtype=object)
+def _normalised(text: pd.Series) -> tuple[pa.Array, list[str]]:
+    """``normalise_value`` once per distinct value: (per cell the index of its distinct value,
+    null for NA; the distinct values normalised). A lookup is then one ``take`` per column."""
+    encoded = pc.dictionary_encode(arrow_text(text))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    keys = [normalise_value(str(u)) for u in encoded.dictionary.to_pylist()]
+    return encoded.indices, keys
 
 
 def _control(
@@ -418,14 +421,18 @@ def _keys_and_ids(
         # content hash (below) would make a corrected row look like a new order.
         doc_key = params["document_number"]
         key = key.fillna(("doc:" + doc_key).where(doc_key.notna(), pd.NA))
-    keys: list[Any] = key.tolist()
+    keys = RowKeys(key.tolist())
     missing = np.flatnonzero(key.isna().to_numpy(dtype=bool)).tolist()
-    if missing:
+    if not missing:
+        keys.text = key.astype(TEXT)
+    else:
         data = frame[bound.data_columns].to_numpy()
         for i in missing:
             blob = "\x1f".join(data[i]).encode("utf-8")
             keys[i] = "h:" + hashlib.sha256(blob).hexdigest()[:32]
     prefix = spec.id.prefix if spec.id.source == "derived" else DEFAULT_ID_PREFIX
+    if not data_id.isna().any():
+        return keys, data_id.astype(TEXT)
     ids = data_id.tolist()
     for i in np.flatnonzero(data_id.isna().to_numpy(dtype=bool)).tolist():
         ids[i] = derived_order_id(keys[i], prefix)

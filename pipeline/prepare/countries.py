@@ -5,8 +5,9 @@ official and common names), and the gettext translations pycountry ships (Debian
 the main European languages, so ``Deutschland``, ``Österreich``, ``Schweiz``, ``Nederland``,
 ``España``, ``Italia`` resolve without a hand-written table. The only hand-kept entries are
 the international vehicle codes that are not ISO codes (``D``, ``A``, ``F``, ``UK``, …).
-Conversion is one dictionary lookup per distinct value; unknown text is left unchanged so that
-validation reports it (rule ``country``) with the value.
+Conversion is one dictionary lookup per distinct value (pyarrow's dictionary encoding, then one
+``take``); unknown text is left unchanged so that validation reports it (rule ``country``) with
+the value.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from __future__ import annotations
 import gettext
 from functools import cache
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pycountry
+
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 LANGUAGES = ("de", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "nb", "fi", "cs", "hu")
 """Translations read from pycountry's ``iso3166-1`` gettext catalogues."""
@@ -75,11 +81,17 @@ def country_table() -> dict[str, str]:
 
 def to_alpha2(values: pd.Series) -> pd.Series:
     """Convert country text to alpha-2 where it is a known name or code; others unchanged."""
-    present = values.dropna()
-    if present.empty:
+    if not values.notna().any():
         return values
-    distinct = pd.Series(present.unique())
+    text = values if _is_arrow_text(values) else values.astype(TEXT)
+    encoded = pc.dictionary_encode(pa.array(text.array))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
     table = country_table()
-    converted = distinct.map(lambda v: table.get(country_key(str(v)), v))
-    lookup = dict(zip(distinct.tolist(), converted.tolist(), strict=True))
-    return values.map(lookup).astype("str").where(values.notna(), pd.NA)
+    converted = [table.get(country_key(v), v) for v in encoded.dictionary.to_pylist()]
+    codes = pa.array(converted, type=pa.large_string()).take(encoded.indices)
+    return pd.Series(codes, index=values.index, dtype=TEXT)
+
+
+def _is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"

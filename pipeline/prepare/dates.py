@@ -6,7 +6,9 @@ vectorised parsers (never value by value); the result is checked afterwards by t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,7 +36,8 @@ characters and keeps pyarrow's vectorised engine."""
 
 SERIAL_LIMIT = 1_000_000
 """Numeric cells below this are Excel serial days (year ≤ 4637); at or above, Unix seconds."""
-_NUMERIC = r"^[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$"
+_NUMERIC = r"^[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"
+"""ASCII digits only: ``pd.to_numeric`` reads no others (``\\d`` made ``١٢`` raise ValueError)."""
 MAX_UNIX = 253_402_300_799
 """9999-12-31T23:59:59Z: larger numbers are not dates (and would overflow int64)."""
 _OFFSET = (
@@ -43,6 +46,24 @@ _OFFSET = (
     + r"*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 )
 _ISO_DAY = r"^\d{4}-?\d{2}-?\d{2}$"
+_SPACE_RE2 = "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x3001)) if c.isspace())
+"""``WHITESPACE``'s characters as RE2 escapes for a character class."""
+
+
+def _re2(pattern: str) -> str:
+    """A Python ``re.match`` pattern of this module for RE2 (pyarrow), with the same meaning on
+    stripped text: Python's ``\\d`` is any Unicode decimal digit (RE2's only ASCII), and the
+    whitespace class is spelled as escapes."""
+    return pattern.replace("\\d", "\\p{Nd}").replace(WHITESPACE, f"[{_SPACE_RE2}]")
+
+
+_NUMERIC_RE2 = _re2(_NUMERIC)
+_OFFSET_RE2 = _re2(_OFFSET)
+_ISO_DAY_RE2 = _re2(_ISO_DAY)
+_FIXED_WIDTH = {"d": 2, "m": 2, "Y": 4, "H": 2, "M": 2, "S": 2}
+"""Directives the byte-level fast path reads as exactly this many ASCII digits."""
+_FAST_YEARS = (1678, 2261)
+"""Years the fast path accepts: inside datetime64[ns] (others take the exact path)."""
 _NUMERIC_DIRECTIVES = {
     "d": (pc.day, 2),
     "m": (pc.month, 2),
@@ -145,14 +166,24 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     """
     original_index = values.index
     values = values.reset_index(drop=True)  # positions and labels coincide below
-    text = values.astype("str").str.strip()
-    present = values.notna() & (text != "")
+    arrow = trim_text(arrow_text(values))
+    text = pd.Series(arrow, index=values.index, dtype=TEXT)
+    present = _mask(pc.not_equal(arrow, ""))
     result = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
     done = np.zeros(len(values), dtype=bool)
     date_only = np.zeros(len(values), dtype=bool)
     reasons = np.full(len(values), None, dtype=object)
 
-    numeric = (present & text.str.match(_NUMERIC)).to_numpy(dtype=bool)
+    # The first format's fixed-width cells first: nothing else in this function can claim them
+    # (see ``_first_layout``), and they are usually nearly all of them.
+    fast = np.zeros(len(values), dtype=bool)
+    layout = _first_layout(policy.formats[0]) if policy.formats else None
+    if layout is not None:
+        fast, fast_wall = fixed_width_dates(arrow, layout)
+    numeric = np.zeros(len(values), dtype=bool)
+    others = np.flatnonzero(present & ~fast)
+    if others.size:
+        numeric[others] = _mask(pc.match_substring_regex(arrow.take(others), _NUMERIC_RE2))
     if numeric.any():
         number = pd.to_numeric(text[numeric]).to_numpy(dtype=np.float64)
         idx = np.flatnonzero(numeric)
@@ -172,9 +203,13 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
             local = pd.Series(serial_wall[~bad], index=ok_idx)
             _localize_into(local, policy, result, done, reasons, rounded=True)
 
-    offset = (present & ~pd.Series(numeric, index=values.index) & text.str.match(_OFFSET)).to_numpy(
-        dtype=bool
-    )
+    offset = np.zeros(len(values), dtype=bool)
+    others = np.flatnonzero(present & ~fast & ~numeric)
+    if others.size:  # an offset timestamp has a '-' and a ':' (a substring search is cheap)
+        some = arrow.take(others)
+        maybe = _mask(pc.and_(pc.match_substring(some, "-"), pc.match_substring(some, ":")))
+        others = others[maybe]
+        offset[others] = _mask(pc.match_substring_regex(arrow.take(others), _OFFSET_RE2))
     if offset.any():
         cleaned = text[offset].str.replace(WHITESPACE + "*UTC$", "Z", regex=True)
         parsed = pd.to_datetime(cleaned, format="ISO8601", utc=True, errors="coerce")
@@ -183,7 +218,12 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
         result[idx[ok]] = _epoch_seconds(parsed[ok].dt.tz_localize(None).to_numpy())
         done[idx[ok]] = True
 
-    rest = present.to_numpy(dtype=bool) & ~done & ~numeric & ~offset
+    if fast.any():
+        first = policy.formats[0]
+        date_only[fast] = not any(d in first for d in _TIME_DIRECTIVES)
+        local = pd.Series(fast_wall[fast], index=np.flatnonzero(fast))
+        _localize_into(local, policy, result, done, reasons, rounded=False)
+    rest = present & ~done & ~numeric & ~offset & ~fast
     if rest.any():
         remaining = text[rest]
         wall = pd.Series(pd.NaT, index=remaining.index, dtype="datetime64[ns]")
@@ -195,15 +235,14 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
             wall[todo] = _strptime(remaining[todo], fmt)
             got_here = (todo & wall.notna()).to_numpy(dtype=bool)
             if fmt == "ISO8601":
-                day_only |= got_here & remaining.str.match(_ISO_DAY).fillna(False).to_numpy(
-                    dtype=bool
-                )
+                iso_day = pc.match_substring_regex(arrow_text(remaining), _ISO_DAY_RE2)
+                day_only |= got_here & _mask(iso_day)
             elif not any(d in fmt for d in _TIME_DIRECTIVES):
                 day_only |= got_here
         date_only[np.flatnonzero(rest)] = day_only
         got = wall.notna()
         _localize_into(wall[got], policy, result, done, reasons, rounded=False)
-    unparsed = present.to_numpy(dtype=bool) & ~done & pd.isna(reasons)
+    unparsed = present & ~done & pd.isna(reasons)
     expected = ", ".join(policy.formats) if policy.formats else "ISO 8601 or Unix seconds"
     reasons[unparsed] = f"is not a date in the expected format ({expected})"
     seconds = pd.Series(
@@ -215,16 +254,50 @@ def parse_dates(values: pd.Series, policy: DatePolicy) -> ParsedDates:
     )
 
 
-def _strptime(text: pd.Series, fmt: str) -> pd.Series:
-    """Strict, vectorised strptime: pyarrow for canonical text, pandas for the rest.
+@cache
+def _first_layout(fmt: str) -> FixedLayout | None:
+    """``fmt``'s fixed-width layout when no text written in it can be taken for Unix seconds,
+    an Excel serial or an offset timestamp (checked once on a sample: those patterns only tell
+    digits from the layout's literal characters, and every such text has the same ones)."""
+    layout = fixed_layout(fmt)
+    if layout is None:
+        return None
+    sample = bytearray(b"1" * layout.size)
+    for at, byte in layout.literals:
+        sample[at] = byte
+    text = sample.decode("utf-8")
+    if re.match(_NUMERIC, text) or re.match(_OFFSET, text):
+        return None
+    return layout
 
-    pyarrow's strptime is fast but lenient (31/02 rolls over to 03/03), so a value counts only
-    when formatting the result gives back the exact text; the others (``5/4/2023``, bad days)
-    go through pandas' strict parser.
+
+def _strptime(text: pd.Series, fmt: str) -> pd.Series:
+    """Strict, vectorised strptime: numpy over the bytes for fixed-width text, then pyarrow
+    for canonical text, pandas for the rest.
+
+    Formats of zero-padded numbers (``%d/%m/%Y %H:%M``) are read from the cells' bytes
+    (``fixed_width_dates``). pyarrow's strptime is fast but lenient (31/02 rolls over to 03/03),
+    so a value counts only when formatting the result gives back the exact text; the others
+    (``5/4/2023``, bad days) go through pandas' strict parser.
     """
+    layout = fixed_layout(fmt)
+    if layout is None or not len(text):
+        return strptime_exact(text, fmt)
+    fixed_ok, wall = fixed_width_dates(arrow_text(text), layout)
+    if not fixed_ok.any():
+        return strptime_exact(text, fmt)
+    out = pd.Series(wall, index=text.index, dtype="datetime64[ns]")
+    if not fixed_ok.all():
+        out[~fixed_ok] = strptime_exact(text[~fixed_ok], fmt)
+    return out
+
+
+def strptime_exact(text: pd.Series, fmt: str) -> pd.Series:
+    """``_strptime`` without the fixed-width path: pyarrow's strptime where formatting the
+    result gives back the exact text, pandas' strict parser for the others."""
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     if fmt != "ISO8601" and "%z" not in fmt and "%f" not in fmt:
-        arrow = pa.array(text.astype(object).to_numpy(), type=pa.string(), from_pandas=True)
+        arrow = arrow_text(text)
         parsed = pc.strptime(arrow, format=fmt, unit="s", error_is_null=True)
         same = pc.fill_null(pc.equal(_canonical(parsed, fmt), arrow), False)
         exact = same.to_numpy(zero_copy_only=False)
@@ -238,8 +311,163 @@ def _strptime(text: pd.Series, fmt: str) -> pd.Series:
         parsed_rest = pd.to_datetime(text[rest], format=fmt, errors="coerce")
         if getattr(parsed_rest.dt, "tz", None) is not None:  # %z formats: keep the instant
             parsed_rest = parsed_rest.dt.tz_convert("UTC").dt.tz_localize(None)
-        out[rest] = parsed_rest.astype("datetime64[ns]")
+        # beyond datetime64[ns] (years before 1677 or after 2262): not a date we can hold,
+        # reported as not a date (it raised OutOfBoundsDatetime here before)
+        inside = (parsed_rest >= pd.Timestamp.min) & (parsed_rest <= pd.Timestamp.max)
+        out[rest] = parsed_rest.where(inside).astype("datetime64[ns]")
     return out
+
+
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+"""pandas' ``str`` dtype (pyarrow strings, NaN for missing), spelled out."""
+
+
+def arrow_text(values: pd.Series) -> pa.Array:
+    """A text Series as one pyarrow string array (no copy for pyarrow-backed text; NA → null)."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+        values = values.astype(TEXT)
+    array: pa.Array = pa.array(values.array)
+    return array
+
+
+def trim_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``pc.utf8_trim_whitespace`` (what pandas' ``str.strip()`` runs), run only on the cells
+    whose first or last byte could start or end whitespace (ASCII control or space, or any
+    non-ASCII byte); the others cannot change, and are most cells of most columns."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if pa.types.is_string(text.type):
+        text = text.cast(pa.large_string())
+    _, offsets_buf, data_buf = text.buffers()
+    if data_buf is None or len(text) == 0:
+        return text
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    rows = np.flatnonzero(np.diff(offsets) > 0)  # a null cell has no bytes either
+    first = data[offsets[rows]]
+    last = data[offsets[rows + 1] - 1]
+    maybe = (first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)
+    if not maybe.any():
+        return text
+    if maybe.sum() * 20 > len(text):  # many: one pass over all is cheaper than a patch
+        whole: pa.Array = pc.utf8_trim_whitespace(text)
+        return whole
+    mask = np.zeros(len(text), dtype=bool)
+    mask[rows[maybe]] = True
+    flags = pa.array(mask)
+    trimmed = pc.utf8_trim_whitespace(text.filter(flags))
+    replaced: pa.Array = pc.replace_with_mask(text, flags, trimmed)
+    return replaced
+
+
+def _mask(flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A pyarrow boolean result as a numpy bool array, null as False."""
+    filled = pc.fill_null(flags, False)
+    mask: np.ndarray = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
+    return mask
+
+
+@dataclass(frozen=True, slots=True)
+class FixedLayout:
+    """A format of fixed-width numeric fields and literal text, as byte positions."""
+
+    size: int
+    """Byte length of every text the format writes."""
+    fields: tuple[tuple[str, int], ...]
+    """(directive, byte offset) of each numeric field (width from ``_FIXED_WIDTH``)."""
+    literals: tuple[tuple[int, int], ...]
+    """(byte offset, byte value) the text must have outside the fields."""
+
+
+def fixed_layout(fmt: str) -> FixedLayout | None:
+    """The byte layout of ``fmt`` when it is made only of ``%d %m %Y %H %M %S`` (each at most
+    once, day, month and year present) and literal text; None for any other format."""
+    fields: list[tuple[str, int]] = []
+    literals: list[tuple[int, int]] = []
+    pos = i = 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            directive = fmt[i + 1 : i + 2]
+            if directive == "%":
+                literals.append((pos, ord("%")))
+                pos += 1
+            elif directive in _FIXED_WIDTH:
+                fields.append((directive, pos))
+                pos += _FIXED_WIDTH[directive]
+            else:
+                return None
+            i += 2
+            continue
+        for byte in fmt[i].encode("utf-8"):
+            literals.append((pos, byte))
+            pos += 1
+        i += 1
+    names = [name for name, _ in fields]
+    if len(set(names)) != len(names) or not {"d", "m", "Y"} <= set(names):
+        return None
+    return FixedLayout(pos, tuple(fields), tuple(literals))
+
+
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+
+
+def fixed_width_dates(text: pa.Array, layout: FixedLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Parse the cells written exactly as ``layout`` (zero-padded ASCII digits, the literal text,
+    a real calendar date and time, years 1678–2261) from the string array's bytes with numpy.
+
+    Returns (which cells were parsed, naive datetime64[ns] per cell). Every parsed cell is text
+    ``strftime`` would write for its value, so the strict parsers agree on it; the other cells
+    are left to them (this path only saves time, it never decides that a cell is not a date).
+    """
+    n = len(text)
+    ok_all = np.zeros(n, dtype=bool)
+    wall = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    sized = _mask(pc.equal(pc.binary_length(text), layout.size))
+    rows = np.flatnonzero(sized)
+    if not rows.size:
+        return ok_all, wall
+    # Cells of one byte length lie back to back in a filtered array's data buffer: a
+    # (cells x size) byte matrix over it costs no copy and no index arithmetic.
+    same = text if rows.size == n else text.filter(pa.array(sized))
+    if isinstance(same, pa.ChunkedArray):
+        same = same.combine_chunks()
+    if pa.types.is_string(same.type):
+        same = same.cast(pa.large_string())
+    _, offsets_buf, data_buf = same.buffers()
+    first = int(np.frombuffer(offsets_buf, dtype=np.int64)[same.offset])
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    cells = data[first : first + rows.size * layout.size].reshape(rows.size, layout.size)
+    by_position = np.ascontiguousarray(cells.T)  # one contiguous row per byte position
+    ok = np.ones(rows.size, dtype=bool)
+    for at, byte in layout.literals:
+        ok &= by_position[at] == byte
+    value: dict[str, np.ndarray] = {}
+    for name, pos in layout.fields:
+        number = np.zeros(rows.size, dtype=np.int32)
+        for k in range(_FIXED_WIDTH[name]):
+            digit = by_position[pos + k] - np.uint8(48)  # a non-digit wraps to >= 10
+            ok &= digit < 10
+            number = number * 10 + digit
+        value[name] = number
+    zero = np.zeros(rows.size, dtype=np.int32)
+    year, month, day = value["Y"], value["m"], value["d"]
+    hour, minute, second = value.get("H", zero), value.get("M", zero), value.get("S", zero)
+    ok &= (year >= _FAST_YEARS[0]) & (year <= _FAST_YEARS[1]) & (month >= 1) & (month <= 12)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month = np.where(ok, month, 1)
+    last = _DAYS_IN_MONTH[month] + ((month == 2) & leap)
+    ok &= (day >= 1) & (day <= last) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    # days since 1970-01-01 of the proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    days = (era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468).astype(np.int64)
+    seconds = days * 86_400 + hour * 3_600 + minute * 60 + second
+    good = rows[ok]
+    ok_all[good] = True
+    wall[good] = (seconds[ok] * 10**9).astype("datetime64[ns]")
+    return ok_all, wall
 
 
 def _canonical(parsed: pa.Array, fmt: str) -> pa.Array:

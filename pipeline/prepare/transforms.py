@@ -15,14 +15,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.prepare.dates import WHITESPACE
+from pipeline.prepare.dates import TEXT, WHITESPACE, arrow_text, trim_text
 from pipeline.prepare.mapping import Condition, Derivation, Filter, Rule, Scalar, normalise_value
 
 
 def blank_to_na(text: pd.Series) -> pd.Series:
-    """Trimmed text, with empty cells as NA."""
-    stripped = text.astype("str").str.strip()
-    return stripped.where(stripped != "", pd.NA)
+    """Trimmed text, with empty cells as NA (pyarrow kernels: no pandas ``where`` over text)."""
+    trimmed = trim_text(arrow_text(text))
+    blank = pc.equal(pc.binary_length(trimmed), 0)
+    kept = pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)
+    return pd.Series(kept, index=text.index, dtype=TEXT)
 
 
 def _norm(text: pd.Series) -> pd.Series:
