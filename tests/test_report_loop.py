@@ -88,3 +88,11 @@ def test_fix_failures_csv_and_retry_imports_only_the_fixed_rows(
     assert summary["failed"] == summary["invalid"] == summary["blocked"] == 0
     with failures.open(encoding="utf-8-sig") as handle:
         assert len(handle.read().splitlines()) == 1  # header only: nothing left to fix
+    # One retry too many with that file: unusable input (nothing sent), and the hint says the
+    # loop is over instead of asking for a new export.
+    posts_before = import_posts(server)
+    again = invoke(server, "retry", "--batch", "b1", str(failures), "--quiet")
+    assert again.exit_code == 2, again.output
+    assert "this failures file lists no rows: nothing in it to retry" in again.output
+    assert "export the orders again" not in again.output
+    assert import_posts(server) - posts_before == 0

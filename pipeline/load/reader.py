@@ -81,7 +81,12 @@ def open_source(
         raise InputError(
             "no data rows (the file has a header but no records)",
             path=str(path),
-            hint="export the orders again; only the header line was found",
+            hint=(
+                "this failures file lists no rows: nothing in it to retry (`order-import "
+                "status` shows what the batch still holds)"
+                if is_failures_file(path)
+                else "export the orders again; only the header line was found"
+            ),
         )
     source._first = first
     return source
