@@ -10,10 +10,8 @@ to, or stored by, it.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from itertools import islice
@@ -740,42 +738,6 @@ class Ledger:
         if self._db.buffered_attempts():
             self.flush_attempts()
         return reads.attempts(self._db, batch)
-
-    def attempt_runs(self, batch: str) -> list[tuple[int, int, int, int, float, float]]:
-        """Per run of the batch: (run_id, requests, accepted (not 429), throttled (429),
-        first start, last start); aggregated by SQLite, one tuple per run."""
-        if self._db.buffered_attempts():
-            self.flush_attempts()
-        return reads.attempt_runs(self._db, batch)
-
-    def attempt_starts(self, batch: str, run_id: int | None = None) -> array[float]:
-        """Start times of the batch's attempts (one run's, or all), ascending, as floats."""
-        if self._db.buffered_attempts():
-            self.flush_attempts()
-        return reads.attempt_starts(self._db, batch, run_id)
-
-    def latency_percentiles(self, batch: str, percents: Sequence[int]) -> dict[str, float]:
-        """Nearest-rank latency percentiles (``p50``...) and ``max`` of the batch's attempts,
-        ranked by SQLite (no list of latencies in Python); empty without latencies."""
-        if self._db.buffered_attempts():
-            self.flush_attempts()
-        n = reads.attempt_latency_count(self._db, batch)
-        if not n:
-            return {}
-        ranks = [min(n - 1, max(0, math.ceil(p / 100 * n) - 1)) for p in percents] + [n - 1]
-        values = reads.attempt_latency_ranks(self._db, batch, sorted(set(ranks)))
-        at = dict(zip(sorted(set(ranks)), values, strict=True))
-        out = {f"p{p}": at[k] for p, k in zip(percents, ranks, strict=False)}
-        out["max"] = at[n - 1]
-        return out
-
-    def attempt_timeline(
-        self, batch: str, first: float, width: float, bins: int
-    ) -> list[tuple[int, int, int, int, int]]:
-        """(bin, requests, ok, throttled, other answers) per ``width``-second bucket."""
-        if self._db.buffered_attempts():
-            self.flush_attempts()
-        return reads.attempt_timeline(self._db, batch, first, width, bins)
 
     def run_attempts(self, batch: str, run_id: int) -> list[tuple[float, int | None, str]]:
         """``(started_at, http_status, order_id)`` of every HTTP attempt one run made."""

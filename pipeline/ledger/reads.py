@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import json
 import sqlite3
-from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from types import MappingProxyType
@@ -340,70 +339,3 @@ _KIND = (
     "WHEN outcome IN ('ok', 'replayed', 'not_found') THEN 0 ELSE 2 END"
 )
 """An attempt's kind for the timeline: 0 ok, 1 throttled (429), 2 any other answer."""
-
-
-def attempt_runs(db: Connection, batch: str) -> list[tuple[int, int, int, int, float, float]]:
-    """Per run: (run_id, requests, accepted (not 429), throttled, first start, last start)."""
-    with db.guard("count attempts") as conn:
-        found = conn.execute(
-            "SELECT run_id, count(*), sum(http_status IS NOT 429), "
-            f"sum({_KIND} = 1), min(started_at), max(started_at) "
-            "FROM attempts WHERE batch = ? GROUP BY run_id ORDER BY run_id",
-            (batch,),
-        ).fetchall()
-    return [(int(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5])) for r in found]
-
-
-def attempt_starts(db: Connection, batch: str, run_id: int | None) -> array[float]:
-    """Start times of the batch's attempts (of one run, or all), ascending (8 bytes each)."""
-    sql = "SELECT started_at FROM attempts WHERE batch = ?"
-    args: tuple[Any, ...] = (batch,)
-    if run_id is not None:
-        sql += " AND run_id = ?"
-        args = (batch, run_id)
-    with db.guard("read attempt times") as conn:
-        cursor = conn.cursor()
-        cursor.row_factory = None
-        cursor.execute(sql + " ORDER BY started_at", args)
-        out = array("d")
-        while part := cursor.fetchmany(50_000):
-            out.extend(r[0] for r in part)
-    return out
-
-
-def attempt_latency_ranks(db: Connection, batch: str, ranks: Sequence[int]) -> list[float]:
-    """Latencies (ms) at 0-based ``ranks`` of the batch's latencies in ascending order."""
-    if not ranks:
-        return []
-    marks = ",".join("?" * len(ranks))
-    with db.guard("read latencies") as conn:
-        found = conn.execute(
-            "SELECT k, latency_ms FROM (SELECT latency_ms, row_number() OVER "
-            "(ORDER BY latency_ms) - 1 AS k FROM attempts WHERE batch = ? "
-            f"AND latency_ms IS NOT NULL) WHERE k IN ({marks})",
-            (batch, *ranks),
-        ).fetchall()
-    by_rank = {int(r[0]): float(r[1]) for r in found}
-    return [by_rank[k] for k in ranks]
-
-
-def attempt_latency_count(db: Connection, batch: str) -> int:
-    with db.guard("count latencies") as conn:
-        found = conn.execute(
-            "SELECT count(latency_ms) FROM attempts WHERE batch = ?", (batch,)
-        ).fetchone()
-    return int(found[0])
-
-
-def attempt_timeline(
-    db: Connection, batch: str, first: float, width: float, bins: int
-) -> list[tuple[int, int, int, int, int]]:
-    """(bin, requests, ok, throttled, other) per time bucket of ``width`` s from ``first``."""
-    with db.guard("read the attempts timeline") as conn:
-        found = conn.execute(
-            f"SELECT min(CAST((started_at - ?) / ? AS INTEGER), ?) AS bin, count(*), "
-            f"sum(kind = 0), sum(kind = 1), sum(kind = 2) FROM (SELECT started_at, {_KIND} "
-            "AS kind FROM attempts WHERE batch = ?) GROUP BY bin ORDER BY bin",
-            (first, width, bins - 1, batch),
-        ).fetchall()
-    return [(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in found]
