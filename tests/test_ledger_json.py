@@ -102,8 +102,8 @@ def _v6_ledger(path: Path) -> None:
 
 def test_a_v6_ledger_gets_the_or_chain_check_with_the_same_states(tmp_path: Path) -> None:
     """v6 → v8 (v7 adds a cache table and indexes) changes the CHECK's spelling only: every
-    stored row is kept, each of the nine states is still accepted, any other refused, and the table holds no ``IN (`` list that
-    SQLite would rebuild for every row written."""
+    stored row is kept, each of the nine states is still accepted, any other refused, and the
+    table holds no ``IN (`` list that SQLite would rebuild for every row written."""
     path = tmp_path / "v6.sqlite"
     _v6_ledger(path)
     conn = open_connection(path)

@@ -35,7 +35,7 @@ from pipeline.prepare.suggest import (
     preset_text,
     starter_mapping,
 )
-from pipeline.prepare.validation import FileState, validate_chunk
+from pipeline.prepare.validation import FileState, mix64, validate_chunk
 from pipeline.safety import unneutralise_cell
 from schemas import (
     IMPORT_ORDER_PARAMS,
@@ -177,16 +177,6 @@ def _rows(
 _U64 = np.uint64
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser over a uint64 array (wraps; no warning for arrays)."""
-    values = values ^ (values >> _U64(30))
-    values = values * _U64(0xBF58476D1CE4E5B9)
-    values = values ^ (values >> _U64(27))
-    values = values * _U64(0x94D049BB133111EB)
-    mixed: np.ndarray = values ^ (values >> _U64(31))
-    return mixed
-
-
 @functools.cache
 def _salt(name: str, kind: str) -> np.uint64:
     digest = hashlib.sha256(f"{name}\x1f{kind}".encode()).digest()
@@ -221,10 +211,10 @@ def fingerprints(params: pd.DataFrame) -> list[int] | None:
             )
         else:
             return None
-        cells = _mix(hashed ^ _salt(str(name), kind))
+        cells = mix64(hashed ^ _salt(str(name), kind))
         cells[empty] = 0
         total += cells
-    return [int(v) for v in _mix(total).view(np.int64).tolist()]
+    return [int(v) for v in mix64(total).view(np.int64).tolist()]
 
 
 def _source_rows(

@@ -115,8 +115,9 @@ MAX_HASHED_BYTES = 256
 """Longer texts are hashed through Python objects (pandas' ``hash_array``), as before."""
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser over a uint64 array (a bijection; wraps)."""
+def mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser over a uint64 array (a bijection; wraps, no warning for arrays);
+    also mixes prepare's row fingerprints."""
     values = values ^ (values >> _U64(30))
     values = values * _U64(0xBF58476D1CE4E5B9)
     values = values ^ (values >> _U64(27))
@@ -153,7 +154,7 @@ def text_hashes(values: pd.Series) -> np.ndarray:
     for start, stop in zip([0, *bounds.tolist()], [*bounds.tolist(), lengths.size], strict=True):
         size = int(sorted_lengths[start])
         count = stop - start
-        seed = _mix(np.full(count, size + 0x9E3779B97F4A7C15, dtype=np.uint64))
+        seed = mix64(np.full(count, size + 0x9E3779B97F4A7C15, dtype=np.uint64))
         if size:
             first = int(offsets[start])
             cells = data[first : first + count * size].reshape(count, size)
@@ -162,7 +163,7 @@ def text_hashes(values: pd.Series) -> np.ndarray:
             padded[:, :size] = cells
             chunks = padded.view("<u8")
             for j in range(words):
-                seed = _mix(seed ^ chunks[:, j])
+                seed = mix64(seed ^ chunks[:, j])
         out[order[start:stop]] = seed
     return out
 
