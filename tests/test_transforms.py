@@ -247,3 +247,40 @@ def test_every_derivation_survives_any_text(first: list[str], second: list[str])
         for filters in ((), every_filter):
             text, cut = derive(frame, replace(how, filters=filters), ",", ".")
             assert len(text) == len(cut) == n
+
+
+def _split_name_by_regex(text: pd.Series, part: str) -> pd.Series:
+    """The reference: whitespace runs collapsed, then ``^(.+?)(?: ([^ ]+))?$`` per cell."""
+    import re
+
+    from pipeline.prepare.transforms import blank_to_na
+
+    out: list[str | None] = []
+    for cell in blank_to_na(text).tolist():
+        if not isinstance(cell, str):
+            out.append(None)
+            continue
+        found = re.fullmatch(r"(.+?)(?: ([^ ]+))?", re.sub(r"\s+", " ", cell), re.S)
+        value = None if found is None else found.group(1 if part == "first" else 2)
+        out.append(value or None)
+    return pd.Series(out, dtype="str")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("ab Ü-\t\u00a0\u3000x"), max_size=12) | st.none(),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_split_name_matches_the_regex_reading(cells: list[str | None]) -> None:
+    """split_name (one split at the last space, by pyarrow) gives what the pattern
+    ``first = all but the last word, last = the last word`` gives per cell."""
+    text = pd.Series(cells, dtype="str")
+    for part in ("first", "last"):
+        got = split_name(text, part).tolist()
+        want = _split_name_by_regex(text, part).tolist()
+        assert [v if isinstance(v, str) else None for v in got] == [
+            v if isinstance(v, str) else None for v in want
+        ], (cells, part)

@@ -103,10 +103,12 @@ def collapse(
             values = collapsed[col].to_numpy(dtype=object)
             values[at] = firsts[col].to_numpy(dtype=object)
             collapsed[col] = pd.Series(values, dtype="str")
+    # Each group's source lines: a one-row group's made in C (zip of one list), the few
+    # groups of several rows sliced.
     all_lines = chunk.lines.tolist()
-    group_lines = [
-        tuple(all_lines[a:b]) for a, b in zip(first.tolist(), ends.tolist(), strict=True)
-    ]
+    group_lines: list[tuple[int, ...]] = list(zip(chunk.lines[first].tolist()))
+    for g in np.flatnonzero(multi).tolist():
+        group_lines[g] = tuple(all_lines[first[g] : ends[g]])
     issues = [(int(group[pos]), issue) for pos, issue in chunk.issues]
     key_text = frame[column].astype("str").str.strip()
     compared = [c for c in read if c != column]

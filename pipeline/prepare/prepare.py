@@ -296,7 +296,7 @@ def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> Va
         for mapped, by_row in _process(source, bound, settings, time.time()):
             rows += len(mapped.row_keys)
             if mapped.group_lines is not None:
-                lines += sum(len(group) for group in mapped.group_lines)
+                lines += sum(map(len, mapped.group_lines))
             if mapped.skip is not None:
                 skipped.update(reason for reason in mapped.skip.tolist() if reason is not None)
             for pos in sorted(by_row):

@@ -28,8 +28,14 @@ def blank_to_na(text: pd.Series) -> pd.Series:
 
 
 def _norm(text: pd.Series) -> pd.Series:
-    """Value comparison form, as for value maps: case-folded, whitespace collapsed."""
-    return text.fillna("").str.replace(WHITESPACE + "+", " ", regex=True).str.strip().str.casefold()
+    """Value comparison form, as for value maps: case-folded, whitespace collapsed. Worked out
+    once per distinct value (casefold is a Python call per cell), then taken per cell."""
+    encoded = pc.dictionary_encode(arrow_text(text.fillna("")))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    distinct = pd.Series(encoded.dictionary, dtype=TEXT)
+    normed = distinct.str.replace(WHITESPACE + "+", " ", regex=True).str.strip().str.casefold()
+    return pd.Series(pc.take(arrow_text(normed), encoded.indices), index=text.index, dtype=TEXT)
 
 
 def parse_number(text: pd.Series, decimal: str, thousands: str) -> pd.Series:
@@ -155,14 +161,17 @@ def coalesce(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 def split_name(text: pd.Series, part: str) -> pd.Series:
     """First name = every word but the last; last name = the last word (one word: first only)."""
     clean = blank_to_na(text).str.replace(WHITESPACE + "+", " ", regex=True)
-    # Whitespace is single spaces now, so [^ ] is \S. pyarrow's extract_regex runs it over the
-    # column at once (pandas' str.extract calls Python's re once per cell); a group that did
-    # not take part comes back as "" and becomes NA below.
-    pieces = pc.extract_regex(
-        pa.array(clean.array), pattern=r"^(?P<first>.+?)(?: (?P<last>[^ ]+))?$"
-    )
-    field = pc.struct_field(pieces, "first" if part == "first" else "last")
-    picked = pd.Series(field.to_numpy(zero_copy_only=False), index=text.index, dtype="str")
+    # Whitespace is single spaces now (and none at either end): one split at the last space,
+    # made by pyarrow over the column at once (no regex, no Python call per cell). One word
+    # gives a one-item list: its first name, no last name.
+    pieces = pc.split_pattern(arrow_text(clean), " ", max_splits=1, reverse=True)
+    if part == "first":
+        field = pc.list_element(pieces, 0)
+    else:
+        long = pc.greater(pc.list_value_length(pieces), 1)
+        padded = pc.if_else(long, pieces, pa.scalar([None, None], pieces.type))
+        field = pc.list_element(padded, 1)
+    picked = pd.Series(field, index=text.index, dtype=TEXT)
     return picked.where(picked.notna() & (picked != ""), pd.NA)
 
 

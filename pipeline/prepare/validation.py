@@ -227,13 +227,19 @@ class _Collector:
         values = self.display.get(param, self.params.get(param))
         column = self.sources.get(param)
         name = form_name(param)
-        for pos in positions:
-            value = None if values is None else short_value(values.iloc[pos])
+        # The cells and lines of every finding at once (one take each, not an iloc per row).
+        shown = (
+            [None] * positions.size
+            if values is None
+            else [short_value(v) for v in values.iloc[positions].tolist()]
+        )
+        lines = self.lines[positions].tolist()
+        for pos, line, value in zip(positions.tolist(), lines, shown, strict=True):
             self.issues.append(
                 (
-                    int(pos),
+                    pos,
                     Issue(
-                        int(self.lines[pos]),
+                        int(line),
                         column,
                         name,
                         value,
