@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         serve_forever(config, args.host, args.port, on_ready=ready)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt:  # Ctrl-C before uvicorn took over the signal: the same clean stop
+        pass
     except SeedError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -251,10 +251,9 @@ RUNS: dict[str, Run] = {
     "order-import sandbox --port 0 --rate-limit 0 --concurrency-limit 0 --state rehearsal.state": (
         Run(server=True, folder=SERVERS)
     ),
-    "python -m sandbox --port 0": Run(exit=130, server=True, folder=SERVERS),  # Ctrl-C: 130
-    "python -m sandbox": Run(
-        exit=130, run="python -m sandbox --port 0", server=True, folder=SERVERS
-    ),
+    # Ctrl-C stops both entry points cleanly, exit 0 (docs/sandbox.md), whenever it comes.
+    "python -m sandbox --port 0": Run(server=True, folder=SERVERS),
+    "python -m sandbox": Run(run="python -m sandbox --port 0", server=True, folder=SERVERS),
     # -- docs/update.md --
     "order-import update FILE --batch NAME [--mapping M] [--ledger L] [--rate R] [--concurrency N]"
     " [--report-dir D] [--dry-run] [--quiet] [--log-json] [--allow-drift] [--config C] [--live]": (
