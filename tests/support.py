@@ -151,6 +151,21 @@ def expected_ids(prefix: str, count: int) -> Counter[str]:
     return Counter({f"{prefix}-{i:06d}": 1 for i in range(count)})
 
 
+def wait_until_answering(base_url: str, timeout: float, what: str = "sandbox") -> None:
+    """Poll the control API of the sandbox serving ``base_url`` (``.../api/v2``) until it
+    answers; AssertionError naming ``what`` after ``timeout`` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(base_url.replace("/api/v2", "/__sandbox/config"), timeout=2)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{what}: never answered"
+            time.sleep(0.05)
+
+
 def wait_for_requests(
     server: Server,
     at_least: int,

@@ -43,14 +43,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sandbox.server import SandboxServer
 from tests import doc_commands
 from tests.doc_commands import DocCommand
 from tests.exports import write_german_erp, write_shopify
-from tests.support import cli_env
+from tests.support import cli_env, wait_until_answering
 
 ROOT = doc_commands.ROOT
 TIMEOUT_S = 180.0
@@ -573,14 +572,7 @@ class Shell:
         )
         try:
             base_url = _listening_url(command, process)
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(base_url.replace("/api/v2", "/__sandbox/config"), timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, f"{command}: never answered"
-                    time.sleep(0.05)
+            wait_until_answering(base_url, 20, command)
             yield base_url, process
         finally:
             if process.poll() is None:

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from sandbox.server import SandboxServer
-from tests.support import IMPORT_PATH, request_log
+from tests.support import IMPORT_PATH, request_log, wait_until_answering
 
 IMPORT = "/orders/import_order"
 SEED = (
@@ -418,14 +418,7 @@ def _served(command: list[str], cwd: Path | None = None) -> Iterator[str]:
             process.stderr.read() if process.stderr else line
         )
         base_url = line.split()[3]
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(base_url.replace("/api/v2", "/__sandbox/config"), timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        wait_until_answering(base_url, 10, " ".join(command))
         yield base_url
     finally:
         process.send_signal(signal.SIGINT)
