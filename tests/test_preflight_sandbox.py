@@ -56,6 +56,9 @@ def test_seeded_sandbox_run_blocks_missing_invoices_then_retry_imports_exactly_t
     count = 230
     missing = [0, 99, 100, 150, 229]
     write_orders(tmp_path / "orders.csv", count, prefix="SB")
+    # The site's plan (found in the folder, so the printed retry runs as printed): at the
+    # default 150/min the runs would spend 90 s pacing 230 POSTs, which proves nothing here.
+    (tmp_path / "order-import.toml").write_text("rate_per_minute = 60000\n", encoding="utf-8")
     state = tmp_path / "sandbox-state.json"
     partial = seed_invoices(tmp_path / "partial.csv", [i for i in range(count) if i not in missing])
     server = python_sandbox(sandboxes, tmp_path, partial, state=state)
