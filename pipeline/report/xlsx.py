@@ -59,6 +59,8 @@ _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # A carriage return is written as is (as openpyxl does): XML readers hand it back as a line feed.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters XML 1.0 (or UTF-8) cannot hold: replaced by U+FFFD."""
+_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""What ``_escape`` changes: a text without any is written as it is."""
 
 
 def _escape(text: str) -> str:
@@ -108,9 +110,16 @@ class SheetWriter:
             self._columns.append(column_name(len(self._columns)))
         cells = [f'<row r="{row}">']
         for column, value in zip(self._columns, values, strict=False):
-            if value is None or value == "":
+            if type(value) is str:  # the usual cell: text, most often needing no escape
+                if value:
+                    text = _escape(value) if _SPECIAL.search(value) else value
+                    cells.append(
+                        f'<c r="{column}{row}" t="inlineStr"><is><t xml:space="preserve">'
+                        f"{text}</t></is></c>"
+                    )
+            elif value is None or value == "":
                 continue  # an empty cell, as openpyxl leaves it
-            if isinstance(value, bool):
+            elif isinstance(value, bool):
                 cells.append(f'<c r="{column}{row}" t="b"><v>{int(value)}</v></c>')
             elif isinstance(value, int | float):
                 cells.append(f'<c r="{column}{row}"><v>{value!r}</v></c>')
