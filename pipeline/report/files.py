@@ -153,7 +153,14 @@ def _tool_cells(found: tuple[Any, ...]) -> list[Any]:
     def joined(name: str) -> str:
         return "; ".join(dict.fromkeys(v for i in errors if (v := i.get(name))))
 
-    if errors:
+    if len(errors) == 1:  # the usual invalid row: one error, nothing to join
+        (error,) = errors
+        stage = error["stage"] or ""
+        column = error["column"] or ""
+        param = error["param"] or ""
+        rule = error["rule"] or ""
+        text = (f"{column}: {error['message']}" if column else error["message"]) or ""
+    elif errors:
         stage = joined("stage")
         column = joined("column")
         param = joined("param")
