@@ -450,9 +450,11 @@ def status_and_report(quick: bool = False) -> list[Figure]:
     versus = {
         name: (
             f"old code {old[name].wall_s:,.1f} s in the same run (its own copy), ratio "
-            f"{old[name].wall_s / done.wall_s:,.1f}x; output checked equal"
+            f"{old[name].wall_s / done.wall_s:,.1f}x; CPU {done.cpu_s:,.1f} s against "
+            f"{old[name].cpu_s:,.1f} s; output checked equal"
             if name in old
-            else "no baseline tree (set BENCH_BASELINE to an old checkout with its .venv)"
+            else f"CPU {done.cpu_s:,.1f} s; no baseline tree (set BENCH_BASELINE to an old "
+            "checkout with its .venv)"
         )
         for name, done in (("status", status), ("status --json", status_json), ("report", report))
         if done is not None
