@@ -26,7 +26,7 @@ from pipeline.models import Issue
 from pipeline.prepare.findings import REPORT_COLUMNS
 from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep, preflight_text
 from pipeline.report.rates import format_duration
-from pipeline.report.xlsx import SheetWriter
+from pipeline.report.xlsx import LONG_TEXT, SheetWriter
 from pipeline.safety import FORMULA_TRIGGERS, safe_cell
 
 TOOL_COLUMNS = (
@@ -213,17 +213,15 @@ def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) 
     count = 0
     with (
         csv_path.open("w", newline="", encoding=CSV_ENCODING) as handle,
-        SheetWriter(xlsx_path, "failures") as sheet,
+        SheetWriter(xlsx_path, "failures", long_text=excel_cell) as sheet,
     ):
         writer = csv.writer(handle)
         writer.writerow(header)
-        sheet.append([excel_cell(h) for h in header])
+        sheet.append(header)
         for record in failure_records(ledger, batch, columns):
             writer.writerow(record)
             if count < XLSX_MAX_ROWS:
-                # the writer replaces what XML cannot hold (_xlsx_text); Excel's cell limit here
-                long = any(type(v) is str and len(v) > _SURELY_FITS for v in record)
-                sheet.append([excel_cell(v) for v in record] if long else record)
+                sheet.append(record)  # the writer replaces what XML cannot hold (_xlsx_text)
             count += 1
         if count > XLSX_MAX_ROWS:
             sheet.append([f"... {count - XLSX_MAX_ROWS:,} more rows: see failures.csv"])
@@ -235,15 +233,12 @@ EXCEL_CELL_LIMIT = 32_767
 "repair" the file. failures.xlsx cuts such a text to fit, ending it with ``TRUNCATED``;
 failures.csv keeps the whole text."""
 TRUNCATED = " …[truncated: the full text is in failures.csv]"
-_SURELY_FITS = EXCEL_CELL_LIMIT // 2
-"""A text of at most this many characters fits whatever they are (two UTF-16 units each at
-most)."""
 
 
 def excel_cell(value: Any) -> Any:
     """``value``, or a text too long for an Excel cell cut to fit with ``TRUNCATED`` at its
     end (never splitting a character)."""
-    if type(value) is not str or len(value) <= _SURELY_FITS or _units(value) <= EXCEL_CELL_LIMIT:
+    if type(value) is not str or len(value) <= LONG_TEXT or _units(value) <= EXCEL_CELL_LIMIT:
         return value
     room = EXCEL_CELL_LIMIT - _units(TRUNCATED)
     kept = value[:room]
