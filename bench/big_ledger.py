@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from pipeline.ledger.ledger import Ledger
+from pipeline.ledger.schema import money_amount, money_currency
 
 BATCH = "big"
 
@@ -23,13 +24,15 @@ WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < ? -
 INSERT INTO rows (batch, row_key, operation, source_file, sheet, source_line, raw, params,
     content_hash, order_id, state, resolution, attempts, http_status, api_error_code,
     error_code, param, message, latency_ms, issues, idempotency_key, updated_at, last_run_id,
-    raw_hash, control)
-SELECT ?, printf('B-%08d', i), 'import', 'big.csv', NULL, i + 2,
+    raw_hash, control, currency, amount)
+SELECT *, __CURRENCY__, __AMOUNT__ FROM (
+SELECT ? AS batch, printf('B-%08d', i), 'import', 'big.csv', NULL, i + 2,
     printf('{"id":"B-%08d","total":"%d","currency_code":"%s"}', i, i % 1000,
            CASE i % 3 WHEN 0 THEN 'EUR' WHEN 1 THEN 'USD' ELSE 'PLN' END),
     printf('{"currency_code":"%s","customer_id":"C-%d","id":"B-%08d","invoice_id":"I-%08d",' ||
            '"status":"delivered","total":%d}',
-           CASE i % 3 WHEN 0 THEN 'EUR' WHEN 1 THEN 'USD' ELSE 'PLN' END, i % 97, i, i, i % 1000),
+           CASE i % 3 WHEN 0 THEN 'EUR' WHEN 1 THEN 'USD' ELSE 'PLN' END, i % 97, i, i, i % 1000)
+        AS params,
     printf('%064d', i), printf('B-%08d', i),
     CASE WHEN i % 100 = 0 THEN 'invalid' WHEN i % 200 = 1 THEN 'failed'
          WHEN i % 500 = 3 THEN 'retryable' ELSE 'succeeded' END,
@@ -51,9 +54,12 @@ SELECT ?, printf('B-%08d', i), 'import', 'big.csv', NULL, i + 2,
         '"stage":"rule"}]', i + 2)
         ELSE '[]' END,
     CASE WHEN i % 100 = 0 THEN NULL ELSE printf('oi-i-%d', i) END,
-    ?, ?, (i * 2654435761) % 9223372036854775807, NULL
-FROM seq
-"""
+    ?, ?, (i * 2654435761) % 9223372036854775807, NULL AS control
+FROM seq)
+""".replace("__CURRENCY__", money_currency("params", "control")).replace(
+    "__AMOUNT__", money_amount("params", "control")
+)
+"""currency and amount (schema v9) computed as planning computes them."""
 _ATTEMPTS = """
 INSERT INTO attempts (batch, row_key, run_id, started_at, latency_ms, http_status,
     api_error_code, kind, outcome)

@@ -525,7 +525,7 @@ def test_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
     assert "attempts_started" in indexes
-    assert version == str(SCHEMA_VERSION) == "8"
+    assert version == str(SCHEMA_VERSION) == "9"
     conn = sqlite3.connect(path)  # v5: a row may be ``blocked`` (the state CHECK allows it)
     with conn:
         conn.execute(

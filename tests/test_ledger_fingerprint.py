@@ -185,7 +185,7 @@ def test_a_v5_ledger_is_upgraded_and_resumed_by_content_hash_then_fingerprint(
     conn = sqlite3.connect(v5_ledger)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
-    assert version == str(SCHEMA_VERSION) == "8"
+    assert version == str(SCHEMA_VERSION) == "9"
     assert _stored(v5_ledger) == {f"k{i}": row(i).fingerprint for i in range(1, 5)}
 
     def no_json(row: SourceRow) -> tuple[str, str]:

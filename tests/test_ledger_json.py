@@ -109,7 +109,7 @@ def test_a_v6_ledger_gets_the_or_chain_check_with_the_same_states(tmp_path: Path
     conn = open_connection(path)
     try:
         (version,) = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        assert version == str(SCHEMA_VERSION) == "8"
+        assert version == str(SCHEMA_VERSION) == "9"
         (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'rows'").fetchone()
         assert "state IN" not in sql
         assert " OR ".join(f"state = '{s}'" for s in STATES) in sql

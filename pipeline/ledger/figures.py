@@ -305,3 +305,77 @@ def finding_rows(ledger: Ledger, batch: str) -> Iterator[FindingRow]:
         index=" INDEXED BY rows_with_issues",
     ):
         yield reads.decoded(ledger._db, r, _finding)
+
+
+# -- failures.csv/.xlsx and validation.csv as plain tuples, by windows of rowids -------------
+
+WINDOW = 200_000
+"""Rowids per query of ``problem_tuples`` / ``finding_lines``: each query reads one window of
+the batch's rows in source order (sorted by SQLite), and no read transaction is held between
+windows, so the runner can write meanwhile; a window holds at most this many rows."""
+PROBLEM_TUPLE = (
+    "row_key",
+    "source_line",
+    "state",
+    "raw",
+    "issues",
+    "param",
+    "error_code",
+    "api_error_code",
+    "message",
+)
+"""The fields of a ``problem_tuples`` tuple, after its rowid."""
+
+
+def _windows(ledger: Ledger, sql: str, args: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` (whose last two parameters bound a rowid window) window by window."""
+    with ledger._db.guard("find the last row") as conn:
+        (top,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM rows").fetchone()
+    low = 0
+    while low < top:
+        with ledger._db.guard("read report rows") as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            page = cursor.execute(sql, (*args, low, low + WINDOW)).fetchall()
+        yield from page
+        low += WINDOW
+
+
+def problem_tuples(ledger: Ledger, batch: str, states: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """``(rowid, *PROBLEM_TUPLE)`` of the batch's rows in ``states``, in source order (rowid):
+    what ``problem_rows`` reads, undecoded (``raw`` and ``issues`` are JSON text)."""
+    wanted = list(dict.fromkeys(states))
+    marks = ",".join("?" * len(wanted))
+    sql = (
+        f"SELECT rowid, {', '.join(PROBLEM_TUPLE)} FROM rows INDEXED BY rows_batch_state "
+        f"WHERE batch = ? AND state IN ({marks}) AND rowid > ? AND rowid <= ? ORDER BY rowid"
+    )
+    return _windows(ledger, sql, (batch, *wanted))
+
+
+def finding_lines(ledger: Ledger, batch: str) -> Iterator[tuple[Any, ...]]:
+    """``(row_key, whole, *cells)`` (cells: validation.csv's columns, ``prepare.findings``'
+    ``REPORT_COLUMNS``, as stored) of every finding of the batch's rows, rows in source
+    order, each row's findings in their order: validation.csv's lines, extracted from the JSON
+    by SQLite (the rows from ``rows_with_issues``). ``whole`` is false for a finding that is
+    not an object with every field ``Issue`` requires (a tampered file); a missing severity
+    reads as ``Issue``'s default, ``error``."""
+    marks = ",".join("?" * len(ROW_STATES))
+    present = " AND ".join(
+        f"json_type(r.issues, j.fullkey || '.{name}') IS NOT NULL"
+        for name in ("source_line", "column", "param", "value", "rule", "message")
+    )
+    fields = ", ".join(
+        f"json_extract(r.issues, j.fullkey || '.{name}')"
+        for name in ("source_line", "column", "param", "value", "rule")
+    )
+    sql = (
+        f"SELECT r.row_key, j.type = 'object' AND {present}, r.source_file, r.sheet, {fields}, "
+        "CASE WHEN json_type(r.issues, j.fullkey || '.severity') IS NULL THEN 'error' "
+        "ELSE json_extract(r.issues, j.fullkey || '.severity') END, "
+        "json_extract(r.issues, j.fullkey || '.message') "
+        "FROM rows AS r INDEXED BY rows_with_issues, json_each(r.issues) AS j "
+        f"WHERE r.batch = ? AND r.state IN ({marks}) AND r.issues != '[]' "
+        "AND r.rowid > ? AND r.rowid <= ? ORDER BY r.rowid, j.key"
+    )
+    return _windows(ledger, sql, (batch, *ROW_STATES))

@@ -21,18 +21,23 @@ from pipeline.errors import DriftError
 from pipeline.keys import canonical_json
 from pipeline.ledger.reads import dumps
 from pipeline.ledger.records import ChangedRow
+from pipeline.ledger.schema import money_amount, money_currency
 from pipeline.models import Issue, Operation, SourceRow
 
+# currency and amount (schema v9) are computed by SQLite from the params (?8 / ?6) and control
+# (?17 / ?15) bound for the row, with the expressions the v9 migration backfilled them with.
 _INSERT = (
     "INSERT INTO rows (batch, row_key, operation, source_file, sheet, source_line, raw, params, "
     "content_hash, order_id, state, issues, updated_at, last_run_id, raw_hash, message, control, "
-    "fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "fingerprint, currency, amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    f"{money_currency('?8', '?17')}, {money_amount('?8', '?17')})"
 )
 _REFRESH = (
     "UPDATE rows SET operation = ?, source_file = ?, sheet = ?, source_line = ?, raw = ?, "
     "params = ?, content_hash = ?, order_id = ?, state = ?, issues = ?, updated_at = ?, "
     "last_run_id = ?, raw_hash = ?, message = coalesce(?, message), control = ?, "
-    "fingerprint = ? WHERE batch = ? AND row_key = ?"
+    f"fingerprint = ?, currency = {money_currency('?6', '?15')}, "
+    f"amount = {money_amount('?6', '?15')} WHERE batch = ? AND row_key = ?"
 )
 _BACKFILL = "UPDATE rows SET fingerprint = ? WHERE batch = ? AND row_key = ?"
 _UNSENT = ("invalid", "pending", "skipped")

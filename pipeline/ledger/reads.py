@@ -270,18 +270,17 @@ def tally(
 
 
 def totals_by_currency(db: Connection, batch: str) -> list[tuple[str | None, str, int, int]]:
+    """(currency, state, rows, sum of amounts) of the rows that count in a currency total: the
+    stored ``currency``/``amount`` columns (schema v9), read from the covering index
+    ``rows_money`` alone. A row without a currency is listed under None."""
     with db.guard("sum totals") as conn:
         found = conn.execute(
-            "SELECT coalesce(json_extract(control, '$.currency'), "
-            "json_extract(params, '$.currency_code')) AS cur, state, count(*) AS n, "
-            "coalesce(sum(CAST(coalesce(json_extract(control, '$.amount'), "
-            "json_extract(params, '$.total')) AS INTEGER)), 0) AS total "
-            "FROM rows WHERE batch = ? AND (control IS NOT NULL "
-            "OR json_extract(params, '$.total') IS NOT NULL) "
-            "GROUP BY cur, state ORDER BY cur, state",
+            "SELECT currency AS cur, state, count(*) AS n, coalesce(sum(amount), 0) AS total "
+            "FROM rows INDEXED BY rows_money WHERE batch = ? AND currency IS NOT NULL "
+            "GROUP BY currency, state ORDER BY currency, state",
             (batch,),
         ).fetchall()
-    return [(r["cur"], r["state"], int(r["n"]), int(r["total"])) for r in found]
+    return [(r["cur"] or None, r["state"], int(r["n"]), int(r["total"])) for r in found]
 
 
 def attempts(db: Connection, batch: str) -> Iterator[Attempt]:

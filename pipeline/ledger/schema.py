@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import LedgerError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 APPLICATION_ID = 0x4F494C47  # "OILG": marks the file as an order-import ledger
 BUSY_TIMEOUT_MS = 5_000
 CACHE_KIB = 65_536
@@ -228,6 +228,45 @@ def _migrate_to_8(conn: sqlite3.Connection) -> None:
     _edit_rows_table(conn, sql[: found.start()] + f"CHECK ({chain})" + sql[found.end() :])
 
 
+def money_currency(params: str, control: str) -> str:
+    """SQL for a row's ``currency`` column from its ``params`` and ``control`` JSON (columns or
+    bound parameters): the ``[control]`` currency, else the params' ``currency_code``, ``''``
+    for none; NULL for a row that counts in no currency total (no control and no ``total``).
+    """
+    return (
+        f"CASE WHEN {control} IS NOT NULL OR json_extract({params}, '$.total') IS NOT NULL "
+        f"THEN coalesce(json_extract({control}, '$.currency'), "
+        f"json_extract({params}, '$.currency_code'), '') END"
+    )
+
+
+def money_amount(params: str, control: str) -> str:
+    """SQL for a row's ``amount`` column: the ``[control]`` amount, else the params' ``total``,
+    as SQLite's CAST to INTEGER reads it (NULL when neither is there)."""
+    return (
+        f"CAST(coalesce(json_extract({control}, '$.amount'), "
+        f"json_extract({params}, '$.total')) AS INTEGER)"
+    )
+
+
+def _migrate_to_9(conn: sqlite3.Connection) -> None:
+    # Amounts by currency (status --json, report) without decoding every row's JSON: each
+    # row's currency and amount, as the reports read them from control/params, are stored
+    # when it is planned (plan.py's INSERT and refresh compute them in SQL from the same JSON,
+    # with these expressions) and read from a covering partial index. currency is NULL for a
+    # row that counts in no total, '' for one without a currency (shown as "(none)").
+    conn.execute("ALTER TABLE rows ADD COLUMN currency TEXT")
+    conn.execute("ALTER TABLE rows ADD COLUMN amount INTEGER")
+    conn.execute(
+        f"UPDATE rows SET currency = {money_currency('params', 'control')}, "
+        f"amount = {money_amount('params', 'control')}"
+    )
+    conn.execute(
+        "CREATE INDEX rows_money ON rows (batch, currency, state, amount) "
+        "WHERE currency IS NOT NULL"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
@@ -237,6 +276,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     6: _migrate_to_6,
     7: _migrate_to_7,
     8: _migrate_to_8,
+    9: _migrate_to_9,
 }
 """Schema migrations by the version they produce; applied in order, each in one transaction."""
 

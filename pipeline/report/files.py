@@ -11,18 +11,23 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pipeline.keys import ROW_KEY_COLUMN, TOOL_COLUMN_PREFIX
 from pipeline.ledger import figures
 from pipeline.ledger.figures import ProblemRow
 from pipeline.ledger.ledger import Ledger, LedgerRow
+from pipeline.ledger.schema import corrupted
+from pipeline.models import Issue
 from pipeline.prepare.findings import REPORT_COLUMNS
 from pipeline.report.data import PROBLEM_STATES, BatchSummary, NextStep, preflight_text
 from pipeline.report.rates import format_duration
-from pipeline.report.xlsx import SheetWriter
-from pipeline.safety import safe_cell
+from pipeline.report.xlsx import LONG_TEXT, SheetWriter
+from pipeline.safety import FORMULA_TRIGGERS, safe_cell
 
 TOOL_COLUMNS = (
     ROW_KEY_COLUMN,
@@ -77,12 +82,15 @@ def failure_fields(row: LedgerRow | ProblemRow) -> dict[str, str]:
 
 
 def _state_message(row: LedgerRow | ProblemRow) -> str:
-    return {
-        "retryable": "transient failures exhausted this run's retries; the next run resends it",
-        "conflict": "Chargebee holds a different order under this id; review it by hand",
-        "failed": "Chargebee rejected the row",
-        "blocked": "pre-flight found the site would refuse it; it was never sent",
-    }.get(row.state, "")
+    return _STATE_MESSAGES.get(row.state, "")
+
+
+_STATE_MESSAGES = {
+    "retryable": "transient failures exhausted this run's retries; the next run resends it",
+    "conflict": "Chargebee holds a different order under this id; review it by hand",
+    "failed": "Chargebee rejected the row",
+    "blocked": "pre-flight found the site would refuse it; it was never sent",
+}
 
 
 def original_columns(ledger: Ledger, batch: str) -> list[str]:
@@ -95,10 +103,106 @@ def original_columns(ledger: Ledger, batch: str) -> list[str]:
 
 
 def failure_records(ledger: Ledger, batch: str, columns: Sequence[str]) -> Iterator[list[Any]]:
-    """One list of cells per problem row: original columns, then tool columns (all safe)."""
-    for row in figures.problem_rows(ledger, batch, PROBLEM_STATES):
-        raw = [row.raw.get(name, "") for name in columns]
-        yield [safe_cell(v) for v in raw] + [safe_cell(v) for v in failure_fields(row).values()]
+    """One list of cells per problem row: original columns, then tool columns (all safe).
+
+    The cells ``failure_fields`` gives a ``ProblemRow``, made from the stored tuple without
+    building one (``tests/test_report_files.py`` compares both on every kind of row)."""
+    for found in figures.problem_tuples(ledger, batch, PROBLEM_STATES):
+        try:
+            raw = _object(found[4])
+            tool = _tool_cells(found)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise corrupted(
+                str(ledger.path), f"row {found[1]!r} of batch {batch!r} does not decode: {exc}"
+            ) from None
+        cells = [raw.get(name, "") for name in columns]
+        cells += tool
+        yield [safe_cell(v) if type(v) is not str or v[:1] in _TRIGGERS else v for v in cells]
+
+
+_TRIGGERS = frozenset((*FORMULA_TRIGGERS, "'"))
+"""First characters that make ``safe_cell`` change a text: any other text is kept as is."""
+_ISSUE_FIELDS = frozenset(f.name for f in fields(Issue))
+_ISSUE_REQUIRED = frozenset(
+    f.name for f in fields(Issue) if f.default is MISSING and f.default_factory is MISSING
+)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``, by orjson when it can (``json`` for what orjson refuses: NaN,
+    huge integers)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _object(text: str) -> dict[str, Any]:
+    """A JSON object."""
+    value = _loads(text)
+    if type(value) is not dict:
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _tool_cells(found: tuple[Any, ...]) -> list[Any]:
+    """``failure_fields`` of a ``figures.problem_tuples`` tuple, as a list."""
+    _, row_key, source_line, state, _, issues, param, error_code, api_error_code, message = found
+    errors = _errors(issues) if state == "invalid" and issues != "[]" else []
+
+    def joined(name: str) -> str:
+        return "; ".join(dict.fromkeys(v for i in errors if (v := i.get(name))))
+
+    if len(errors) == 1:  # the usual invalid row: one error, nothing to join
+        (error,) = errors
+        stage = error["stage"] or ""
+        column = error["column"] or ""
+        param = error["param"] or ""
+        rule = error["rule"] or ""
+        text = (f"{column}: {error['message']}" if column else error["message"]) or ""
+    elif errors:
+        stage = joined("stage")
+        column = joined("column")
+        param = joined("param")
+        rule = joined("rule")
+        text = "; ".join(
+            dict.fromkeys(
+                v
+                for i in errors
+                if (v := (f"{i['column']}: {i['message']}" if i["column"] else i["message"]))
+            )
+        )
+    else:
+        stage = "preflight" if state == "blocked" else "api"
+        column = ""
+        param = param or ""
+        rule = error_code or ""
+        text = message or _STATE_MESSAGES.get(state, "")
+    return [
+        row_key,
+        str(source_line),
+        state,
+        stage,
+        column,
+        param,
+        rule,
+        api_error_code or "",
+        text,
+    ]
+
+
+def _errors(text: str) -> list[dict[str, Any]]:
+    """The error findings of an ``issues`` JSON list, as ``Issue`` reads them (its defaults
+    filled in; a finding ``Issue`` would refuse raises ``TypeError``)."""
+    found = []
+    for item in _loads(text):
+        keys = item.keys()
+        if not keys <= _ISSUE_FIELDS or not keys >= _ISSUE_REQUIRED:
+            raise TypeError(f"a finding with fields {sorted(keys)}")
+        if item.get("severity", "error") == "error":
+            item.setdefault("stage", "schema")
+            found.append(item)
+    return found
 
 
 def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) -> int:
@@ -109,7 +213,7 @@ def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) 
     count = 0
     with (
         csv_path.open("w", newline="", encoding=CSV_ENCODING) as handle,
-        SheetWriter(xlsx_path, "failures") as sheet,
+        SheetWriter(xlsx_path, "failures", long_text=excel_cell) as sheet,
     ):
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -124,6 +228,30 @@ def write_failures(ledger: Ledger, batch: str, csv_path: Path, xlsx_path: Path) 
     return count
 
 
+EXCEL_CELL_LIMIT = 32_767
+"""Most characters (UTF-16 code units) Excel holds in a cell: a longer one makes Excel
+"repair" the file. failures.xlsx cuts such a text to fit, ending it with ``TRUNCATED``;
+failures.csv keeps the whole text."""
+TRUNCATED = " …[truncated: the full text is in failures.csv]"
+
+
+def excel_cell(value: Any) -> Any:
+    """``value``, or a text too long for an Excel cell cut to fit with ``TRUNCATED`` at its
+    end (never splitting a character)."""
+    if type(value) is not str or len(value) <= LONG_TEXT or _units(value) <= EXCEL_CELL_LIMIT:
+        return value
+    room = EXCEL_CELL_LIMIT - _units(TRUNCATED)
+    kept = value[:room]
+    while _units(kept) > room:
+        kept = kept[: -max(1, (_units(kept) - room) // 2)]
+    return kept + TRUNCATED
+
+
+def _units(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units (what Excel counts)."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF) if not text.isascii() else len(text)
+
+
 def _xlsx_text(value: Any) -> Any:
     """A cell's text with the characters XLSX cannot hold replaced (as ``SheetWriter`` does:
     kept for writers that do not, such as openpyxl's)."""
@@ -131,26 +259,23 @@ def _xlsx_text(value: Any) -> Any:
 
 
 def write_validation(ledger: Ledger, batch: str, path: Path) -> int:
-    """Write validation.csv: one line per finding (errors of invalid rows, and warnings)."""
+    """Write validation.csv: one line per finding (errors of invalid rows, and warnings),
+    the cells extracted by SQLite (``figures.finding_lines``)."""
     count = 0
     with path.open("w", newline="", encoding=CSV_ENCODING) as handle:
         writer = csv.writer(handle)
         writer.writerow(VALIDATION_COLUMNS)
-        for row in figures.finding_rows(ledger, batch):
-            for issue in row.issues:
-                cells = (
-                    row.source_file,
-                    row.sheet or "",
-                    issue.source_line,
-                    issue.column or "",
-                    issue.param or "",
-                    issue.value or "",
-                    issue.rule,
-                    issue.severity,
-                    issue.message,
+        for row_key, whole, *cells in figures.finding_lines(ledger, batch):
+            if not whole:
+                raise corrupted(
+                    str(ledger.path),
+                    f"row {row_key!r} of batch {batch!r} does not decode: a finding is not "
+                    "a whole validation finding",
                 )
-                writer.writerow([safe_cell(c) for c in cells])
-                count += 1
+            writer.writerow(
+                [safe_cell(v) if type(v) is str and v[:1] in _TRIGGERS else v for v in cells]
+            )
+            count += 1
     return count
 
 

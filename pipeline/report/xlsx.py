@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -59,6 +59,11 @@ _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # A carriage return is written as is (as openpyxl does): XML readers hand it back as a line feed.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters XML 1.0 (or UTF-8) cannot hold: replaced by U+FFFD."""
+LONG_TEXT = 16_383
+"""Texts up to this long always fit an Excel cell (32,767 UTF-16 units, two per character at
+most): ``SheetWriter``'s ``long_text`` is asked only about longer ones."""
+_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""What ``_escape`` changes: a text without any is written as it is."""
 
 
 def _escape(text: str) -> str:
@@ -80,7 +85,17 @@ def column_name(index: int) -> str:
 class SheetWriter:
     """Write one sheet named ``name`` into a new XLSX at ``path``, a row at a time."""
 
-    def __init__(self, path: Path, name: str, *, compresslevel: int = 1) -> None:
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        *,
+        compresslevel: int = 1,
+        long_text: Callable[[str], str] | None = None,
+    ) -> None:
+        """``long_text``: what to write instead of a text longer than ``LONG_TEXT`` characters
+        (``files.excel_cell`` cuts one Excel cannot hold); None: every text as it is."""
+        self._long_text = long_text
         self._zip = zipfile.ZipFile(
             path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
         )
@@ -108,9 +123,18 @@ class SheetWriter:
             self._columns.append(column_name(len(self._columns)))
         cells = [f'<row r="{row}">']
         for column, value in zip(self._columns, values, strict=False):
-            if value is None or value == "":
+            if type(value) is str:  # the usual cell: text, most often needing no escape
+                if value:
+                    if len(value) > LONG_TEXT and self._long_text is not None:
+                        value = self._long_text(value)
+                    text = _escape(value) if _SPECIAL.search(value) else value
+                    cells.append(
+                        f'<c r="{column}{row}" t="inlineStr"><is><t xml:space="preserve">'
+                        f"{text}</t></is></c>"
+                    )
+            elif value is None or value == "":
                 continue  # an empty cell, as openpyxl leaves it
-            if isinstance(value, bool):
+            elif isinstance(value, bool):
                 cells.append(f'<c r="{column}{row}" t="b"><v>{int(value)}</v></c>')
             elif isinstance(value, int | float):
                 cells.append(f'<c r="{column}{row}"><v>{value!r}</v></c>')
