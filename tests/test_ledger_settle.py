@@ -131,9 +131,7 @@ def test_the_fast_path_takes_the_rows_it_may(
 def test_an_invoice_taken_since_is_not_decided_unchanged(tmp_path: Path) -> None:
     """A pending row, unchanged, whose invoice another batch has since imported becomes
     invalid (``invoice_already_imported``), though its fingerprint and state would decide it."""
-    with_invoice = replace(
-        row(1), params={**row(1).params, "invoice_id": "INV-1"}, fingerprint=123
-    )
+    with_invoice = replace(row(1), params={**row(1).params, "invoice_id": "INV-1"}, fingerprint=123)
     other = replace(with_invoice, row_key="x1", fingerprint=456)
     with Ledger(tmp_path / "l.sqlite") as led:
         for batch in (BATCH, "other"):
