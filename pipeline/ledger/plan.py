@@ -490,9 +490,9 @@ def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: dict[tuple[str, int], 
     stale = [r["row_key"] for r in others]
     if stale:
         conn.execute(
-            f"DELETE FROM rows WHERE batch = ? AND row_key IN ({','.join('?' * len(stale))}) "
-            f"AND state IN ('invalid', 'pending')",
-            (batch, *stale),
+            "DELETE FROM rows WHERE batch = ? AND row_key IN (SELECT value FROM json_each(?)) "
+            "AND state IN ('invalid', 'pending')",
+            (batch, _array(stale)),
         )
     return len(stale)
 
@@ -505,9 +505,9 @@ def _changed_rows(
     sent = {
         r["row_key"]: (r["params"], r["order_id"])
         for r in conn.execute(
-            f"SELECT row_key, params, order_id FROM rows WHERE batch = ? "
-            f"AND row_key IN ({','.join('?' * len(keys))})",
-            (batch, *keys),
+            "SELECT row_key, params, order_id FROM rows WHERE batch = ? "
+            "AND row_key IN (SELECT value FROM json_each(?))",
+            (batch, _array(keys)),
         )
     }
     return [
