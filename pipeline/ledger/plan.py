@@ -312,8 +312,11 @@ def plan_chunk(
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
     by_key.update(taken)
     # The rows left to decide in Python, in the chunk's order (new rows get rowids in it).
-    left = set(existing).union(new_keys)
-    todo = [(key, row) for key, row in by_key.items() if key in left] if left else []
+    if existing:
+        left = set(existing).union(new_keys)
+        todo = [(key, row) for key, row in by_key.items() if key in left]
+    else:  # only new rows left (a first plan): new_keys is already in the chunk's order
+        todo = [(key, by_key[key]) for key in new_keys]
     differs: list[tuple[SourceRow, str]] = []
     now = time.time()
     inserts: list[tuple[Any, ...]] = []
