@@ -193,6 +193,66 @@ def _existing(
     return {key: (state, digest, fingerprint) for key, state, digest, fingerprint in cursor}
 
 
+_KEPT_BY_STATE = tuple(_UNCHANGED)
+"""Stored states that alone decide a row whose fingerprint is unchanged (``_UNCHANGED``)."""
+_DECIDED = (
+    "r.fingerprint = k.value AND (r.state IN ("
+    + ",".join(f"'{state}'" for state in _KEPT_BY_STATE)
+    + ") OR r.state = ?1)"
+)
+_SETTLE = (
+    f"SELECT CASE WHEN {_DECIDED} THEN NULL ELSE k.key END, r.state, "
+    f"CASE WHEN {_DECIDED} THEN NULL ELSE r.content_hash END, r.fingerprint "
+    # A LEFT JOIN: the chunk's keys drive the look-ups (left to itself, SQLite would walk
+    # the batch's rows and scan the chunk for each), and a new key comes back with no state.
+    "FROM json_each(?2) AS k LEFT JOIN rows AS r ON r.batch = ?3 AND r.row_key = k.key"
+)
+
+
+def _settle(
+    conn: sqlite3.Connection, batch: str, by_key: dict[str, SourceRow], stats: Counter[str]
+) -> tuple[dict[str, tuple[str, str, int | None]], list[str]] | None:
+    """Decide the chunk's unchanged rows inside SQLite, counting them in ``stats``; returns
+    the other stored rows among the chunk's keys as ``_existing`` does and the keys of new
+    rows (in no particular order), or None when a key cannot go through orjson (the caller
+    uses ``_existing``).
+
+    A row is decided here exactly when ``plan_chunk``'s fast path would decide it: its
+    fingerprint equals the stored one, and its stored state is one of ``_UNCHANGED`` or is
+    ``pending`` (resp. ``skipped``) with the row still valid and unskipped (resp. skipped).
+    The rows go in as JSON objects, key -> fingerprint, one per kind (valid, skipped,
+    invalid), and only counts by state come back for the decided ones: no Python, and no
+    Python object, per unchanged row."""
+    kinds: tuple[dict[str, int | None], ...] = ({}, {}, {})
+    for key, row in by_key.items():
+        kinds[1 if row.skip_reason else 0 if _valid(row) else 2][key] = row.fingerprint
+    try:
+        texts = [orjson.dumps(kind).decode("utf-8") if kind else None for kind in kinds]
+    except TypeError:  # a lone surrogate in a key
+        return None
+    rest: dict[str, tuple[str, str, int | None]] = {}
+    new: list[str] = []
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    for text, also in zip(texts, ("pending", "skipped", None), strict=True):
+        if text is None:
+            continue
+        decided: list[str] = []  # the states of rows decided unchanged, counted at the end
+        for key, state, digest, fingerprint in cursor.execute(_SETTLE, (also, text, batch)):
+            if key is None:
+                decided.append(state)
+            elif state is None:
+                new.append(key)
+            else:
+                rest[key] = (state, digest, fingerprint)
+        for state, count in Counter(decided).items():
+            stats[_UNCHANGED.get(state) or _STILL[state]] += count
+    return rest, new
+
+
+_STILL = {"pending": "still_pending", "skipped": "skipped"}
+
+
 def _array(values: list[str]) -> str:
     """A JSON array of texts, for ``json_each``."""
     try:
@@ -234,16 +294,34 @@ def plan_chunk(
     """
     stats: Counter[str] = Counter(total=len(chunk))
     by_key = {row.row_key: row for row in chunk}  # a key repeated in one chunk: last wins
-    existing = _existing(conn, batch, list(by_key))
-    raws = {key: _raw(row) for key, row in by_key.items() if key not in existing}
-    fresh = {raws[key]: row for key, row in by_key.items() if key in raws and _valid(row)}
+    taken: dict[str, SourceRow] = {}
+    if unique_invoice and operation == "import" and _any_sent_invoice(conn):
+        # Read before the rows are decided (it writes nothing), so a row it makes invalid is
+        # not decided unchanged; applied after the re-key check: a sent record back under a
+        # new key is refused as such, not reported as a second order on its own invoice.
+        taken = {row.row_key: row for row in invoices_taken(conn, batch, list(by_key.values()))}
+    settled = _settle(conn, batch, {**by_key, **taken} if taken else by_key, stats)
+    if settled is None:
+        existing = _existing(conn, batch, list(by_key))
+        new_keys = [key for key in by_key if key not in existing]
+    else:
+        existing, unordered = settled
+        if unordered:  # in the chunk's order, as the re-key check and the inserts take them
+            unseen = set(unordered)
+            new_keys = [key for key in by_key if key in unseen]
+        else:
+            new_keys = []
+    raws = {key: _raw(by_key[key]) for key in new_keys}
+    fresh = {raws[key]: by_key[key] for key in new_keys if _valid(by_key[key])}
     if fresh:
         stats["rekeyed_unsent"] += _rekeyed(conn, batch, fresh)
-    if unique_invoice and operation == "import" and _any_sent_invoice(conn):
-        # After the re-key check: a sent record back under a new key is refused as such, not
-        # reported as a second order on its own invoice.
-        for row in invoices_taken(conn, batch, list(by_key.values())):
-            by_key[row.row_key] = row
+    by_key.update(taken)
+    # The rows left to decide in Python, in the chunk's order (new rows get rowids in it).
+    if existing:
+        left = set(existing).union(new_keys)
+        todo = [(key, row) for key, row in by_key.items() if key in left]
+    else:  # only new rows left (a first plan): new_keys is already in the chunk's order
+        todo = [(key, by_key[key]) for key in new_keys]
     differs: list[tuple[SourceRow, str]] = []
     now = time.time()
     inserts: list[tuple[Any, ...]] = []
@@ -261,7 +339,7 @@ def plan_chunk(
             backfill.append((row.fingerprint, batch, key))
         return None
 
-    for key, row in by_key.items():
+    for key, row in todo:
         old = existing.get(key)
         if old is None:
             valid = _valid(row)
@@ -420,9 +498,9 @@ def _rekeyed(conn: sqlite3.Connection, batch: str, fresh: dict[tuple[str, int], 
     stale = [r["row_key"] for r in others]
     if stale:
         conn.execute(
-            f"DELETE FROM rows WHERE batch = ? AND row_key IN ({','.join('?' * len(stale))}) "
-            f"AND state IN ('invalid', 'pending')",
-            (batch, *stale),
+            "DELETE FROM rows WHERE batch = ? AND row_key IN (SELECT value FROM json_each(?)) "
+            "AND state IN ('invalid', 'pending')",
+            (batch, _array(stale)),
         )
     return len(stale)
 
@@ -435,9 +513,9 @@ def _changed_rows(
     sent = {
         r["row_key"]: (r["params"], r["order_id"])
         for r in conn.execute(
-            f"SELECT row_key, params, order_id FROM rows WHERE batch = ? "
-            f"AND row_key IN ({','.join('?' * len(keys))})",
-            (batch, *keys),
+            "SELECT row_key, params, order_id FROM rows WHERE batch = ? "
+            "AND row_key IN (SELECT value FROM json_each(?))",
+            (batch, _array(keys)),
         )
     }
     return [
