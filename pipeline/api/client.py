@@ -24,6 +24,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import anyio
 import httpx
+import orjson
 import truststore
 
 from pipeline import __version__
@@ -162,6 +163,25 @@ def _checked_key(settings: Settings) -> str:
             hint="check CHARGEBEE_API_KEY or api_key in the config file",
         )
     return key
+
+
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _parse_object(data: bytes) -> Any:
+    """An answer's JSON (None when it is not JSON). orjson first (the answer's parse was ~7% of
+    the send loop with ``json``); what orjson refuses and ``json`` reads (NaN, UTF-16, a BOM,
+    lone surrogates) is read by ``json``, and so is an answer with a run of 19+ digits (orjson
+    reads an integer over 64 bits as a float), so no answer is read differently than before."""
+    if _LONG_DIGITS.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except ValueError:
+            pass
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 class ChargebeeClient:
@@ -460,10 +480,7 @@ class ChargebeeClient:
                 status_code=status,
                 api_error_code="response_too_large",
             )
-        try:
-            body = json.loads(data)
-        except ValueError:
-            body = None
+        body = _parse_object(data)
         if not isinstance(body, dict):
             raise UnexpectedResponseError(
                 f"HTTP {status} with a body that is not a JSON object",
