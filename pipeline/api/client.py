@@ -165,19 +165,15 @@ def _checked_key(settings: Settings) -> str:
     return key
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
-
-
 def _parse_object(data: bytes) -> Any:
-    """An answer's JSON (None when it is not JSON). orjson first (the answer's parse was ~7% of
-    the send loop with ``json``); what orjson refuses and ``json`` reads (NaN, UTF-16, a BOM,
-    lone surrogates) is read by ``json``, and so is an answer with a run of 19+ digits (orjson
-    reads an integer over 64 bits as a float), so no answer is read differently than before."""
-    if _LONG_DIGITS.search(data) is None:
-        try:
-            return orjson.loads(data)
-        except ValueError:
-            pass
+    """An answer's JSON (None when it is not JSON). orjson first (~7 µs for an order answer,
+    ``json`` ~19 µs); what orjson refuses and ``json`` reads (NaN, UTF-16, a BOM) is read by
+    ``json``. One difference is accepted: an integer over 64 bits, which Chargebee never sends
+    (its amounts and timestamps are 64-bit), reads as a float (docs/client.md)."""
+    try:
+        return orjson.loads(data)
+    except ValueError:
+        pass
     try:
         return json.loads(data)
     except ValueError:
