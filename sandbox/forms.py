@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import unquote
 
@@ -38,13 +39,21 @@ def to_dict(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return dict(pairs)
 
 
-def split_key(key: str) -> tuple[str, list[str]] | None:
-    """``"a[b][0]"`` → ``("a", ["b", "0"])``; None when the key is not well-formed."""
+_PART = re.compile(r"\[([^\[\]]*)\]")
+
+
+@functools.lru_cache(maxsize=4096)
+def split_key(key: str) -> tuple[str, tuple[str, ...]] | None:
+    """``"a[b][0]"`` → ``("a", ("b", "0"))``; None when the key is not well-formed.
+
+    Cached: every import carries the same dozen keys (a regex match and a findall per key were
+    a tenth of the sandbox's CPU per request); the result is immutable, so sharing it is safe.
+    """
     match = _BRACKETS.match(key)
     if match is None:
         return None
     parts = match.group(2)
-    return match.group(1), [p for p in re.findall(r"\[([^\[\]]*)\]", parts)] if parts else []
+    return match.group(1), tuple(_PART.findall(parts)) if parts else ()
 
 
 def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:

@@ -636,3 +636,34 @@ async def test_sandbox_export_and_public_download(make_sandbox: Callable[..., An
         assert export["status"] == "completed"
         data = await client.download(export["download"]["download_url"])
     assert data[:2] == b"PK"
+
+
+@pytest.mark.parametrize(
+    ("raw", "amount"),
+    [
+        (b'{"order": {"id": "o1", "total": 12}}', 12),
+        # What orjson refuses and json reads: read as before (json), never "not JSON".
+        (b'{"order": {"id": "o1", "total": 9223372036854775807}}', 2**63 - 1),
+        # Over 64 bits (Chargebee never sends it): read as a number, a float (docs/client.md).
+        (
+            b'{"order": {"id": "o1", "total": 123456789012345678901234567890}}',
+            1.2345678901234568e29,
+        ),
+        (b'{"order": {"id": "o1", "total": NaN}}', None),
+        ('{"order": {"id": "o1", "total": 5}}'.encode("utf-16"), 5),
+    ],
+)
+async def test_answers_are_read_as_json_reads_them(raw: bytes, amount: float | None) -> None:
+    """The answer's parse (orjson first, json for what orjson refuses) reads every answer json
+    reads, with the same values (integers over 64 bits as floats)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=raw, headers={"Content-Type": "application/json"})
+
+    async with client_for(handler) as client:
+        response = await client.import_order({"id": "o1"}, idempotency_key="k1")
+    total = response.body["order"]["total"]
+    if amount is None:
+        assert total != total  # NaN
+    else:
+        assert total == amount

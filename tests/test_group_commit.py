@@ -233,3 +233,66 @@ def test_a_group_is_all_or_nothing(tmp_path):
         keys[1]: "pending",
         keys[2]: "pending",
     }
+
+
+class GroupRecorder:
+    """Stands in for ``Ledger.commit_group`` in unit tests of the committer: records how many
+    outcomes and marks each transaction carried."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[int, int]] = []
+
+    def commit_group(
+        self, batch: str, outcomes: Sequence[Outcome], marks: Sequence[Any], *, run_id: int
+    ) -> tuple[int, ...]:
+        self.groups.append((len(outcomes), len(marks)))
+        return ()
+
+
+def _handed_over(count: int, *, fill: int, linger_s: float) -> list[tuple[int, int]]:
+    """Hand ``count`` outcomes to a committer one loop turn apart, drain; the groups made."""
+    import anyio
+    import anyio.lowlevel
+
+    from pipeline.models import WorkItem
+    from pipeline.send.commits import GroupCommits
+
+    ledger = GroupRecorder()
+
+    async def main() -> None:
+        commits = GroupCommits(
+            ledger=ledger,  # type: ignore[arg-type]
+            batch=BATCH,
+            run_id=1,
+            db=anyio.CapacityLimiter(1),
+            on_recorded=lambda recorded: None,
+            stopping=lambda: False,
+            fill=fill,
+            linger_s=linger_s,
+        )
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(commits.serve)
+                for n in range(count):
+                    item = WorkItem(BATCH, f"r{n}", n, None, {}, "h", "in_flight", 0)
+                    commits.record(item, Outcome(BATCH, f"r{n}", 1, "succeeded"))
+                    await anyio.lowlevel.checkpoint()
+                await commits.drain()
+                group.cancel_scope.cancel()
+
+    anyio.run(main)
+    return ledger.groups
+
+
+def test_a_commit_gathers_changes_until_its_group_is_full():
+    """With a linger, outcomes handed over a loop turn apart share one transaction once
+    ``fill`` wait (the linger is not waited out: it is a minute here and the run is bounded);
+    without it the committer takes the first outcome alone."""
+    assert _handed_over(8, fill=8, linger_s=60.0) == [(8, 0)]
+    assert _handed_over(8, fill=8, linger_s=0.0)[0][0] < 8
+
+
+def test_a_group_short_of_fill_is_committed_after_the_linger():
+    """Fewer changes than ``fill``: committed once the (bounded) linger passes, never held."""
+    groups = _handed_over(3, fill=32, linger_s=0.05)
+    assert sum(n for n, _ in groups) == 3

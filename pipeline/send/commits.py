@@ -7,11 +7,14 @@ in ONE transaction on the ledger's worker thread (``Ledger.commit_group``, ``syn
 the outcomes (with the attempts log), then the marks. Only when that transaction is durable are
 the marked rows' POSTs let go and the recorded rows counted and reported (``on_recorded``).
 
-Commits run back to back while there is work, with no linger timer: a change waits at most for
-the commit in progress and its own (each ≤ ``GROUP_MAX_ROWS`` outcomes plus ≤ ``GROUP_MAX_ROWS``
-marks). A crash at any point leaves each row either recorded or ``in_flight`` (looked up by the
-next run before anything is resent): a row is never POSTed before its mark is durable, and never
-counted before its outcome is.
+Commits run back to back while there is work, each gathering for at most ``GROUP_LINGER_S``
+while fewer than ``fill`` changes wait (the Sender's concurrency: half its workers): a change waits
+at most for the commit in progress, that linger and its own commit (each ≤ ``GROUP_MAX_ROWS``
+outcomes plus ≤ ``GROUP_MAX_ROWS`` marks). Without the linger a fast disk made a commit, and a
+hop to the ledger's thread, per one or two rows at 0 ms latency, and that hop was the largest
+single cost of the send loop (issue 16). A crash at any point leaves each row either recorded
+or ``in_flight`` (looked up by the next run before anything is resent): a row is never POSTed
+before its mark is durable, and never counted before its outcome is.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from pipeline.models import Outcome, WorkItem
 
 GROUP_MAX_ROWS = 256
 """Most outcomes, and most marks, one group transaction carries."""
+GROUP_LINGER_S = 0.002
+"""Longest a commit waits for more changes while fewer than ``fill`` wait (never when stopping)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +76,8 @@ class GroupCommits:
         on_recorded: Callable[[Sequence[tuple[WorkItem, Outcome]]], None],
         stopping: Callable[[], bool],
         max_rows: int = GROUP_MAX_ROWS,
+        fill: int = 1,
+        linger_s: float = GROUP_LINGER_S,
     ) -> None:
         self.ledger = ledger
         self.batch = batch
@@ -80,6 +87,8 @@ class GroupCommits:
         self._on_recorded = on_recorded
         self._stopping = stopping
         self._max = max_rows
+        self._fill = min(fill, max_rows)
+        self._linger_s = linger_s
         self._outcomes: list[tuple[WorkItem, Outcome]] = []
         self._groups: deque[_MarkGroup] = deque()
         self._wake = anyio.Event()
@@ -121,8 +130,22 @@ class GroupCommits:
             await self._wake.wait()
             self._wake = anyio.Event()
             while self._outcomes or self._groups:
+                await self._gather()
                 await self._commit_once()
             self._settled.set()
+
+    def _waiting(self) -> int:
+        return len(self._outcomes) + sum(len(group.marks) for group in self._groups)
+
+    async def _gather(self) -> None:
+        """Let more changes join the next commit: until ``fill`` wait, the run stops, or
+        ``linger_s`` passed (a bounded wait: one timer per commit, none when the group is full)."""
+        if self._linger_s <= 0 or self._waiting() >= self._fill or self._stopping():
+            return
+        with anyio.move_on_after(self._linger_s):
+            while self._waiting() < self._fill and not self._stopping():
+                await self._wake.wait()
+                self._wake = anyio.Event()
 
     async def flush_left(self) -> None:
         """Commit outcomes still waiting when the run was cancelled (a second Ctrl-C), so an

@@ -142,6 +142,7 @@ class Sender:
             db=self._db,
             on_recorded=self._count,
             stopping=self._stop.is_set,
+            fill=max(1, concurrency),
         )
 
     # -- control -------------------------------------------------------------------------
