@@ -245,6 +245,13 @@ NOT_FOUND = answer(
         ),
         pytest.param(lambda s: answer(200, {"order": None}), id="order-null"),
         pytest.param(lambda s: answer(200, b"<html>proxy says hi</html>"), id="not-json"),
+        pytest.param(  # 200 KB, far under the answer cap: deeper than any JSON reader recurses
+            lambda s: answer(200, b"[" * 100_000 + b"]" * 100_000), id="nested-too-deep"
+        ),
+        pytest.param(  # within orjson's 1,024 levels, deeper than Python walks it back
+            lambda s: answer(200, b'{"order": ' + b"[" * 1000 + b"]" * 1000 + b"}"),
+            id="nested-1000",
+        ),
     ],
 )
 def test_an_untrusted_2xx_is_looked_up_never_recorded_as_success(hostile, tmp_path, reply):
@@ -263,6 +270,28 @@ def test_an_untrusted_2xx_is_looked_up_never_recorded_as_success(hostile, tmp_pa
     posted = [s.form["id"] for s in server.api("POST", "import_order")]
     looked_up = [s.path.rsplit("/", 1)[1] for s in server.api("GET", "/orders/")]
     assert sorted(looked_up) == sorted(posted) == ["H-000000", "H-000001"]
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_an_error_answer_nested_too_deep_fails_the_row_without_a_traceback(
+    hostile, tmp_path, depth
+):
+    """A 400 whose error body carries an array nested ``depth`` levels (1,000: orjson reads it,
+    Python cannot walk it back; 100,000: no reader can): the row fails with the server's status,
+    the run goes on, no traceback."""
+    nest = b"[" * depth + b"]" * depth
+    body = b'{"api_error_code": "invalid_request", "message": "no", "x": ' + nest + b"}"
+
+    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(400, body) if seen.method == "POST" else NOT_FOUND)
+        return True
+
+    server = hostile(handler)
+    result = run_cli(server.base_url, tmp_path, 2)
+    clean(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert counts(tmp_path) == {"failed": 2}
+    assert len(server.api("POST", "import_order")) == 2
 
 
 def test_an_untrusted_2xx_whose_order_exists_is_verified_by_the_look_up(hostile, tmp_path):

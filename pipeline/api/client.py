@@ -176,7 +176,7 @@ def _parse_object(data: bytes) -> Any:
         pass
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the reader recurses: not an answer
         return None
 
 
@@ -850,7 +850,7 @@ def error_from_response(
         raw = scrub(_text(body), secrets)  # before any reformatting: whitespace is kept
         try:
             parsed = json.loads(raw) if raw.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         data = parsed if isinstance(parsed, Mapping) else None
     if data is not None:
