@@ -82,6 +82,27 @@ def test_thread_stops_when_the_consumer_closes_or_drops_it() -> None:
         assert closed.is_set(), how
 
 
+def test_close_returns_only_after_the_item_being_read_is_finished() -> None:
+    """close() while the thread is inside a slow read waits for that read to end (the thread
+    has ended when close returns): a process that exits with an input error must not leave the
+    thread inside pyarrow's C++ reader, which can abort the process at exit."""
+    reading, finished = threading.Event(), threading.Event()
+
+    def items() -> Iterator[int]:
+        yield 0
+        reading.set()
+        time.sleep(0.5)  # the next chunk, still being parsed when the consumer gives up
+        finished.set()
+        yield 1
+
+    stream = Prefetch(items())
+    assert next(stream) == 0
+    assert reading.wait(WAIT_S)
+    stream.close()
+    assert finished.is_set()
+    assert not stream._thread.is_alive()
+
+
 def test_csv_rows_through_the_reader_thread_are_complete(tmp_path: Path) -> None:
     """A CSV read in chunks of 7 through the thread gives every row once, in file order."""
     path = tmp_path / "rows.csv"

@@ -21,6 +21,8 @@ T = TypeVar("T")
 _END = object()
 _POLL_S = 0.1
 """How often a waiting reader thread looks whether its consumer has gone."""
+CLOSE_WAIT_S = 30.0
+"""Longest ``Prefetch.close`` waits for the reader thread to finish the item it is reading."""
 
 
 class Prefetch(Generic[T]):
@@ -62,10 +64,15 @@ class Prefetch(Generic[T]):
             raise StopIteration
         return item  # type: ignore[return-value]
 
-    def close(self) -> None:
-        """Stop reading ahead (the thread ends after the item it is reading, if any)."""
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Stop reading ahead: the thread ends after the item it is reading, if any, and this
+        waits for that (at most ``wait_s``). A process that exits (say, with an input error)
+        while the thread is still inside pyarrow's C++ CSV reader can abort at exit
+        ("terminate called without an active exception", exit 134 instead of 2)."""
         self._done = True
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(wait_s)
 
     def __del__(self) -> None:
         self._stop.set()
