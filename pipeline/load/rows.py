@@ -157,7 +157,11 @@ class Source:
             first, self._first = self._first, None
             yield first
         if self._chunks is not None:
-            yield from self._chunks
+            try:
+                yield from self._chunks
+            finally:  # the consumer stopped early (an error, Ctrl-C): no reading left running
+                if isinstance(self._chunks, Prefetch):
+                    self._chunks.close()
 
 
 def clean_header(names: list[str], path: Path, line: int) -> list[str]:
