@@ -229,6 +229,16 @@ NOT_FOUND = answer(
 )
 
 
+def posts_answered(reply: Callable[[Seen], bytes]) -> Handler:
+    """A handler answering every POST with ``reply(seen)`` and every look-up with a 404."""
+
+    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(reply(seen) if seen.method == "POST" else NOT_FOUND)
+        return True
+
+    return handler
+
+
 # -- a 2xx counts only when it is well formed and about the row sent ---------------------------
 
 
@@ -258,11 +268,7 @@ def test_an_untrusted_2xx_is_looked_up_never_recorded_as_success(hostile, tmp_pa
     """Any 2xx that is not well formed and about the row: the row is looked up (GET) like
     after a crash; not found there → retryable, never succeeded; no traceback."""
 
-    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
-        writer.write(reply(seen) if seen.method == "POST" else NOT_FOUND)
-        return True
-
-    server = hostile(handler)
+    server = hostile(posts_answered(reply))
     result = run_cli(server.base_url, tmp_path, 2)
     clean(result)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -282,11 +288,7 @@ def test_an_error_answer_nested_too_deep_fails_the_row_without_a_traceback(
     nest = b"[" * depth + b"]" * depth
     body = b'{"api_error_code": "invalid_request", "message": "no", "x": ' + nest + b"}"
 
-    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
-        writer.write(answer(400, body) if seen.method == "POST" else NOT_FOUND)
-        return True
-
-    server = hostile(handler)
+    server = hostile(posts_answered(lambda _: answer(400, body)))
     result = run_cli(server.base_url, tmp_path, 2)
     clean(result)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -322,12 +324,7 @@ def test_an_untrusted_2xx_naming_the_key_as_its_order_leaks_nothing(hostile, tmp
     """A 200 whose order id is the key itself (with an escape sequence): the row is looked up
     and left retryable; the message saying so carries neither the key nor the escape."""
 
-    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> bool:
-        body = order_body(seen, id=f"{KEY}\x1b[31m")
-        writer.write(answer(200, body) if seen.method == "POST" else NOT_FOUND)
-        return True
-
-    server = hostile(handler)
+    server = hostile(posts_answered(lambda s: answer(200, order_body(s, id=f"{KEY}\x1b[31m"))))
     result = run_cli(server.base_url, tmp_path, 1)
     text = clean(result)
     assert counts(tmp_path) == {"retryable": 1}, text
