@@ -43,17 +43,22 @@ def make_row(i: int, *, total: int | None = None, invalid: bool = False) -> Sour
     )
 
 
+def open_import(led: Ledger, batch: str = BATCH) -> None:
+    """Open ``batch`` as an import of orders.csv (the tests' one input and settings)."""
+    led.open_batch(
+        batch,
+        operation="import",
+        source_file="orders.csv",
+        input_sha256="a" * 64,
+        config_fingerprint="cfg",
+    )
+
+
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     """A fresh on-disk ledger with an open batch."""
     with Ledger(tmp_path / "ledger.sqlite") as led:
-        led.open_batch(
-            BATCH,
-            operation="import",
-            source_file="orders.csv",
-            input_sha256="a" * 64,
-            config_fingerprint="cfg",
-        )
+        open_import(led)
         yield led
 
 

@@ -23,7 +23,7 @@ from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.schema import SCHEMA_VERSION
 from pipeline.models import Outcome, SourceRow
 from pipeline.prepare.prepare import _process, _source_rows, fingerprints, open_prepared
-from tests.test_ledger import BATCH, plan
+from tests.test_ledger import BATCH, open_import, plan
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 MAPPING = SAMPLES / "legacy_orders.mapping.toml"
@@ -115,6 +115,20 @@ def test_prepared_rows_carry_the_fingerprint_of_their_params(tmp_path: Path) -> 
         r.source_line for r, s in zip(rows, again, strict=True) if r.fingerprint != s.fingerprint
     ]
     assert moved == [5]
+
+
+def digests_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the rows planning encodes as JSON (``plan._digest``), in call order, from
+    now on: a row decided by its fingerprint never shows up."""
+    calls: list[str] = []
+    real = plan_module._digest
+
+    def counted(r: SourceRow) -> tuple[str, str]:
+        calls.append(r.row_key)
+        return real(r)
+
+    monkeypatch.setattr(plan_module, "_digest", counted)
+    return calls
 
 
 def row(i: int, *, city: str = "Kraków", fingerprint: bool = True) -> SourceRow:
@@ -228,25 +242,12 @@ def test_an_equal_fingerprint_decides_without_json(
     resume, unchanged when their fingerprint is, with no JSON encoding (the shortcut the
     300k rows/s goal rests on); a row without one falls back to the content hash."""
     with Ledger(tmp_path / "l.sqlite") as led:
-        led.open_batch(
-            BATCH,
-            operation="import",
-            source_file="orders.csv",
-            input_sha256="a" * 64,
-            config_fingerprint="cfg",
-        )
+        open_import(led)
         plan(led, [row(1)])
         run_id = led.start_run(BATCH, command="run", settings_summary={})
         led.mark_in_flight(BATCH, "k1", run_id=run_id, idempotency_key="i")
         led.record(Outcome(BATCH, "k1", run_id, "succeeded", resolution="imported", attempts=1))
-        calls: list[str] = []
-        real = plan_module._digest
-
-        def counted(r: SourceRow) -> tuple[str, str]:
-            calls.append(r.row_key)
-            return real(r)
-
-        monkeypatch.setattr(plan_module, "_digest", counted)
+        calls = digests_counted(monkeypatch)
         assert plan(led, [row(1)]).unchanged_succeeded == 1
         assert calls == []
         assert plan(led, [row(1, fingerprint=False)]).unchanged_succeeded == 1

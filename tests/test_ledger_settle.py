@@ -21,8 +21,8 @@ from pipeline.ledger import plan as plan_module
 from pipeline.ledger.ledger import Ledger
 from pipeline.ledger.records import PlanStats
 from pipeline.models import Issue, SourceRow
-from tests.test_ledger import BATCH, plan
-from tests.test_ledger_fingerprint import row
+from tests.test_ledger import BATCH, open_import, plan
+from tests.test_ledger_fingerprint import digests_counted, row
 
 STATES = (
     "pending",
@@ -69,13 +69,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for state in STATES:
         path = tmp_path_factory.mktemp(state) / "l.sqlite"
         with Ledger(path) as led:
-            led.open_batch(
-                BATCH,
-                operation="import",
-                source_file="orders.csv",
-                input_sha256="a" * 64,
-                config_fingerprint="cfg",
-            )
+            open_import(led)
             plan(led, [row(1), row(2)])
         conn = sqlite3.connect(path)
         with conn:
@@ -115,14 +109,7 @@ def test_the_fast_path_takes_the_rows_it_may(
 ) -> None:
     """Unchanged rows whose state decides them never reach the Python loop's JSON (so the
     comparison above compares two paths, not one path twice)."""
-    calls: list[str] = []
-    real = plan_module._digest
-
-    def counted(r: SourceRow) -> tuple[str, str]:
-        calls.append(r.row_key)
-        return real(r)
-
-    monkeypatch.setattr(plan_module, "_digest", counted)
+    calls = digests_counted(monkeypatch)
     stats, _ = _plan_copy(planned["pending"], tmp_path / "l.sqlite", [row(1), row(2), row(3)])
     assert (stats.still_pending, stats.new) == (2, 1)
     assert calls == ["k3"]
@@ -135,13 +122,7 @@ def test_an_invoice_taken_since_is_not_decided_unchanged(tmp_path: Path) -> None
     other = replace(with_invoice, row_key="x1", fingerprint=456)
     with Ledger(tmp_path / "l.sqlite") as led:
         for batch in (BATCH, "other"):
-            led.open_batch(
-                batch,
-                operation="import",
-                source_file="orders.csv",
-                input_sha256="a" * 64,
-                config_fingerprint="cfg",
-            )
+            open_import(led, batch)
         plan(led, [with_invoice])
         run_id = led.start_run("other", command="run", settings_summary={})
         led.plan("other", [other], operation="import", run_id=run_id)
