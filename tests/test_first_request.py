@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.ledger.ledger import Ledger
+from pipeline.send.runner import FIRST_SLICE_ROWS
 from tests import support
 from tests.orders_factory import write_orders
 
@@ -91,6 +92,36 @@ def test_a_repeat_in_a_later_chunk_is_refused_and_the_first_row_is_sent(make_san
         invalid = [row for row in ledger.rows("du", states=("invalid",))]
     assert states == Counter({"succeeded": CHUNK * 4 - 1, "invalid": 1})
     assert invalid[0].source_line == repeat + 2
+    assert {i.rule for i in invalid[0].issues} & {"duplicate_id", "duplicate_row_key"}
+
+
+def test_a_new_batch_sends_after_its_first_slice_and_refuses_a_repeat_on_the_last_line(
+    make_sandbox, tmp_path
+):
+    """Default chunk size (the whole file is one chunk, read before the first request): the first
+    request leaves once FIRST_SLICE_ROWS rows are planned, the rest is mapped, validated and
+    planned while rows are sent, and a repeat of a first-slice id on the file's last line is
+    still refused (uniqueness in file order across the slices) with the row it repeats sent
+    once."""
+    rows = FIRST_SLICE_ROWS * 5 // 2  # slices of 1x and 1.5x FIRST_SLICE_ROWS
+    server = make_sandbox(api_key=KEY, latency_ms=5)
+    source = write_orders(
+        tmp_path / "orders.csv", rows, prefix="SL", bad={rows - 1: {"id": "SL-000005"}}
+    )
+    result = support.run_cli(
+        server, KEY, "run", str(source), "--batch", "sl", "--log-json", "--rate", "60000",
+        "--concurrency", "4", cwd=tmp_path,
+    )  # fmt: skip
+    support.assert_clean_exit(result, 1)  # one row invalid
+    planned = [e for e in _events(result.stderr) if e.get("event") == "planned"]
+    assert [e["while_sending"] for e in planned] == [True], result.stderr[-2000:]
+    assert min(_import_times(server)) < float(planned[0]["ts"]), "no request before planning ended"
+    expected = support.expected_ids("SL", rows - 1)
+    support.assert_each_row_posted_once(support.request_log(server), expected)
+    assert support.imported_ids(server) == expected
+    with Ledger(tmp_path / "order-import.sqlite") as ledger:
+        invalid = list(ledger.rows("sl", states=("invalid",)))
+    assert [row.source_line for row in invalid] == [rows + 1]
     assert {i.rule for i in invalid[0].issues} & {"duplicate_id", "duplicate_row_key"}
 
 

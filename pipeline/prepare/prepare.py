@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.load.reader import input_sha256, open_input
-from pipeline.load.rows import RawChunk, Source
+from pipeline.load.rows import RawChunk, Source, first_in_slices
 from pipeline.models import Issue, SourceRow
 from pipeline.prepare.apply import BoundMapping, MappedChunk, apply, bind, implicit_mapping
 from pipeline.prepare.findings import BadValues, ValidationReportWriter, ValidationSummary
@@ -105,11 +105,19 @@ def reading_settings(settings: Settings, spec: MappingSpec) -> Settings:
 
 
 def _process(
-    source: Source, bound: BoundMapping, settings: Settings, now: float
+    source: Source,
+    bound: BoundMapping,
+    settings: Settings,
+    now: float,
+    first_rows: int | None = None,
 ) -> Iterator[tuple[MappedChunk, dict[int, list[Issue]]]]:
-    """Map and validate each chunk; yields the mapped chunk and its issues by row position."""
+    """Map and validate each chunk; yields the mapped chunk and its issues by row position.
+    ``first_rows``: map the first chunk in growing slices from that many rows on (see
+    ``first_in_slices``); validation is in file order either way (``FileState``)."""
     state = FileState()
     chunks = source.chunks()
+    if first_rows is not None:
+        chunks = first_in_slices(chunks, first_rows)
     if bound.spec.group_by is not None:
         chunks = regroup(chunks, bound.spec.group_by)
     for chunk in chunks:
@@ -152,8 +160,11 @@ def _unneutralise(chunk: RawChunk, bound: BoundMapping) -> pd.DataFrame:
     return frame
 
 
-def prepare_rows(path: Path, settings: Settings) -> Iterator[list[SourceRow]]:
-    """Stream a file as lists of SourceRows (one list per ``settings.chunk_rows`` records).
+def prepare_rows(
+    path: Path, settings: Settings, *, first_rows: int | None = None
+) -> Iterator[list[SourceRow]]:
+    """Stream a file as lists of SourceRows (one list per ``settings.chunk_rows`` records; with
+    ``first_rows``, the first chunk comes as lists of ``first_rows``, twice that, ... rows).
 
     File-level problems raise on this call, before any chunk. Each SourceRow carries its row
     key, source line, raw text, nested params (addresses as sub-dicts, timestamps as int Unix
@@ -164,13 +175,17 @@ def prepare_rows(path: Path, settings: Settings) -> Iterator[list[SourceRow]]:
         ConfigError: the mapping file is unusable.
     """
     source, bound = open_prepared(path, settings)
-    return _rows(source, bound, settings, str(path))
+    return _rows(source, bound, settings, str(path), first_rows)
 
 
 def _rows(
-    source: Source, bound: BoundMapping, settings: Settings, name: str
+    source: Source,
+    bound: BoundMapping,
+    settings: Settings,
+    name: str,
+    first_rows: int | None = None,
 ) -> Iterator[list[SourceRow]]:
-    for mapped, by_row in _process(source, bound, settings, time.time()):
+    for mapped, by_row in _process(source, bound, settings, time.time(), first_rows):
         yield _source_rows(mapped, by_row, name, source.sheet)
 
 

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from pipeline.report.write import ReportPaths
 
 Command = Literal["run", "retry", "update"]
+FIRST_SLICE_ROWS = 1_000
+"""A new batch's first request waits for this many rows to be mapped, validated and planned
+(then 2x, 4x, ... rows at a time until the first chunk of ``chunk_rows`` is planned): the whole
+first chunk has been read by then, so file-level reading problems in it have stopped the run."""
 RowSource = Iterable[list[SourceRow]]
 
 
@@ -286,11 +290,18 @@ def _open(
                 ledger.requeue(request.batch)
 
         return run_id, requeue_all, planned, None
+    before = ledger.get_batch(request.batch)
+    streaming = (
+        rows is None and request.command == "run" and not request.dry_run and before is None
+    )
     chunks = _first_chunk_eagerly(
-        rows if rows is not None else prepare_rows(request.source, settings)
+        rows
+        if rows is not None
+        else prepare_rows(
+            request.source, settings, first_rows=FIRST_SLICE_ROWS if streaming else None
+        )
     )
     new_sha = input_sha256(request.source)
-    before = ledger.get_batch(request.batch)
     adopting = (
         settings.allow_drift
         and request.command == "run"
@@ -331,7 +342,7 @@ def _open(
             sheet=settings.sheet,
         )
 
-    if rows is None and request.command == "run" and not request.dry_run and before is None:
+    if streaming:
         # A new batch: nothing of it was sent, so no later chunk can be a record sent under
         # another key or a changed succeeded row, and uniqueness within the file is decided in
         # file order (a repeat is flagged on its own line, never the earlier row). Send from
@@ -356,6 +367,8 @@ def _open(
                 progress.event("planned", batch=request.batch, while_sending=True)
             finally:
                 ledger.close_feed(request.batch)
+            if request.write_reports and not stopped():
+                _load_reporting()
 
         return run_id, plan_first, planned, plan_rest
 
@@ -442,6 +455,17 @@ def _own_key(row: SourceRow) -> SourceRow:
     if any(issue.rule == "duplicate_row_key" for issue in row.issues):
         return replace(row, row_key=f"{row.row_key}#line{row.source_line}")
     return row
+
+
+def _load_reporting() -> None:
+    """Import the report writer (jinja2, matplotlib, openpyxl: about a third of the CLI's
+    imports) on the planning thread once the input is planned, while rows are still being sent,
+    rather than after the last request. An import that fails here is left to fail again, with
+    its own message, where the reports are written."""
+    try:
+        import pipeline.report.write  # noqa: F401
+    except ImportError:
+        return
 
 
 def _first_chunk_eagerly(chunks: RowSource) -> Iterator[list[SourceRow]]:
