@@ -2,18 +2,23 @@
 
 Imports nothing from ``pipeline``. String columns hold text or NA (empty cells are NA); timestamp
 and integer columns are already parsed to nullable ``Int64`` by the caller — these schemas never
-coerce (coercing untrusted dates in pandera is ~100x slower, DESIGN "Measured").
+coerce (coercing untrusted dates in pandera is ~100x slower, DESIGN "Measured"). pandera itself is
+imported when a schema is built: ``schema_passes`` clears a valid chunk with pyarrow alone, so a
+file without invalid cells never imports it (a fifth of a run's imports before its first request).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 from schemas.params import (
     ADDRESS_PREFIXES,
@@ -86,6 +91,8 @@ def _regex_check(pattern: str, refused: tuple[str, ...] = ()) -> Callable[[pd.Se
 
 def _checks(spec: ParamSpec, ts_range: tuple[int, int]) -> list[tuple[str, pa.Check]]:
     """The (rule, check) pairs for one param, in the order pandera numbers them."""
+    import pandera.pandas as pa
+
     checks: list[tuple[str, pa.Check]] = []
     if spec.kind == "string" and spec.max_length is not None:
         checks.append((RULE_MAX_LENGTH, pa.Check.str_length(max_value=spec.max_length)))
@@ -114,6 +121,8 @@ def _checks(spec: ParamSpec, ts_range: tuple[int, int]) -> list[tuple[str, pa.Ch
 def _schema(
     specs: Mapping[str, ParamSpec], columns: Iterable[str], ts_range: tuple[int, int], name: str
 ) -> pa.DataFrameSchema:
+    import pandera.pandas as pa
+
     present = [c for c in columns if c in specs]
     cols: dict[str, pa.Column] = {}
     for col in present:
