@@ -122,6 +122,7 @@ def measure(
     before = created(box)
     since = time.time()
     cli = cli_run(box, source, work, tag, "--concurrency", str(concurrency))
+    start_s, _, tail_s = split(box, since, time.time())
     sent, send_rate = send_phase_rate(box, since)
     landed = created(box) - before
     if landed != rows:
@@ -146,6 +147,18 @@ def measure(
             send_rate,
             "req/s",
             note=f"{sent} import_order POSTs seen by the sandbox",
+        ),
+        figure(
+            f"seconds to the first request, {rows:,} rows, {where}",
+            start_s,
+            "s",
+            note="from the CLI process start to its first API request (a new batch)",
+        ),
+        figure(
+            f"seconds after the last request, {rows:,} rows, {where}",
+            tail_s,
+            "s",
+            note="from the last import_order POST to the CLI's exit (reports, ledger close)",
         ),
         figure(
             f"official SDK plain loop, {latency} ms latency",
