@@ -291,9 +291,7 @@ def _open(
 
         return run_id, requeue_all, planned, None
     before = ledger.get_batch(request.batch)
-    streaming = (
-        rows is None and request.command == "run" and not request.dry_run and before is None
-    )
+    streaming = rows is None and request.command == "run" and not request.dry_run and before is None
     chunks = _first_chunk_eagerly(
         rows
         if rows is not None
