@@ -110,38 +110,3 @@ def test_csv_rows_through_the_reader_thread_are_complete(tmp_path: Path) -> None
     chunks = list(open_source(path, chunk_rows=7).chunks())
     assert [a for c in chunks for a in c.frame["a"].tolist()] == [str(i) for i in range(1, 101)]
     assert [line for c in chunks for line in c.lines.tolist()] == list(range(2, 102))
-
-
-def test_first_in_slices_cuts_only_the_first_chunk_in_growing_slices() -> None:
-    """1x, 2x, 4x ... ``first_rows`` rows of the first chunk, in order, each read-time issue
-    moved to its slice with its position there; later chunks pass through whole."""
-    import numpy as np
-    import pandas as pd
-
-    from pipeline.load.rows import RawChunk, first_in_slices
-    from pipeline.models import Issue
-
-    def issue(line: int) -> Issue:
-        return Issue(source_line=line, column=None, param=None, value=None,
-                     rule="ragged_row", message="m", stage="parse")  # fmt: skip
-
-    first = RawChunk(
-        pd.DataFrame({"id": [f"r{i}" for i in range(10)]}),
-        np.arange(2, 12, dtype=np.int64),
-        [(0, issue(2)), (3, issue(5)), (9, issue(11))],
-    )
-    later = RawChunk(pd.DataFrame({"id": ["x"]}), np.asarray([12], dtype=np.int64))
-    out = list(first_in_slices(iter([first, later]), 2))
-    assert [len(c.frame) for c in out] == [2, 4, 4, 1]
-    assert out[-1] is later
-    assert [v for c in out[:3] for v in c.frame["id"]] == list(first.frame["id"])
-    assert [list(c.frame.index) for c in out[:3]] == [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3]]
-    assert [int(v) for c in out[:3] for v in c.lines] == list(range(2, 12))
-    assert [[(p, i.source_line) for p, i in c.issues] for c in out[:3]] == [
-        [(0, 2)],
-        [(1, 5)],
-        [(3, 11)],
-    ]
-    small = RawChunk(pd.DataFrame({"id": ["a"]}), np.asarray([2], dtype=np.int64))
-    assert [c is small for c in first_in_slices(iter([small]), 2)] == [True]
-    assert list(first_in_slices(iter([]), 2)) == []

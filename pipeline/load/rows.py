@@ -164,34 +164,6 @@ class Source:
                     self._chunks.close()
 
 
-def first_in_slices(chunks: Iterator[RawChunk], first_rows: int) -> Iterator[RawChunk]:
-    """Yield the first chunk as slices of ``first_rows``, twice that, four times that, ... rows,
-    then every later chunk as it is.
-
-    The first chunk has been read whole (file-level reading problems in it have raised), so
-    slicing it only changes how many rows are mapped, validated and planned at a time: a new
-    batch's first request then waits for ``first_rows`` rows instead of a whole chunk, and the
-    growing slices keep the rows planned meanwhile ahead of the sending.
-    """
-    head = next(chunks, None)
-    if head is None:
-        return
-    start, size, total = 0, max(1, first_rows), len(head.frame)
-    while start < total:
-        end = min(total, start + size)
-        if start == 0 and end == total:
-            yield head
-            break
-        yield RawChunk(
-            head.frame.iloc[start:end].reset_index(drop=True),
-            head.lines[start:end],
-            [(pos - start, issue) for pos, issue in head.issues if start <= pos < end],
-        )
-        start, size = end, size * 2
-    del head
-    yield from chunks
-
-
 def clean_header(names: list[str], path: Path, line: int) -> list[str]:
     """Strip whitespace/BOM from header cells, name blank ones, refuse duplicates."""
     out: list[str] = []

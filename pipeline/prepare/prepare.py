@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.load.reader import input_sha256, open_input
-from pipeline.load.rows import RawChunk, Source, first_in_slices
+from pipeline.load.rows import RawChunk, Source
 from pipeline.models import Issue, SourceRow
 from pipeline.prepare.apply import BoundMapping, MappedChunk, apply, bind, implicit_mapping
 from pipeline.prepare.findings import BadValues, ValidationReportWriter, ValidationSummary
@@ -105,19 +105,11 @@ def reading_settings(settings: Settings, spec: MappingSpec) -> Settings:
 
 
 def _process(
-    source: Source,
-    bound: BoundMapping,
-    settings: Settings,
-    now: float,
-    first_rows: int | None = None,
+    source: Source, bound: BoundMapping, settings: Settings, now: float
 ) -> Iterator[tuple[MappedChunk, dict[int, list[Issue]]]]:
-    """Map and validate each chunk; yields the mapped chunk and its issues by row position.
-    ``first_rows``: map the first chunk in growing slices from that many rows on (see
-    ``first_in_slices``); validation is in file order either way (``FileState``)."""
+    """Map and validate each chunk; yields the mapped chunk and its issues by row position."""
     state = FileState()
     chunks = source.chunks()
-    if first_rows is not None:
-        chunks = first_in_slices(chunks, first_rows)
     if bound.spec.group_by is not None:
         chunks = regroup(chunks, bound.spec.group_by)
     for chunk in chunks:
@@ -185,8 +177,10 @@ def _rows(
     name: str,
     first_rows: int | None = None,
 ) -> Iterator[list[SourceRow]]:
-    for mapped, by_row in _process(source, bound, settings, time.time(), first_rows):
-        yield _source_rows(mapped, by_row, name, source.sheet)
+    for index, (mapped, by_row) in enumerate(_process(source, bound, settings, time.time())):
+        yield from _source_row_slices(
+            mapped, by_row, name, source.sheet, first_rows if index == 0 else None
+        )
 
 
 _U64 = np.uint64
@@ -235,7 +229,22 @@ def fingerprints(params: pd.DataFrame) -> list[int] | None:
 def _source_rows(
     mapped: MappedChunk, by_row: dict[int, list[Issue]], name: str, sheet: str | None
 ) -> list[SourceRow]:
-    """Build SourceRows column-wise: values leave pandas once per column, not once per cell."""
+    """A mapped chunk's SourceRows in one list."""
+    return [row for rows in _source_row_slices(mapped, by_row, name, sheet) for row in rows]
+
+
+def _source_row_slices(
+    mapped: MappedChunk,
+    by_row: dict[int, list[Issue]],
+    name: str,
+    sheet: str | None,
+    first_rows: int | None = None,
+) -> Iterator[list[SourceRow]]:
+    """A mapped and validated chunk's SourceRows, built column-wise (values leave pandas once
+    per column, not once per cell): one list, or (``first_rows``) lists of
+    ``first_rows``, twice that, four times that, ... rows. The chunk was validated whole
+    (uniqueness included) before the first list is built; slicing only lets a new batch plan
+    and send its first rows while the rest of the chunk's rows are built and planned."""
     raw_names = [str(c) for c in mapped.raw.columns]
     raw_values = [mapped.raw[c].to_numpy(dtype=object, na_value="").tolist() for c in raw_names]
     layout: list[tuple[str, str | None]] = []
@@ -259,8 +268,13 @@ def _source_rows(
             for a, c in zip(amounts, currencies, strict=True)
         ]
     prints = fingerprints(mapped.params)
+    total = len(mapped.row_keys)
+    size = total if first_rows is None else max(1, first_rows)
     rows: list[SourceRow] = []
     for pos, (raw, cells) in enumerate(zip(raw_rows, zip(*values, strict=True), strict=False)):
+        if len(rows) >= size:
+            yield rows
+            rows, size = [], size * 2
         nested: dict[str, Any] = {}
         for (key, sub), value in zip(layout, cells, strict=True):
             if value is None:
@@ -284,7 +298,8 @@ def _source_rows(
                 fingerprint=None if prints is None else prints[pos],
             )
         )
-    return rows
+    if rows or not total:
+        yield rows
 
 
 def validate_file(path: Path, settings: Settings, report_dir: Path | None) -> ValidationSummary:

@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
 Command = Literal["run", "retry", "update"]
 FIRST_SLICE_ROWS = 1_000
-"""A new batch's first request waits for this many rows to be mapped, validated and planned
-(then 2x, 4x, ... rows at a time until the first chunk of ``chunk_rows`` is planned): the whole
-first chunk has been read by then, so file-level reading problems in it have stopped the run."""
+"""A new batch's first request waits for the first chunk (``chunk_rows`` records) to be read,
+mapped and validated whole (uniqueness included), as before, but for only this many of its rows
+to be built and planned; the rest of the chunk follows in 2x, 4x, ... rows while rows are sent."""
 RowSource = Iterable[list[SourceRow]]
 
 
