@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
@@ -113,21 +112,30 @@ def run_info(row: sqlite3.Row) -> RunInfo:
     return _record(RunInfo, row, json_columns, {"rate_per_minute": "rate"})
 
 
-_LONG_NUMBER = re.compile(r"[0-9]{19}")
-"""19 digits in a row: maybe an integer beyond 64 bits, which orjson reads as a float."""
-
-
 def params_of(text: Any) -> Any:
-    """A row's stored params, as ``json.loads`` reads them: orjson (a third of ``json``'s time
-    on a row's params, read for every row sent) unless the text may hold an integer beyond 64
-    bits (orjson would read it as a float); ``json`` for those and for what orjson refuses
+    """A row's stored params, as ``json.loads`` reads them: orjson (a fifth of ``json``'s time
+    on a row's params, read for every row sent) when what it read holds no float, since orjson
+    reads an integer beyond 64 bits as one; ``json`` for the rest and for what orjson refuses
     (NaN, a lone surrogate). Text neither reads raises ``ValueError``."""
-    if type(text) is str and _LONG_NUMBER.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    kind = type(value)
+    if kind is float or ((kind is dict or kind is list) and _holds_float(value)):
+        return json.loads(text)
+    return value
+
+
+def _holds_float(value: Any) -> bool:
+    """Whether a dict or list read from JSON holds a float, nested too (types gathered in C)."""
+    items = value.values() if type(value) is dict else value
+    kinds = set(map(type, items))
+    if float in kinds:
+        return True
+    if dict in kinds or list in kinds:
+        return any(_holds_float(v) for v in items if type(v) is dict or type(v) is list)
+    return False
 
 
 def work_item(row: sqlite3.Row) -> WorkItem:
