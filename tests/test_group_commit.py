@@ -296,33 +296,3 @@ def test_a_group_short_of_fill_is_committed_after_the_linger():
     """Fewer changes than ``fill``: committed once the (bounded) linger passes, never held."""
     groups = _handed_over(3, fill=32, linger_s=0.05)
     assert sum(n for n, _ in groups) == 3
-
-
-def test_the_commit_thread_answers_raises_and_ends_when_closed():
-    """Group transactions run on a thread of their own: its answer, or the exception the call
-    raised, reaches the awaiting task; once closed the thread ends (bounded wait)."""
-    import threading
-
-    import anyio
-
-    from pipeline.send.commits import _CommitThread
-
-    def fails() -> None:
-        raise LedgerError("disk full")
-
-    async def main() -> threading.Thread:
-        worker = _CommitThread()
-        loop_thread = threading.current_thread()
-        ran_on = await worker.run(threading.current_thread)
-        assert ran_on is worker.thread
-        assert ran_on is not loop_thread
-        with pytest.raises(LedgerError, match="disk full"):
-            await worker.run(fails)
-        assert await worker.run(lambda: 42) == 42  # a failed call does not end the thread
-        worker.close()
-        worker.close()  # idempotent
-        return worker.thread
-
-    thread = anyio.run(main)
-    thread.join(timeout=10)
-    assert not thread.is_alive()

@@ -19,17 +19,11 @@ before its mark is durable, and never counted before its outcome is.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import os
-import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 import anyio
 
@@ -40,78 +34,6 @@ GROUP_MAX_ROWS = 256
 """Most outcomes, and most marks, one group transaction carries."""
 GROUP_LINGER_S = 0.002
 """Longest a commit waits for more changes while fewer than ``fill`` wait (never when stopping)."""
-
-
-T = TypeVar("T")
-_Job = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
-
-
-class _CommitThread:
-    """The thread the group transactions run on: one of its own, woken through a pipe.
-
-    ``anyio.to_thread.run_sync`` woke its worker thread with ``queue.Queue.put``, whose
-    ``Condition.notify`` releases a lock while holding the GIL: on a loaded machine the woken
-    thread preempted the event loop there, and the loop sat descheduled holding the GIL (7% of
-    the GIL samples of a 10,000-row run went to that one line, about a commit every dozen rows).
-    ``os.write`` releases the GIL around the system call, so the wake costs only the call; the
-    answer comes back through ``call_soon_threadsafe`` as before. Commits still run one at a
-    time (the caller holds the ledger's capacity limiter, and awaits each one). The thread ends
-    when ``close`` is called or this object is collected (the pipe's write end is closed)."""
-
-    def __init__(self) -> None:
-        self._jobs: deque[_Job] = deque()
-        read, self._write = os.pipe()
-        thread = threading.Thread(
-            target=_serve_jobs, args=(read, self._jobs), name="order-import-commits", daemon=True
-        )
-        thread.start()
-        self.thread = thread
-        self._closed = weakref.finalize(self, os.close, self._write)
-
-    async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on the thread; its result or its exception."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.append((fn, future, loop))
-        os.write(self._write, b"\0")
-        return await future
-
-    def close(self) -> None:
-        """Let the thread end once the jobs handed over are done (idempotent)."""
-        self._closed()
-
-
-def _serve_jobs(read: int, jobs: deque[_Job]) -> None:
-    try:
-        while os.read(read, 512):  # b"" once the write end is closed: the thread ends
-            while jobs:
-                fn, future, loop = jobs.popleft()
-                try:
-                    result = fn()
-                except BaseException as exc:  # handed to the awaiting task, raised there
-                    _answer(loop, future, None, exc)
-                else:
-                    _answer(loop, future, result, None)
-    finally:
-        os.close(read)
-
-
-def _answer(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: object,
-    error: BaseException | None,
-) -> None:
-    def settle() -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits for this answer
-        loop.call_soon_threadsafe(settle)
 
 
 @dataclass(slots=True)
@@ -173,7 +95,6 @@ class GroupCommits:
         self._settled = anyio.Event()
         self._settled.set()
         self._failed = False
-        self._thread: _CommitThread | None = None
 
     # -- what workers call -----------------------------------------------------------------
 
@@ -237,26 +158,6 @@ class GroupCommits:
             while self._outcomes:
                 await self._commit_once()
 
-    def close(self) -> None:
-        """End the commit thread (after ``flush_left``); a later commit starts a new one."""
-        if self._thread is not None:
-            self._thread.close()
-            self._thread = None
-
-    async def _on_thread(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on the commit thread, holding the ledger's capacity limiter (one ledger
-        call at a time, as ``anyio.to_thread.run_sync(..., limiter=db)`` did)."""
-        if self._thread is None:
-            self._thread = _CommitThread()
-        try:
-            self._db.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._db.acquire()
-        try:
-            return await self._thread.run(fn)
-        finally:
-            self._db.release()
-
     def _poke(self) -> None:
         if self._settled.is_set():
             self._settled = anyio.Event()
@@ -283,14 +184,15 @@ class GroupCommits:
             # Shielded: a second Ctrl-C cannot drop a commit half-way (the thread would finish
             # it anyway) nor leave its rows uncounted.
             with anyio.CancelScope(shield=True):
-                left_out = await self._on_thread(
+                left_out = await anyio.to_thread.run_sync(
                     functools.partial(
                         self.ledger.commit_group,
                         self.batch,
                         [outcome for _, outcome in outcomes],
                         marks,
                         run_id=self.run_id,
-                    )
+                    ),
+                    limiter=self._db,
                 )
         except BaseException:
             self._failed = True  # nothing of this group is counted, nothing of it is sent

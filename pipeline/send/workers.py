@@ -256,10 +256,7 @@ class Sender:
         except BaseExceptionGroup as group:
             raise first_error(group, PipelineError) or group from None
         finally:
-            try:
-                await self.commits.flush_left()
-            finally:
-                self.commits.close()
+            await self.commits.flush_left()
         return self.stats
 
     async def _reconcile_in_flight(self) -> None:
