@@ -9,8 +9,9 @@ idempotency key) and the states a row may take are what they were.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ from hypothesis import strategies as st
 from pipeline.keys import canonical_json, content_hash
 from pipeline.ledger import plan as plan_module
 from pipeline.ledger.ledger import Ledger
-from pipeline.ledger.reads import dumps
+from pipeline.ledger.reads import WORK_COLUMNS, dumps, params_of
 from pipeline.ledger.schema import MIGRATIONS, SCHEMA_VERSION, open_connection
-from pipeline.models import ROW_STATES, SourceRow
+from pipeline.models import ROW_STATES, SourceRow, WorkItem
 from tests.test_ledger import BATCH, ledger, make_row, plan
 
 __all__ = ["ledger"]  # the fixture
@@ -153,3 +154,19 @@ def test_an_unchanged_pending_row_still_takes_its_new_validity_and_skip(ledger: 
     third = plan(ledger, [first[0], again[1], first[2], first[3]])
     assert (third.skipped, third.still_pending, third.requeued_changed) == (1, 2, 1)
     assert {row.row_key: row.state for row in ledger.rows(BATCH)}["k0"] == "pending"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(TEXT, VALUES, max_size=6))
+def test_params_read_back_for_sending_are_what_json_reads(value: dict[str, Any]) -> None:
+    """The send path reads each row's params with orjson, and with ``json`` what orjson
+    refuses (NaN, integers beyond 64 bits, lone surrogates): the same values either way."""
+    text = plan_module.canonical_text(value)
+    assert canonical_json(params_of(text)) == canonical_json(json.loads(text))
+
+
+def test_a_work_item_is_read_from_the_work_columns() -> None:
+    """``work_item`` builds a ``WorkItem`` by hand from ``WORK_COLUMNS``: every field of the
+    record is one of those columns, in the record's order."""
+    names = [f.name for f in fields(WorkItem)]
+    assert names == [c.strip() for c in WORK_COLUMNS.split(",")]

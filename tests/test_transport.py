@@ -878,4 +878,5 @@ def test_raw_answer_headers_read_like_httpx_headers() -> None:
     ours, theirs = _RawHeaders(raw), httpx.Headers(raw)
     for name in ("retry-after", "RETRY-AFTER", "x-twice", "empty", "absent"):
         assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "-") == theirs.get(name, "-")
     assert list(ours) == list(theirs)

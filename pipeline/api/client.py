@@ -720,6 +720,13 @@ class _RawHeaders(Mapping[str, str]):
     def __len__(self) -> int:
         return len({k.lower() for k, _ in self._raw})
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """``Mapping.get`` without raising and catching a ``KeyError`` when the header is
+        absent (the replay header is looked up on every answer, and is usually absent)."""
+        wanted = name.lower().encode("latin-1")
+        values = [v.decode("latin-1") for k, v in self._raw if k.lower() == wanted]
+        return ", ".join(values) if values else default
+
 
 def _segment(value: str) -> str:
     """One URL path segment: everything escaped (``/``, ``?``, ``#``, spaces...), and the dot

@@ -23,6 +23,13 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 NAME_CACHE = 4096
 """Field names whose encoded form is kept (the same few dozen names recur on every row)."""
 _NAMES: dict[str, str] = {}
+_ESCAPES = {
+    code: "+" if code == 0x20 else f"%{code:02X}"
+    for code in range(128)
+    if not _UNRESERVED.fullmatch(chr(code))
+}
+"""``quote_plus`` of each ASCII character it escapes, for ``str.translate``: an ASCII value is
+escaped in one C call instead of ``quote_plus``'s encode, per-byte loop and join."""
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 """Exact types that are neither a mapping nor a list: the common case, checked first (an
 ``isinstance`` against the ``Mapping`` ABC is slow, and it ran for every value of every row)."""
@@ -50,6 +57,7 @@ def form_body(fields: Iterable[tuple[str, str]]) -> bytes:
     """
     names = _NAMES
     unreserved = _UNRESERVED.fullmatch
+    escapes = _ESCAPES
     parts = []
     for name, value in fields:
         encoded = names.get(name)
@@ -57,7 +65,9 @@ def form_body(fields: Iterable[tuple[str, str]]) -> bytes:
             encoded = name if unreserved(name) else quote_plus(name)
             if len(names) < NAME_CACHE:
                 names[name] = encoded
-        parts.append(f"{encoded}={value if unreserved(value) else quote_plus(value)}")
+        if not unreserved(value):
+            value = value.translate(escapes) if value.isascii() else quote_plus(value)
+        parts.append(f"{encoded}={value}")
     return "&".join(parts).encode("ascii")
 
 

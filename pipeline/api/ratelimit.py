@@ -7,6 +7,7 @@ configured per-minute limit (a sliding-window log enforces it; the token bucket 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections import deque
@@ -68,8 +69,13 @@ class MonotonicClock:
     """The real clock: anyio's event-loop time and ``anyio.sleep``."""
 
     def now(self) -> float:
-        """Event-loop monotonic time in seconds."""
-        return anyio.current_time()
+        """Event-loop monotonic time in seconds (the asyncio loop's clock read directly: it is
+        what ``anyio.current_time`` returns there, without its backend look-up, and the
+        limiter reads it for every request)."""
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # not on an asyncio loop (another anyio backend)
+            return anyio.current_time()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""
@@ -340,7 +346,12 @@ class _Slot:
         limiter = self._limiter
         if limiter._halted:
             raise AdmissionHalted("halted: not sent")
-        await limiter._slots.acquire()
+        try:
+            # A free slot is taken without anyio's cancellation check (the request goes on at
+            # once either way); a full pool waits in ``acquire`` as before.
+            limiter._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter._slots.acquire()
         try:
             gate = limiter._gate
             # The fast path only when no halt() came while this waited for its slot, nobody

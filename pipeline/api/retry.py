@@ -84,6 +84,10 @@ def classify(exc: BaseException) -> bool:
     return isinstance(exc, TransientApiError)
 
 
+_CLOCK = MonotonicClock()
+"""The default clock (stateless): one for every call, not one per request."""
+
+
 def _tag(exc: ApiError, attempts: int) -> ApiError:
     exc.attempts = attempts
     return exc
@@ -129,8 +133,7 @@ async def send_with_retries(
     Raises:
         ApiError: the terminal or last transient error, with ``attempts`` set on it.
     """
-    clock = clock or MonotonicClock()
-    pause = sleep or clock.sleep
+    clock = clock or _CLOCK
     attempts = 0
     failures = 0
     first_failure: float | None = None
@@ -184,7 +187,7 @@ async def send_with_retries(
         spent = now - first_failure
         if failures >= policy.max_attempts or spent + delay > policy.max_elapsed:
             raise _tag(error, attempts)
-        await pause(delay)
+        await (sleep or clock.sleep)(delay)
 
 
 def _report(

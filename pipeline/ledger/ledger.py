@@ -669,7 +669,7 @@ class Ledger:
         ``flush_attempts()`` or ``close()``. Elsewhere a full buffer (``ATTEMPT_BUFFER``) is
         flushed at once.
         """
-        size = self._db.buffer_attempt(
+        self.log_attempt_row(
             (
                 attempt.batch,
                 attempt.row_key,
@@ -682,7 +682,13 @@ class Ledger:
                 attempt.outcome,
             )
         )
-        if size >= ATTEMPT_BUFFER and not on_event_loop():
+
+    def log_attempt_row(
+        self, row: tuple[str, str, int, float, float | None, int | None, str | None, str, str]
+    ) -> None:
+        """``log_attempt`` of the fields of an ``Attempt`` in their order, for the send path
+        (no record built per request only to be taken apart here)."""
+        if self._db.buffer_attempt(row) >= ATTEMPT_BUFFER and not on_event_loop():
             self.flush_attempts()
 
     def flush_attempts(self) -> None:
