@@ -300,7 +300,8 @@ class Store:
         self.idempotency[key] = record
         if len(self.idempotency) % 10_000 == 0:
             self._expire_keys()
-        self._journal({"op": "idem", "key": key, "rec": _idem_to_json(record)})
+        if self.journal is not None:
+            self._journal({"op": "idem", "key": key, "rec": _idem_to_json(record)})
 
     def _expire_keys(self) -> None:
         cutoff = time.time() - self.config.idempotency_window_s

@@ -106,6 +106,9 @@ IMPORT_TIMES = (
     "cancelled_at",
 )
 IMPORT_REQUIRED = ("invoice_id", "status", "created_at", "order_date", "shipping_date")
+_IMPORT_ALLOWED = frozenset(
+    {*IMPORT_TEXT, *IMPORT_TIMES, "status", "cancellation_reason", "refundable_credits_issued"}
+)
 UPDATE_TIMES = ("shipping_date", "order_date", "cancelled_at", "shipped_at", "delivered_at")
 LINE_ITEM_FIELDS: dict[str, int | tuple[str, ...]] = {
     "id": 40,
@@ -231,10 +234,8 @@ def validate_import(
         SandboxError: the first rule broken, as Chargebee would answer it.
     """
     flat, subs, _ = _split(form, ("shipping_address", "billing_address"), ())
-    allowed = {*IMPORT_TEXT, *IMPORT_TIMES, "status", "cancellation_reason"}
-    allowed.add("refundable_credits_issued")
     for name in flat:
-        if name not in allowed:
+        if name not in _IMPORT_ALLOWED:
             raise errors.unknown_param(name)
     for name in IMPORT_REQUIRED:
         if flat.get(name, "") == "":
