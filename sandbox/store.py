@@ -267,8 +267,11 @@ class Store:
                 found: set[str] = {v for v in values if isinstance(v, str) and v in self.orders}
             else:
                 found = set()
+                by_invoice = self.by_invoice
                 for value in values:
-                    found |= self.by_invoice.get(str(value), set())
+                    ids = by_invoice.get(str(value))
+                    if ids:
+                        found |= ids
             orders, seq = self.orders, self.seq
             return sorted((int(orders[oid].get(field) or 0), seq[oid], oid) for oid in found)
         return None
