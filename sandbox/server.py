@@ -150,8 +150,8 @@ class _DirectProtocol(_OneWriteProtocol):
     per connection re-armed when it fires, instead of one scheduled and cancelled per request.
     """
 
-    _default_headers: list[tuple[bytes, bytes]] | None = None
-    _default_head = b""
+    _defaults: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")
+    """uvicorn's default headers last seen, and their bytes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -259,12 +259,11 @@ class _DirectProtocol(_OneWriteProtocol):
         """uvicorn's default headers (``date``, ``server``) as written, rebuilt when it changes
         them (once a second)."""
         defaults = self.server_state.default_headers
-        if defaults is not _DirectProtocol._default_headers:
-            _DirectProtocol._default_head = b"".join(
-                b"%s: %s\r\n" % (name.lower(), value) for name, value in defaults
-            )
-            _DirectProtocol._default_headers = defaults
-        return _DirectProtocol._default_head
+        cached = _DirectProtocol._defaults  # one tuple: sandboxes in other threads share it
+        if cached[0] is not defaults:
+            head = b"".join(b"%s: %s\r\n" % (name.lower(), value) for name, value in defaults)
+            cached = _DirectProtocol._defaults = (defaults, head)
+        return cached[1]
 
     def _write(self, answer: Answer) -> None:
         head = STATUS_LINE[answer.status] + self._head_of_defaults()
