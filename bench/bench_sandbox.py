@@ -5,6 +5,12 @@ the same burst against a sandbox seeded with invoices (``--generate-invoices``: 
 looks its invoice up and copies currency and totals), as a ratio to the unseeded one.
 
 Run: ``python -m bench.bench_sandbox [--quick]``. Bounded in count and in time.
+
+``python -m bench.bench_sandbox --ab ../old [--quick]``: the server's CPU per request of this
+tree's sandbox against another checkout's (its ``.venv``), both running at once and measured in
+alternating rounds: imports as the CLI sends them (event headers, idempotency key, escaped
+address fields) and pre-flight look-ups (``GET /orders?id[in]``, ``GET /invoices?id[in]``,
+``GET /orders?invoice_id[in]``, 100 ids each, none stored yet).
 """
 
 from __future__ import annotations
@@ -12,13 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import anyio
@@ -32,11 +42,17 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def _sandbox(*extra: str) -> Iterator[tuple[str, int]]:
-    """A sandbox subprocess with limits off (plus ``extra`` flags): yields (base URL, pid)."""
+def _sandbox(*extra: str, tree: Path | None = None) -> Iterator[tuple[str, int]]:
+    """A sandbox subprocess with limits off (plus ``extra`` flags): yields (base URL, pid).
+
+    Args:
+        tree: another checkout whose sandbox to run (its ``.venv``, from its folder, so that
+            its own ``sandbox`` package is the one imported); default: this interpreter's.
+    """
+    python = sys.executable if tree is None else str(tree / ".venv" / "bin" / "python")
     process = subprocess.Popen(
         [
-            sys.executable,
+            python,
             "-m",
             "sandbox",
             "--port=0",
@@ -47,6 +63,7 @@ def _sandbox(*extra: str) -> Iterator[tuple[str, int]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        cwd=tree,
     )
     try:
         assert process.stdout is not None
@@ -255,6 +272,140 @@ def _row(
     }
 
 
+_CLI_HEADERS = (
+    "accept-encoding: gzip, deflate\r\nconnection: keep-alive\r\naccept: application/json\r\n"
+    "user-agent: order-import/0.1.0\r\nchargebee-event-email: all-disabled\r\n"
+    "chargebee-event-webhook: all-disabled\r\n"
+)
+
+
+def _cli_import(prefix: str, host: str, n: int) -> bytes:
+    """An import_order request as the CLI sends it (tests/orders_factory.py's row ``n``)."""
+    ts = 1_672_531_200 + n * 3600
+    form = {
+        "created_at": str(ts),
+        "customer_id": f"CUST-{n % 97:04d}",
+        "document_number": f"{prefix}DOC{n:06d}",
+        "id": f"{prefix}-{n:06d}",
+        "invoice_id": f"INV-{prefix}{n:06d}",
+        "order_date": str(ts),
+        "shipping_address[city]": "Kraków",
+        "shipping_address[country]": "PL",
+        "shipping_address[first_name]": "Zoë",
+        "shipping_date": str(ts + 86_400),
+        "status": ("delivered", "shipped", "queued", "awaiting_shipment")[n % 4],
+    }
+    body = urlencode(form).encode()
+    key = "oi-i-" + hashlib.sha256(f"{prefix}:{n}".encode()).hexdigest()
+    auth = base64.b64encode(f"{API_KEY}:".encode()).decode()
+    head = (
+        f"POST /api/v2/orders/import_order HTTP/1.1\r\nhost: {host}\r\n{_CLI_HEADERS}"
+        f"authorization: Basic {auth}\r\nchargebee-idempotency-key: {key}\r\n"
+        f"content-type: application/x-www-form-urlencoded\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _lookup(prefix: str, host: str, n: int) -> bytes:
+    """A pre-flight look-up of 100 ids (orders by id, invoices by id, orders by invoice id in
+    turn), for rows not sent yet."""
+    first = (n // 3) * 100
+    path, field, values = (
+        ("/orders", "id[in]", [f"{prefix}-{i:06d}" for i in range(first, first + 100)]),
+        ("/invoices", "id[in]", [f"INV-{prefix}{i:06d}" for i in range(first, first + 100)]),
+        ("/orders", "invoice_id[in]", [f"INV-{prefix}{i:06d}" for i in range(first, first + 100)]),
+    )[n % 3]
+    query = urlencode({field: json.dumps(values, separators=(",", ":")), "limit": "100"})
+    auth = base64.b64encode(f"{API_KEY}:".encode()).decode()
+    head = (
+        f"GET /api/v2{path}?{query} HTTP/1.1\r\nhost: {host}\r\n{_CLI_HEADERS}"
+        f"authorization: Basic {auth}\r\n\r\n"
+    )
+    return head.encode()
+
+
+async def _requests(
+    base_url: str, make: Callable[[str, int], bytes], count: int, max_s: float
+) -> tuple[int, int]:
+    """Send up to ``count`` requests ``make(host, n)`` on CONCURRENCY keep-alive connections
+    (stop after ``max_s``); (answered, not 200)."""
+    url = urlsplit(base_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    done = failed = next_n = 0
+    deadline = time.monotonic() + max_s
+
+    async def worker() -> None:
+        nonlocal done, failed, next_n
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while next_n < count and time.monotonic() < deadline:
+                n = next_n
+                next_n += 1
+                writer.write(make(f"{host}:{port}", n))
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                done += 1
+                failed += status_line.split()[1] != b"200"
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return done, failed
+
+
+def ab(other: Path, quick: bool = False) -> list[dict[str, object]]:
+    """Server CPU per import and per pre-flight look-up: this tree's sandbox against
+    ``other``'s, both started at once, in alternating rounds (order flipped every round).
+
+    Returns:
+        Rows for ``_print``: µs of server CPU per request each side, and new / old.
+    """
+    imports, lookups, rounds = (1_500, 150, 6) if quick else (3_000, 300, 12)
+    max_s = 60.0
+    cpu = {"new": [0.0, 0.0], "old": [0.0, 0.0]}
+    done = {"new": [0, 0], "old": [0, 0]}
+    with _sandbox() as new, _sandbox(tree=other) as old:
+        servers = {"new": new, "old": old}
+        for base_url, _pid in servers.values():
+            asyncio.run(_requests(base_url, partial(_cli_import, "WARM"), 500, max_s))
+            asyncio.run(_requests(base_url, partial(_lookup, "WARM"), 30, max_s))
+        for r in range(rounds):
+            for side in ("new", "old") if r % 2 == 0 else ("old", "new"):
+                base_url, pid = servers[side]
+                prefix = f"R{r}"
+                before = _cpu_seconds(pid)
+                n_imports, bad = asyncio.run(
+                    _requests(base_url, partial(_cli_import, prefix), imports, max_s)
+                )
+                middle = _cpu_seconds(pid)
+                n_lookups, bad_lookups = asyncio.run(
+                    _requests(base_url, partial(_lookup, "N" + prefix), lookups, max_s)
+                )
+                after = _cpu_seconds(pid)
+                if bad or bad_lookups:
+                    raise RuntimeError(f"{side}: {bad + bad_lookups} answers were not 200")
+                cpu[side][0] += middle - before
+                cpu[side][1] += after - middle
+                done[side][0] += n_imports
+                done[side][1] += n_lookups
+    rows = []
+    for i, what in enumerate(("import", "pre-flight look-up (100 ids)")):
+        new_us, old_us = (1e6 * cpu[s][i] / max(1, done[s][i]) for s in ("new", "old"))
+        rows.append(
+            _row(
+                f"server µs CPU per {what}, this tree / {other}",
+                f"{new_us:.0f} / {old_us:.0f}",
+                f"{done['new'][i]} / {done['old'][i]} requests in {rounds} alternating rounds;"
+                f" new/old = {new_us / old_us:.2f}",
+            )
+        )
+    return rows
+
+
 def _print(rows: list[dict[str, object]]) -> None:
     width = max(len(str(row["metric"])) for row in rows)
     print(f"{'metric':<{width}}  {'value':>14}  note")
@@ -265,4 +416,8 @@ def _print(rows: list[dict[str, object]]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    _print(run(quick=parser.parse_args().quick))
+    parser.add_argument(
+        "--ab", type=Path, metavar="OTHER", help="A/B against another checkout's sandbox"
+    )
+    args = parser.parse_args()
+    _print(ab(args.ab.resolve(), quick=args.quick) if args.ab else run(quick=args.quick))

@@ -14,6 +14,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,7 +24,7 @@ from sandbox import errors, handlers
 from sandbox.config import SandboxConfig, runtime_changes
 from sandbox.errors import SandboxError
 from sandbox.exports import Exports
-from sandbox.forms import fingerprint, parse_form
+from sandbox.forms import fingerprint, parse_form, parse_query
 from sandbox.limits import Concurrency, OrderLocks, RateWindow
 from sandbox.store import Store
 
@@ -42,10 +43,50 @@ EVENT_HEADERS = {
 }
 """Event headers (only ``all-disabled`` allowed) → the channels each suppresses."""
 _JSON = [(b"content-type", b"application/json;charset=utf-8")]
+DROPPED_BODY = b'{"order":'
+"""What a ``drop_after_commit`` answer sends (of a declared 4,096 bytes) before the connection
+is cut."""
+_NO_HEADERS: dict[str, str] = {}
+_REPLAYED = {"chargebee-idempotency-replayed": "true"}
 
 
 class ConnectionDropped(Exception):
     """Raised mid-response to make the server abort the connection (``drop_after_commit``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An API answer: status, JSON body, extra headers (lower-case names); ``dropped``: the
+    write was committed, then the connection is to be cut mid-answer (``drop_after_commit``)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    dropped: bool = False
+
+
+_DROPPED = Answer(200, b"", _NO_HEADERS, dropped=True)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One API request between admission and answer, and what it holds meanwhile."""
+
+    entry: dict[str, Any]
+    """Its request-log entry."""
+    headers: dict[str, str]
+    method: str
+    key: str | None
+    answer: Answer | None = None
+    """Set when the request was refused before its handler."""
+    inside: bool = False
+    """Holds a concurrency slot."""
+    lock: str | None = None
+    """The order id it has locked."""
+    handler: Handler | None = None
+    req: handlers.ApiRequest | None = None
+    pairs: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    is_write: bool = False
 
 
 def _route(method: str, path: str) -> tuple[Handler, str | None, bool]:
@@ -117,6 +158,8 @@ class SandboxApp:
         self.rng = random.Random(config.fault_seed)
         self._accepted_auth: str | None = None
         """The Authorization header last accepted (checked in full once per key)."""
+        self.answered_now = 0
+        """API requests served by ``answer_now`` (the server's short way), not through ASGI."""
         self.reconfigure()
 
     def reconfigure(self, **knobs: Any) -> SandboxConfig:
@@ -163,31 +206,23 @@ class SandboxApp:
         arrival = time.time()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         body = await _read_body(receive)
-        method: str = scope["method"]
-        key = headers.get("chargebee-idempotency-key") if method == "POST" else None
-        entry: dict[str, Any] = {
-            "t": arrival,
-            "method": method,
-            "path": scope["path"],
-            "status": None,
-            "idempotency_key": key,
-            "replayed": False,
-            "business_entity_id": headers.get("chargebee-business-entity-id"),
-            "order_id": None,
-            "api_error_code": None,
-        }
-        counts = self.store.counts
-        counts["requests"] += 1
-        self.store.requests.append(entry)
-        extra: dict[str, str] = {}
-        try:
-            status, payload, extra = await self._serve(scope, headers, body, key, entry)
-        except SandboxError as err:
-            entry["api_error_code"] = err.api_error_code
-            if self.config.echo_headers_in_errors:
-                err = _echo_headers(err, headers)
-            status, payload, extra = err.status, _dumps(err.body()), err.headers
-        except ConnectionDropped:
+        call = self._enter(
+            arrival,
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b""),
+            headers,
+            body,
+            scope.get("scheme", "http"),
+        )
+        if call.answer is None and self.config.latency_ms:
+            try:
+                await asyncio.sleep(self.config.latency_ms / 1000)
+            except BaseException:
+                self._release(call)  # cancelled while holding a slot (and maybe a lock)
+                raise
+        answer = self._leave(call)
+        if answer.dropped:
             await send(
                 {
                     "type": "http.response.start",
@@ -195,22 +230,67 @@ class SandboxApp:
                     "headers": [*_JSON, (b"content-length", b"4096")],
                 }
             )
-            await send({"type": "http.response.body", "body": b'{"order":', "more_body": True})
-            raise
-        entry["status"] = status
-        counts[f"status_{status // 100}xx" if status != 429 else "status_429"] += 1
-        await _send(send, status, payload, extra)
+            await send({"type": "http.response.body", "body": DROPPED_BODY, "more_body": True})
+            raise ConnectionDropped(scope["path"])
+        await _send(send, answer.status, answer.body, answer.headers)
 
-    async def _serve(
+    def answer_now(
         self,
-        scope: Scope,
+        method: str,
+        path: str,
+        query_string: bytes,
         headers: dict[str, str],
         body: bytes,
-        key: str | None,
-        entry: dict[str, Any],
-    ) -> tuple[int, bytes, dict[str, str]]:
-        method: str = scope["method"]
-        path = scope["path"][len(API_PREFIX) :]
+        scheme: str,
+    ) -> Answer | None:
+        """Serve one API request (``path`` below ``/api/v2/``) without the ASGI layer: the same
+        log entry, checks, effects and answer as the ASGI call with that request; None (with
+        nothing done) when the answer has to wait (``latency_ms``), so the caller takes the
+        ASGI way. ``headers``: lower-case names → values, latin-1 decoded."""
+        if self.config.latency_ms:
+            return None
+        self.answered_now += 1
+        return self._leave(
+            self._enter(time.time(), method, path, query_string, headers, body, scheme)
+        )
+
+    def _enter(
+        self,
+        arrival: float,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: dict[str, str],
+        body: bytes,
+        scheme: str,
+    ) -> _Call:
+        """Log the request and admit it (route, key, headers, limits, form, order lock); an
+        error answer is set on the call when it is refused."""
+        key = headers.get("chargebee-idempotency-key") if method == "POST" else None
+        entry: dict[str, Any] = {
+            "t": arrival,
+            "method": method,
+            "path": path,
+            "status": None,
+            "idempotency_key": key,
+            "replayed": False,
+            "business_entity_id": headers.get("chargebee-business-entity-id"),
+            "order_id": None,
+            "api_error_code": None,
+        }
+        store = self.store
+        store.counts["requests"] += 1
+        store.requests.append(entry)
+        call = _Call(entry, headers, method, key)
+        try:
+            self._admit(call, path[len(API_PREFIX) :], query_string, body, scheme)
+        except SandboxError as err:
+            self._release(call)
+            call.answer = self._refused(call, err)
+        return call
+
+    def _admit(self, call: _Call, path: str, query_string: bytes, body: bytes, scheme: str) -> None:
+        method, headers, key = call.method, call.headers, call.key
         handler, path_id, is_write = _route(method, path)
         if not self._authorized(headers.get("authorization")):
             raise errors.auth_failed()
@@ -225,42 +305,83 @@ class SandboxApp:
         if not self.concurrency.enter():
             self.store.counts["concurrency_limited"] += 1
             raise errors.rate_limited(1)
-        try:
-            retry_after = self.window.admit()
-            if retry_after is not None:
-                self.store.counts["rate_limited"] += 1
-                raise errors.rate_limited(retry_after)
-            if method == "GET":
-                pairs = parse_qsl(
-                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
-                )
-            elif "json" in headers.get("content-type", ""):
-                pairs = []  # Chargebee ignores JSON bodies: the first required param reads as blank
-            else:
-                pairs = parse_form(body)
-            form = dict(pairs)
-            entry["order_id"] = path_id if path_id is not None else form.get("id")
-            req = handlers.ApiRequest(
-                form,
-                path_id,
-                business_entity,
-                f"{scope.get('scheme', 'http')}://{headers.get('host', '127.0.0.1')}",
-                suppressed_by,
-            )
-            locking = is_write and self.config.lock_timeout_enabled
-            lock = self._lock_key(handler, req) if locking else None
-            if lock is not None and not self.locks.acquire(lock):
-                self.store.counts["lock_timeouts"] += 1
-                raise errors.lock_timeout(lock)
-            try:
-                if self.config.latency_ms:
-                    await asyncio.sleep(self.config.latency_ms / 1000)
-                return self._run(handler, req, method, key, pairs, entry, is_write)
-            finally:
-                if lock is not None:
-                    self.locks.release(lock)
-        finally:
+        call.inside = True
+        retry_after = self.window.admit()
+        if retry_after is not None:
+            self.store.counts["rate_limited"] += 1
+            raise errors.rate_limited(retry_after)
+        if method == "GET":
+            pairs = parse_query(query_string)
+        elif "json" in headers.get("content-type", ""):
+            pairs = []  # Chargebee ignores JSON bodies: the first required param reads as blank
+        else:
+            pairs = parse_form(body)
+        form = dict(pairs)
+        call.entry["order_id"] = path_id if path_id is not None else form.get("id")
+        req = handlers.ApiRequest(
+            form,
+            path_id,
+            business_entity,
+            f"{scheme}://{headers.get('host', '127.0.0.1')}",
+            suppressed_by,
+        )
+        lock = (
+            self._lock_key(handler, req) if is_write and self.config.lock_timeout_enabled else None
+        )
+        if lock is not None and not self.locks.acquire(lock):
+            self.store.counts["lock_timeouts"] += 1
+            raise errors.lock_timeout(lock)
+        call.lock, call.handler, call.req, call.pairs, call.is_write = (
+            lock,
+            handler,
+            req,
+            pairs,
+            is_write,
+        )
+
+    def _release(self, call: _Call) -> None:
+        """Give back the order lock and the concurrency slot the call holds (once)."""
+        if call.lock is not None:
+            self.locks.release(call.lock)
+            call.lock = None
+        if call.inside:
             self.concurrency.leave()
+            call.inside = False
+
+    def _leave(self, call: _Call) -> Answer:
+        """Run an admitted call's handler (idempotency, faults), release what it holds, and
+        count the answer's status."""
+        answer = call.answer
+        if answer is None:
+            assert call.handler is not None
+            assert call.req is not None
+            try:
+                try:
+                    answer = self._run(
+                        call.handler,
+                        call.req,
+                        call.method,
+                        call.key,
+                        call.pairs,
+                        call.entry,
+                        call.is_write,
+                    )
+                finally:
+                    self._release(call)
+            except SandboxError as err:
+                answer = self._refused(call, err)
+            except ConnectionDropped:
+                return _DROPPED
+        status = answer.status
+        call.entry["status"] = status
+        self.store.counts[f"status_{status // 100}xx" if status != 429 else "status_429"] += 1
+        return answer
+
+    def _refused(self, call: _Call, err: SandboxError) -> Answer:
+        call.entry["api_error_code"] = err.api_error_code
+        if self.config.echo_headers_in_errors:
+            err = _echo_headers(err, call.headers)
+        return Answer(err.status, _dumps(err.body()), err.headers)
 
     def _run(
         self,
@@ -271,7 +392,7 @@ class SandboxApp:
         pairs: list[tuple[str, str]],
         entry: dict[str, Any],
         is_write: bool,
-    ) -> tuple[int, bytes, dict[str, str]]:
+    ) -> Answer:
         """Idempotency, faults and the handler itself: no awaits, so it is atomic."""
         fp = fingerprint(method, entry["path"], pairs) if key is not None else ""
         if key is not None:
@@ -282,7 +403,7 @@ class SandboxApp:
                     raise errors.idempotency_mismatch(key)
                 self.store.counts["replays"] += 1
                 entry["replayed"] = True
-                return record.status, record.body, {"chargebee-idempotency-replayed": "true"}
+                return Answer(record.status, record.body, _REPLAYED)
         fault = self._draw_fault(is_write)
         if fault == "before_commit":
             self.store.counts["fault_before_commit"] += 1
@@ -297,7 +418,7 @@ class SandboxApp:
         if fault == "drop_after_commit":
             self.store.counts["fault_drop_after_commit"] += 1
             raise ConnectionDropped(entry["path"])
-        return 200, payload, {}
+        return Answer(200, payload, _NO_HEADERS)
 
     def _draw_fault(self, is_write: bool) -> str | None:
         config = self.config

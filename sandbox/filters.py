@@ -120,6 +120,8 @@ def parse_filter(
         items = parse_list(param, raw)
         if kind == "number":
             value = frozenset(_number(param, i) for i in items)
+        elif allowed is None:
+            value = frozenset(items)
         else:
             value = frozenset(_member(param, i, allowed) for i in items)
     elif op == "between":

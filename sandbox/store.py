@@ -267,8 +267,11 @@ class Store:
                 found: set[str] = {v for v in values if isinstance(v, str) and v in self.orders}
             else:
                 found = set()
+                by_invoice = self.by_invoice
                 for value in values:
-                    found |= self.by_invoice.get(str(value), set())
+                    ids = by_invoice.get(str(value))
+                    if ids:
+                        found |= ids
             orders, seq = self.orders, self.seq
             return sorted((int(orders[oid].get(field) or 0), seq[oid], oid) for oid in found)
         return None
@@ -300,7 +303,8 @@ class Store:
         self.idempotency[key] = record
         if len(self.idempotency) % 10_000 == 0:
             self._expire_keys()
-        self._journal({"op": "idem", "key": key, "rec": _idem_to_json(record)})
+        if self.journal is not None:
+            self._journal({"op": "idem", "key": key, "rec": _idem_to_json(record)})
 
     def _expire_keys(self) -> None:
         cutoff = time.time() - self.config.idempotency_window_s

@@ -327,6 +327,7 @@ EXCLUDED: dict[str, str] = {
     "python -m bench.bench_transport": BENCH,
     "python -m bench.bench_ledger": BENCH,
     "python -m bench.bench_sandbox [--quick]": BENCH,
+    "python -m bench.bench_sandbox --ab ../old": BENCH + " (needs an old checkout)",
 }
 """Commands no test runs, and why."""
 

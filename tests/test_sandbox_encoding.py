@@ -1,17 +1,20 @@
 """The sandbox's answers are the bytes ``json.dumps(separators=(",", ":"), ensure_ascii=False)``
-wrote before orjson took over their encoding (``sandbox.app._dumps``), and its cached form-key
-parser reads keys as the regex did."""
+wrote before orjson took over their encoding (``sandbox.app._dumps``), its cached form-key
+parser reads keys as the regex did, and its query and form parsers give ``parse_qsl``'s pairs."""
 
 from __future__ import annotations
 
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox.app import _dumps
-from sandbox.forms import split_key
+from sandbox.forms import parse_form, parse_query, split_key
 
 
 def _json(data: Any) -> bytes:
@@ -50,3 +53,27 @@ def test_split_key_reads_keys_as_the_regex_did(key: str) -> None:
         expected = (match.group(1), tuple(re.findall(r"\[([^\[\]]*)\]", match.group(2))))
     assert split_key(key) == expected
     assert split_key(key) == expected  # and again, from the cache
+
+
+_QUERY_PIECES = st.sampled_from(
+    [
+        *("%5B", "%5D", "%22", "%2C", "%3A", "%20", "%2c", "%25", "%C3%B3", "%E2%82", "%ZZ"),
+        *("%", "%2", "+", "=", "&", "[", '"', "a", "Z", "0", "é", "\u20ac", "\xff", "%7F"),
+        "%F0%9F%98%80",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_QUERY_PIECES, max_size=40).map("".join))
+def test_query_and_form_parsing_is_parse_qsls(text: str) -> None:
+    """``parse_query``/``parse_form`` (escapes replaced by ``str.replace`` first, results
+    cached) give ``parse_qsl(keep_blank_values=True)``'s pairs, twice (the second time from
+    the cache)."""
+    raw = text.encode("latin-1", "replace")
+    expected_query = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    body = text.encode("utf-8")
+    expected_form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    for _ in range(2):
+        assert parse_query(raw) == expected_query
+        assert parse_form(body) == expected_form

@@ -496,3 +496,12 @@ def test_documented_invoice_commands_run_as_printed(tmp_path, line):
     assert listed == expected
     if "--state" in line:
         assert (tmp_path / "rehearsal.state").is_file()
+
+
+def test_a_made_up_invoice_is_what_invoice_makes() -> None:
+    """Unseeded, ``Invoices.get`` answers ``invoice(id, date)``'s resource, keys in its order."""
+    from sandbox.invoices import Invoices, invoice
+
+    made_up = Invoices(1_700_000_000).get("INV-9")
+    assert made_up is not None
+    assert list(made_up.items()) == list(invoice("INV-9", 1_700_000_000).items())
