@@ -74,7 +74,10 @@ class Wire:
             return self.buffer + b"<OPEN>"
         return self.buffer + b"<EOF>"
 
-    def close(self) -> None:
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.sock.close()
 
 
@@ -125,15 +128,12 @@ def _one(*requests: bytes) -> Step:
     """Send each request on one keep-alive connection and read its answer."""
 
     def step(port: int) -> list[bytes]:
-        wire = Wire(port)
-        try:
+        with Wire(port) as wire:
             out = []
             for request in requests:
                 wire.send(request)
                 out.append(wire.answer())
             return out
-        finally:
-            wire.close()
 
     return step
 
@@ -142,12 +142,9 @@ def _pipelined(*requests: bytes) -> Step:
     """All requests in one write; every answer read back."""
 
     def step(port: int) -> list[bytes]:
-        wire = Wire(port)
-        try:
+        with Wire(port) as wire:
             wire.send(b"".join(requests))
             return [wire.answer() for _ in requests]
-        finally:
-            wire.close()
 
     return step
 
@@ -156,14 +153,11 @@ def _split(request: bytes, at: int) -> Step:
     """The request in two writes (``at`` bytes, then the rest) a moment apart."""
 
     def step(port: int) -> list[bytes]:
-        wire = Wire(port)
-        try:
+        with Wire(port) as wire:
             wire.send(request[:at])
             time.sleep(0.05)
             wire.send(request[at:])
             return [wire.answer()]
-        finally:
-            wire.close()
 
     return step
 
@@ -172,12 +166,9 @@ def _then_rest(request: bytes) -> Step:
     """One request, its answer, then whatever follows until the server closes or goes quiet."""
 
     def step(port: int) -> list[bytes]:
-        wire = Wire(port)
-        try:
+        with Wire(port) as wire:
             wire.send(request)
             return [wire.answer(), wire.rest()]
-        finally:
-            wire.close()
 
     return step
 
@@ -186,12 +177,9 @@ def _raw(request: bytes) -> Step:
     """One request; everything that comes back until the server closes or goes quiet."""
 
     def step(port: int) -> list[bytes]:
-        wire = Wire(port)
-        try:
+        with Wire(port) as wire:
             wire.send(request)
             return [wire.rest()]
-        finally:
-            wire.close()
 
     return step
 
@@ -202,14 +190,11 @@ def _continue(request: bytes) -> Step:
     head = head + b"\r\nexpect: 100-continue\r\n\r\n"
 
     def step(port: int) -> list[bytes]:
-        wire = Wire(port)
-        try:
+        with Wire(port) as wire:
             wire.send(head)
             interim = wire.answer()
             wire.send(body)
             return [interim, wire.answer()]
-        finally:
-            wire.close()
 
     return step
 
