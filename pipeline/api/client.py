@@ -708,11 +708,10 @@ class _RawHeaders(Mapping[str, str]):
         self._raw = raw
 
     def __getitem__(self, name: str) -> str:
-        wanted = name.lower().encode("latin-1")
-        values = [v.decode("latin-1") for k, v in self._raw if k.lower() == wanted]
-        if not values:
+        value: str | None = self.get(name)
+        if value is None:
             raise KeyError(name)
-        return ", ".join(values)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(k.decode("latin-1").lower() for k, _ in self._raw))
